@@ -1,0 +1,47 @@
+"""Domain errors. Each names the thing that is wrong and its value.
+
+The HTTP layer turns them into 400/404/409 with the message as the body.
+"""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Base of every domain error."""
+
+
+class EventError(MlopsError):
+    """An incoming event does not fit its schema; ``field`` names where."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class PolicyError(MlopsError):
+    """A model policy is invalid; ``field`` is the dotted path of the bad field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class SettingError(MlopsError):
+    """An app setting is missing or bad; ``name`` is the setting."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"setting {name}: {message}")
+        self.name = name
+
+
+class PlatformError(MlopsError):
+    """The ML platform refused or failed a call; ``what`` names the object."""
+
+    def __init__(self, what: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(f"{what}: {message}")
+        self.what = what
+        self.retryable = retryable
+
+
+class NotFoundError(PlatformError):
+    """The named object does not exist on the platform."""

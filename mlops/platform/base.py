@@ -1,0 +1,215 @@
+"""The platform port: what the lifecycle needs from an ML platform.
+
+Activities call this Protocol and nothing else. Two implementations exist:
+``local`` (MLflow + scikit-learn + the local scoring gateway) and ``azureml``
+(azure-ai-ml ``MLClient`` + azure-monitor-query).
+
+Every call is short. Long-running work (training jobs, deployment creation)
+returns a handle at once; the orchestration polls it with durable timers, so
+no activity blocks for minutes.
+
+All types are plain dataclasses with ``to_dict``/``from_dict`` so they cross
+the activity boundary as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+
+JobState = Literal["queued", "running", "succeeded", "failed", "canceled"]
+OperationState = Literal["running", "succeeded", "failed"]
+
+
+class _Json:
+    """Mixin: dataclass <-> JSON-safe dict."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict of this object."""
+        return asdict(self)  # type: ignore[call-overload,no-any-return]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Build the object from a dict made by ``to_dict``."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class DataRef(_Json):
+    """A landed data file: where it is and which version of it."""
+
+    url: str
+    etag: str = ""
+    content_length: int = 0
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class TrainRequest(_Json):
+    """What to train: the data, the estimator chosen by policy, and lineage."""
+
+    model: str
+    data: DataRef
+    label: str
+    algorithm: str
+    params: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""  # the orchestration instance id, recorded as lineage
+    policy_hash: str = ""
+    test_fraction: float = 0.25
+    seed: int = 7
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainRequest:
+        """Build from a dict, nested ``DataRef`` included."""
+        return cls(**{**data, "data": DataRef.from_dict(data["data"])})
+
+
+@dataclass(frozen=True)
+class JobStatus(_Json):
+    """The state of a training job; ``model_uri`` and metrics are set once it succeeded."""
+
+    job_id: str
+    state: JobState
+    message: str = ""
+    tracking_run_id: str = ""
+    model_uri: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        """True once the job reached a terminal state."""
+        return self.state in ("succeeded", "failed", "canceled")
+
+
+@dataclass(frozen=True)
+class ModelVersion(_Json):
+    """One registered model version with its lineage tags and aliases."""
+
+    name: str
+    version: str
+    model_uri: str
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    created_at: str = ""
+
+
+@dataclass(frozen=True)
+class Operation(_Json):
+    """A long-running platform operation (e.g. a deployment being created)."""
+
+    operation_id: str
+    state: OperationState
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TrafficSplit(_Json):
+    """An endpoint's live split: deployment -> percent, and the mirrored (shadow) share."""
+
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror_traffic: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeploymentMetrics(_Json):
+    """Health numbers of one deployment over a time window."""
+
+    deployment: str
+    request_count: int
+    error_count: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    predictions: dict[str, int] = field(default_factory=dict)  # label -> count
+
+    @property
+    def error_rate(self) -> float:
+        """Errors over requests; 0 when there were no requests."""
+        return self.error_count / self.request_count if self.request_count else 0.0
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """The port. Raise ``mlops.errors.PlatformError`` with the thing that is wrong."""
+
+    # --- data -------------------------------------------------------------
+    def read_data(self, data: DataRef) -> bytes:
+        """Return the bytes of a landed data file (for validation and hashing)."""
+        ...
+
+    # --- training ---------------------------------------------------------
+    def submit_training(self, request: TrainRequest) -> JobStatus:
+        """Start a training job and return at once with its id."""
+        ...
+
+    def get_job(self, job_id: str) -> JobStatus:
+        """Poll a training job."""
+        ...
+
+    def evaluate(self, model_uri: str, data: DataRef, label: str, test_fraction: float, seed: int) -> dict[str, float]:
+        """Score a model on the held-out split of ``data`` (same split for candidate and champion)."""
+        ...
+
+    # --- registry ---------------------------------------------------------
+    def register_model(self, model: str, job: JobStatus, tags: dict[str, str]) -> ModelVersion:
+        """Register the job's model with lineage tags, and announce it (ModelRegistered)."""
+        ...
+
+    def get_model_version(self, model: str, version: str) -> ModelVersion:
+        """Return one version; PlatformError if it does not exist."""
+        ...
+
+    def list_model_versions(self, model: str) -> list[ModelVersion]:
+        """All versions of a model, oldest first."""
+        ...
+
+    def get_alias(self, model: str, alias: str) -> ModelVersion | None:
+        """The version behind an alias (``champion``, ``challenger``), or None."""
+        ...
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        """Point an alias at a version."""
+        ...
+
+    def set_version_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
+        """Add or update tags on a version (e.g. ``release=rejected``)."""
+        ...
+
+    # --- serving ----------------------------------------------------------
+    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
+        """Start creating a deployment of ``model`` at 0 % traffic."""
+        ...
+
+    def get_operation(self, operation_id: str) -> Operation:
+        """Poll a long-running operation."""
+        ...
+
+    def get_traffic(self, endpoint: str) -> TrafficSplit:
+        """The endpoint's live split."""
+        ...
+
+    def set_traffic(self, endpoint: str, split: TrafficSplit) -> TrafficSplit:
+        """Replace the split atomically and return what is now live."""
+        ...
+
+    def delete_deployment(self, endpoint: str, deployment: str) -> None:
+        """Remove a deployment that carries no traffic."""
+        ...
+
+    def list_deployments(self, endpoint: str) -> dict[str, str]:
+        """Deployment name -> model URI it serves."""
+        ...
+
+    def score(self, endpoint: str, deployment: str, rows: list[dict[str, Any]]) -> list[Any]:
+        """Send rows straight to one deployment (smoke tests)."""
+        ...
+
+    def deployment_metrics(self, endpoint: str, deployment: str, start: str, end: str) -> DeploymentMetrics:
+        """Request count, errors, latency percentiles and predictions over [start, end) (ISO 8601)."""
+        ...
+
+    def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
+        """Scoring inputs (with the prediction under key ``__prediction__``) for drift monitoring."""
+        ...
