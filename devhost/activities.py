@@ -1,0 +1,85 @@
+"""Runs activity functions: async ones on the event loop, sync ones in a thread pool.
+
+At most ``maxConcurrentActivityFunctions`` run at once. A CPU-bound sync activity
+runs in its own thread, so the HTTP surface and other activities keep going.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from .app_loader import ACTIVITY_TRIGGER, FunctionIndex
+from .clock import Clock
+from .engine import Engine
+from .history import EventType, event
+from .orchestration import Activity
+
+log = logging.getLogger("devhost.activities")
+
+
+class ActivityRunner:
+    """Receives committed work items from the engine and reports their results back to it."""
+
+    def __init__(self, index: FunctionIndex, engine: Engine, clock: Clock, loop: asyncio.AbstractEventLoop,
+                 max_concurrent: int) -> None:
+        self.index = index
+        self.engine = engine
+        self.clock = clock
+        self.loop = loop
+        self._sem = asyncio.Semaphore(max_concurrent)
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="activity")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.completed = 0
+
+    def submit(self, work_id: int, activity: Activity) -> None:
+        """Thread-safe: schedule the activity on the loop."""
+        self.loop.call_soon_threadsafe(self._spawn, work_id, activity)
+
+    def _spawn(self, work_id: int, activity: Activity) -> None:
+        task = self.loop.create_task(self._run(work_id, activity))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, work_id: int, activity: Activity) -> None:
+        async with self._sem:
+            body = await self._invoke(activity)
+        self.completed += 1
+        self.engine.complete_activity(work_id, self.engine.activity_message(activity, body, self.clock.now()))
+
+    async def _invoke(self, activity: Activity) -> dict[str, Any]:
+        fn = self.index.get(activity.name, ACTIVITY_TRIGGER)
+        if fn is None:
+            return self._failed(activity, f"The function '{activity.name}' doesn't exist, is disabled, or is not "
+                                          "an activity function.", "")
+        try:
+            arg = ActivityTriggerConverter.decode(meta.Datum(activity.input, "json"), trigger_metadata=None) \
+                if activity.input is not None else None
+            kwargs = {fn.trigger_param: arg}
+            if fn.is_async:
+                value = await fn.func(**kwargs)
+            else:
+                value = await self.loop.run_in_executor(self._pool, functools.partial(fn.func, **kwargs))
+            result = ActivityTriggerConverter.encode(value, expected_type=None).value
+        except Exception as exc:  # the user's activity raised: it becomes TaskFailed, as in Azure
+            log.info("activity %s failed for %s: %s", activity.name, activity.instance_id, exc)
+            return self._failed(activity, f"Activity function '{activity.name}' failed: {type(exc).__name__}: {exc}",
+                                "".join(traceback.format_exception(exc)))
+        return event(EventType.TASK_COMPLETED, -1, self.clock.now(), TaskScheduledId=activity.task_id, Result=result)
+
+    def _failed(self, activity: Activity, reason: str, details: str) -> dict[str, Any]:
+        return event(EventType.TASK_FAILED, -1, self.clock.now(), TaskScheduledId=activity.task_id, Reason=reason,
+                     Details=details)
+
+    async def close(self) -> None:
+        """Stop taking work; running activities are abandoned (they run again after a restart)."""
+        for task in list(self._tasks):
+            task.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)
