@@ -268,3 +268,20 @@ def cpu_and_quick(context: df.DurableOrchestrationContext):
     quick = context.call_activity("say_hello", "quick")
     results = yield context.task_all([slow, quick])
     return results[1]
+
+
+@app.activity_trigger(input_name="value")
+def slow_echo(value: str) -> str:
+    time.sleep(0.2)
+    return value
+
+
+@app.orchestration_trigger(context_name="context")
+def slow_chain(context: df.DurableOrchestrationContext):
+    """Five slow steps then a fan-out: long enough to be killed in the middle."""
+    tag = context.get_input()
+    steps = []
+    for i in range(5):
+        steps.append((yield context.call_activity("slow_echo", f"{tag}-{i}")))
+    squares = yield context.task_all([context.call_activity("square", i) for i in range(5)])
+    return {"steps": steps, "sum": sum(squares)}
