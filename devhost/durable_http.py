@@ -198,7 +198,8 @@ class DurableHttpApi:
         if inst is None:
             return web.json_response(f"No instance with ID '{iid}' found.", status=404)
         history = self.store.get_history(iid) if _flag(request, "showHistory", False) else None
-        body = status_payload(inst, history, _flag(request, "showInput", True), _flag(request, "showHistoryOutput", False))
+        body = status_payload(inst, history, _flag(request, "showInput", True),
+                              _flag(request, "showHistoryOutput", False))
         status = 202 if inst.status in _IN_PROGRESS else 200
         headers = {}
         if status == 202:

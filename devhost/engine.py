@@ -10,6 +10,7 @@ it is committed, so a crash at any point replays from the last commit.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -125,10 +126,8 @@ class Engine:
         while not self._stopping:
             timeout = self._wait_seconds()
             items: list[Any] = []
-            try:
+            with contextlib.suppress(queue.Empty):
                 items.append(self._inbox.get(timeout=timeout))
-            except queue.Empty:
-                pass
             while True:
                 try:
                     items.append(self._inbox.get_nowait())
@@ -156,8 +155,8 @@ class Engine:
             if isinstance(item, _Command):
                 try:
                     commands.append((item, item.fn(batch), None))
-                except BaseException as exc:  # reported to the caller, never kills the engine
-                    commands.append((item, None, exc))
+                except Exception as failure:  # reported to the caller, never kills the engine
+                    commands.append((item, None, failure))
             else:
                 work_id, msg = item
                 msg.work_id = work_id
@@ -212,7 +211,8 @@ class Engine:
         if inst is None or inst.terminal:
             self._consume(batch, msgs)  # the instance is gone or finished: late messages are dropped
             return 0
-        current, stale = [], []
+        current: list[Message] = []
+        stale: list[Message] = []
         for m in msgs:
             execution = m.body.get("ExecutionId")
             (stale if execution and execution != inst.execution_id else current).append(m)

@@ -46,10 +46,7 @@ def compile_route(template: str) -> tuple[re.Pattern[str], dict[str, str]]:
         for m in _PARAM.finditer(segment):
             seg_re += re.escape(segment[pos:m.start()])
             catch_all, name, constraint, optional, default = m.groups()
-            if catch_all:
-                body = r".*"
-            else:
-                body = _CONSTRAINTS.get((constraint or "").lower(), r"[^/]+")
+            body = r".*" if catch_all else _CONSTRAINTS.get((constraint or "").lower(), r"[^/]+")
             seg_re += f"(?P<{name}>{body})"
             if optional or default is not None or catch_all:
                 optional_whole = m.start() == 0 and m.end() == len(segment)

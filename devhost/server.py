@@ -102,12 +102,15 @@ class DevHost:
             try:
                 body = await request.json()
                 seconds = float(body["seconds"])
-                now = self.clock.advance(seconds)
+                self.clock.advance(seconds)
             except (ValueError, KeyError, TypeError) as exc:
                 return web.json_response({"error": f"expected {{\"seconds\": number}}: {exc}"}, status=400)
             await asyncio.wrap_future(self.engine.cmd_set_meta(CLOCK_OFFSET_KEY, str(self.clock.offset_seconds)))
         return web.json_response({"now": self.clock.now().isoformat(), "virtual": self.clock.virtual,
                                   "offsetSeconds": self.clock.offset_seconds})
+
+    async def _root(self, request: web.Request) -> web.Response:
+        return web.Response(text="devhost is running\n")
 
     async def _status(self, request: web.Request) -> web.Response:
         if not self._is_master(request):
@@ -127,7 +130,7 @@ class DevHost:
         self.durable_api.add_routes(app, PUBLIC_PREFIX, authorize=True)
         app.router.add_route("*", "/admin/devhost/clock", self._clock)
         app.router.add_get("/admin/host/status", self._status)
-        app.router.add_get("/", lambda r: web.Response(text="devhost is running\n"))
+        app.router.add_get("/", self._root)
         triggers = HttpTriggers(self.index, self.config, self.client_binding, self.principal)
         prefix = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
         app.router.add_route("*", prefix + "/{tail:.*}", triggers.handle)

@@ -179,7 +179,7 @@ class Store:
         conn = self._writer
         instances: dict[str, Instance] = {}
         rows = conn.execute(
-            "SELECT * FROM instances WHERE status NOT IN (%s)" % ",".join("?" * len(TERMINAL)), tuple(TERMINAL)
+            f"SELECT * FROM instances WHERE status NOT IN ({','.join('?' * len(TERMINAL))})", tuple(TERMINAL)
         ).fetchall()
         for row in rows:
             inst = _row_to_instance(row)
@@ -225,7 +225,8 @@ class Store:
         token: str | None = None,
     ) -> tuple[list[Instance], str | None]:
         """Instances matching the filters, oldest first, with a continuation token for the next page."""
-        where, args = ["1=1"], []  # type: ignore[var-annotated]
+        where: list[str] = ["1=1"]
+        args: list[Any] = []
         if created_from:
             where.append("created_at >= ?")
             args.append(created_from)
@@ -233,7 +234,7 @@ class Store:
             where.append("created_at <= ?")
             args.append(created_to)
         if statuses:
-            where.append("status IN (%s)" % ",".join("?" * len(statuses)))
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
             args.extend(statuses)
         if prefix:
             where.append("substr(instance_id, 1, ?) = ?")
