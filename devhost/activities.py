@@ -55,7 +55,7 @@ class ActivityRunner:
         self.engine.complete_activity(work_id, self.engine.activity_message(activity, body, self.clock.now()))
 
     async def _invoke(self, activity: Activity) -> dict[str, Any]:
-        fn = self.index.get(activity.name, ACTIVITY_TRIGGER)
+        fn = self.index.durable(activity.name, ACTIVITY_TRIGGER)
         if fn is None:
             return self._failed(activity, f"The function '{activity.name}' doesn't exist, is disabled, or is not "
                                           "an activity function.", "")

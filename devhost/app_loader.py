@@ -48,6 +48,15 @@ class FunctionInfo:
         """The parameter name the trigger value is passed under."""
         return str(self.trigger["name"])
 
+    @property
+    def durable_name(self) -> str:
+        """The name orchestrations call it by: the trigger's ``activity``/``orchestration``, else the function name.
+
+        The Durable extension registers activities and orchestrators under the name given in
+        their trigger attribute when there is one.
+        """
+        return str(self.trigger.get("activity") or self.trigger.get("orchestration") or self.name)
+
     def input_bindings(self, binding_type: str) -> list[dict[str, Any]]:
         """Non-trigger input bindings of one type (e.g. ``durableClient``)."""
         return [b for b in self.bindings if b.get("type") == binding_type]
@@ -70,6 +79,13 @@ class FunctionIndex:
         if fn is None or (trigger_type is not None and fn.trigger_type != trigger_type):
             return None
         return fn
+
+    def durable(self, name: str, trigger_type: str) -> FunctionInfo | None:
+        """An activity or orchestrator by the name orchestrations use for it."""
+        for fn in self.functions.values():
+            if fn.trigger_type == trigger_type and fn.durable_name == name:
+                return fn
+        return None
 
 
 def _plain(value: Any) -> Any:

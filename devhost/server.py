@@ -58,7 +58,7 @@ class DevHost:
 
     # -- bindings --------------------------------------------------------------------------
     def _orchestrator_handle(self, name: str) -> Any:
-        fn = self.index.get(name, ORCHESTRATION_TRIGGER)
+        fn = self.index.durable(name, ORCHESTRATION_TRIGGER)
         return None if fn is None else fn.func
 
     @staticmethod

@@ -1,0 +1,15 @@
+"""The Function App: registers the blueprints. Nothing else lives here."""
+
+import azure.durable_functions as df
+
+from activities.lifecycle import bp as activities
+from orchestrators.lifecycle import bp as lifecycle
+from orchestrators.release import bp as release
+from orchestrators.retrain import bp as retrain
+from orchestrators.rollback import bp as rollback
+from triggers.events import bp as events
+from triggers.monitor import bp as monitor
+
+app = df.DFApp()
+for blueprint in (events, monitor, lifecycle, retrain, release, rollback, activities):
+    app.register_functions(blueprint)

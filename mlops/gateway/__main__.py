@@ -1,0 +1,31 @@
+"""``python -m mlops.gateway --port 7081 --state-dir DIR [--key KEY]``: run the local scoring gateway."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from aiohttp import web
+
+from .server import Gateway, build_app
+
+
+def main() -> None:
+    """Parse options and serve on 127.0.0.1 until SIGINT/SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m mlops.gateway", description=__doc__)
+    parser.add_argument("--port", type=int, default=7081)
+    parser.add_argument("--state-dir", type=Path, default=Path(".devhost/gateway"))
+    parser.add_argument("--key", default=os.environ.get("MLOPS_GATEWAY_KEY"),
+                        help="admin and scoring key (header x-gateway-key); default: $MLOPS_GATEWAY_KEY")
+    parser.add_argument("--seed", type=int, default=None, help="seed the traffic router (tests)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gateway = Gateway(args.state_dir, args.key, args.seed)
+    print(f"scoring gateway ready on http://127.0.0.1:{args.port}", flush=True)
+    web.run_app(build_app(gateway), host="127.0.0.1", port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

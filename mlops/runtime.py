@@ -1,0 +1,52 @@
+"""The app's shared objects, built once per process from settings: settings, platform, control store."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from .control import BlobControlStore, ControlStore
+from .platform.base import Platform
+from .settings import Settings, load_settings
+
+log = logging.getLogger("mlops.runtime")
+
+CONTROL_CONTAINER = "mlops-control"
+
+
+@functools.cache
+def settings() -> Settings:
+    """Settings, parsed once; a missing or bad one raises SettingError naming it."""
+    return load_settings()
+
+
+def blob_service():  # type: ignore[no-untyped-def]
+    """A BlobServiceClient for the app's storage: a connection string locally, managed identity in Azure."""
+    from azure.storage.blob import BlobServiceClient
+
+    s = settings()
+    if s.storage_connection_string:
+        return BlobServiceClient.from_connection_string(s.storage_connection_string)
+    from azure.identity import DefaultAzureCredential
+
+    return BlobServiceClient(f"https://{s.storage_account_name}.blob.core.windows.net",
+                             credential=DefaultAzureCredential())
+
+
+@functools.cache
+def platform() -> Platform:
+    """The platform chosen by MLOPS_PLATFORM."""
+    s = settings()
+    if s.platform == "azureml":
+        from .platform.azureml import AzureMLPlatform
+
+        return AzureMLPlatform.from_settings(s)  # type: ignore[no-any-return]
+    from .platform.local import LocalPlatform
+
+    return LocalPlatform.from_settings(s, blob_service())  # type: ignore[no-any-return]
+
+
+@functools.cache
+def control() -> ControlStore:
+    """The control store in the app's storage account."""
+    return BlobControlStore(blob_service().get_container_client(CONTROL_CONTAINER))

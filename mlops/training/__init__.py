@@ -1,0 +1,1 @@
+"""Training jobs: a scikit-learn pipeline trained in its own process, tracked in MLflow."""

@@ -1,0 +1,91 @@
+"""The timer-triggered monitor: drift checks on live traffic, and the lifecycle reconciler.
+
+Every tick (MLOPS_MONITOR_SCHEDULE, NCRONTAB):
+  * for each model with a policy and a champion, compare recent scoring inputs and
+    predictions with the training baseline (mlops.drift); beyond the policy's thresholds,
+    publish the app's drift event to the custom topic (EventGridPublisherClient), which
+    routes it to ``on_drift_event`` like any Event Grid event;
+  * start the lifecycle of any model whose requests are still pending (a request queued just
+    as its lifecycle finished).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from mlops import runtime
+from mlops.drift import drift_report
+from mlops.events import APP_DRIFT_EVENT_TYPE
+from mlops.policy import load_policy
+from orchestrators.release import deployment_name
+
+from .submit import ensure_lifecycle
+
+log = logging.getLogger("mlops.monitor")
+bp = df.Blueprint()
+
+
+def _publisher() -> Any:
+    from azure.eventgrid import EventGridPublisherClient
+
+    s = runtime.settings()
+    if s.eventgrid_topic_key:
+        from azure.core.credentials import AzureKeyCredential
+
+        return EventGridPublisherClient(s.eventgrid_topic_endpoint, AzureKeyCredential(s.eventgrid_topic_key))
+    from azure.identity import DefaultAzureCredential
+
+    return EventGridPublisherClient(s.eventgrid_topic_endpoint, DefaultAzureCredential())
+
+
+def check_model(model: str, now: datetime) -> dict[str, Any] | None:
+    """Drift of one model's live traffic against its baseline; the drift event's data if it drifted."""
+    s = runtime.settings()
+    policy = load_policy(model, s.policy_dir)
+    platform = runtime.platform()
+    champion = platform.get_alias(model, "champion")
+    if champion is None:
+        return None
+    start = (now - timedelta(minutes=policy.monitoring.window_minutes)).isoformat()
+    rows = platform.recent_inputs(policy.release.endpoint, start, now.isoformat(), limit=5000)
+    dep = deployment_name(model, champion.version)
+    rows = [r for r in rows if r.get("__deployment__", dep) == dep]
+    if len(rows) < policy.monitoring.min_rows:
+        log.info("not enough traffic for drift", extra={"model": model, "rows": len(rows)})
+        return None
+    baseline = platform.baseline(model, champion.version)  # type: ignore[attr-defined]
+    report = drift_report(baseline, rows, policy.monitoring, label=policy.label)
+    if not report.drifted:
+        return None
+    return {"model": model, "version": champion.version, "features": report.features_dict(),
+            "window": {"start": start, "end": now.isoformat()}}
+
+
+@bp.timer_trigger(schedule="%MLOPS_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+@bp.durable_client_input(client_name="client")
+async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Drift checks, then the reconciler."""
+    from azure.eventgrid import EventGridEvent
+
+    s = runtime.settings()
+    now = datetime.now(UTC)
+    for path in sorted(Path(s.policy_dir).glob("*.y*ml")):
+        model = path.stem
+        try:
+            drift = check_model(model, now)
+        except Exception:  # one model's failure must not stop the others; the log says which and why
+            log.exception("drift check failed", extra={"model": model})
+            continue
+        if drift is not None:
+            event = EventGridEvent(subject=f"models/{model}:{drift['version']}", event_type=APP_DRIFT_EVENT_TYPE,
+                                   data=drift, data_version="1.0")
+            _publisher().send([event])
+            log.warning("drift detected", extra={"model": model, "version": drift["version"]})
+    for model in runtime.control().models_with_pending():
+        await ensure_lifecycle(client, model)
