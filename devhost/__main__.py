@@ -11,6 +11,8 @@ from pathlib import Path
 from .app_loader import AppLoadError
 from .config import ConfigError, build_config
 from .server import serve
+from .subscriptions import SubscriptionError
+from .timers import ScheduleError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,11 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The Azure SDKs log every HTTP request at INFO; keep that for --log-level DEBUG.
+    if args.log_level.upper() != "DEBUG":
+        logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         config = build_config(args.app, port=args.port, state_dir=args.state_dir,
                               virtual_clock=args.clock == "virtual")
         asyncio.run(serve(config))
-    except (ConfigError, AppLoadError) as exc:
+    except (ConfigError, AppLoadError, SubscriptionError, ScheduleError, ValueError) as exc:
         print(f"devhost: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

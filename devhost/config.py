@@ -87,7 +87,8 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 def load_settings(app_dir: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
     """App settings as Core Tools builds them: ``local.settings.json`` ``Values``, then the environment.
 
-    Values from the process environment win, so a test or a shell can override one setting.
+    Values from the process environment win (as environment variables do for the worker), so a
+    test or a shell can override a setting.
     """
     env = dict(os.environ if environ is None else environ)
     values: dict[str, str] = {}
@@ -99,7 +100,7 @@ def load_settings(app_dir: Path, environ: dict[str, str] | None = None) -> dict[
             raise ConfigError("local.settings.json Values must be an object")
         for key, value in raw.items():
             values[str(key)] = "" if value is None else str(value)
-    values.update({k: v for k, v in env.items() if k in values or k.startswith(("DEVHOST_", "MLOPS_"))})
+    values.update(env)
     return values
 
 

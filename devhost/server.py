@@ -53,6 +53,7 @@ class DevHost:
         self.rpc_runner: web.AppRunner | None = None
         self.activities: ActivityRunner | None = None
         self.extras: list[Any] = []  # Event Grid, blob watcher, timers: objects with async start/stop
+        self.router: Any = None
         self.durable_api = DurableHttpApi(self.engine, self.store, config.hub_name, config.system_key,
                                           config.master_key, self.public_origin)
 
@@ -67,8 +68,11 @@ class DevHost:
         return f"{request.scheme}://{request.host}"
 
     def client_binding(self, request: web.Request) -> str:
+        """The durableClient binding data for an HTTP-triggered function: URLs on the caller's origin."""
+        return self.client_binding_for(self.public_origin(request))
+
+    def client_binding_for(self, origin: str) -> str:
         """The durableClient binding data: URLs that resolve on this host."""
-        origin = self.public_origin(request)
         q = self.durable_api.query_suffix()
         base = f"{origin}{PUBLIC_PREFIX}"
         return json.dumps({

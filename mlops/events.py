@@ -168,8 +168,11 @@ def envelope(raw: Any) -> Envelope:
         if data is None:
             raise EventError("data", "must be a JSON object")
         return Envelope(ce.id, ce.type, ce.subject or "", _iso(ce.time), ce.source, data)
-    for key in ("id", "eventType", "subject", "eventTime", "dataVersion"):
+    for key in ("id", "eventType", "subject", "eventTime"):
         _require(raw, key, "")
+    # Blob Storage sends an empty dataVersion: it must be there, and be a string.
+    if not isinstance(raw.get("dataVersion"), str):
+        raise EventError("dataVersion", "missing" if "dataVersion" not in raw else "must be a string")
     _require(raw, "data", "", dict)
     try:
         eg = EventGridEvent.from_dict(raw)
