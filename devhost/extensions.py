@@ -52,8 +52,10 @@ class _Service:
 def build_extensions(host: DevHost) -> list[Any]:
     """The extension components for this app and its subscriptions file."""
     cfg = host.config
-    origin = f"http://127.0.0.1:{cfg.port}"
-    eventgrid._CLIENT_BINDING["value"] = lambda: host.client_binding_for(origin)
+    def binding() -> str:
+        return host.client_binding_for(f"http://127.0.0.1:{cfg.port}")  # the port is known once bound
+
+    eventgrid._CLIENT_BINDING["value"] = binding
     subs = load_subscriptions(cfg.subscriptions_path, host.index)
     router = Router(subs, host.index, host.clock, cfg.state_dir)
     topics = sorted({s.topic for s in subs if s.source_type == "topic"})
@@ -66,7 +68,7 @@ def build_extensions(host: DevHost) -> list[Any]:
     if any(s.source_type == "blob" for s in subs):
         interval = float(cfg.settings.get("DEVHOST_BLOB_POLL_SECONDS", "1"))
         parts.append(_Service(BlobWatcher(router, host.clock, cfg.settings, interval)))
-    timers = Timers(host.index, host.clock, cfg.settings, cfg.state_dir, lambda: host.client_binding_for(origin))
+    timers = Timers(host.index, host.clock, cfg.settings, cfg.state_dir, binding)
     if timers.functions:
         parts.append(_Service(timers))
     host.router = router

@@ -151,6 +151,14 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value or "")
 
 
+def _is_iso_time(value: Any) -> bool:
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def envelope(raw: Any) -> Envelope:
     """Read either schema into an Envelope (CloudEvents has ``specversion``)."""
     if not isinstance(raw, dict):
@@ -177,6 +185,8 @@ def envelope(raw: Any) -> Envelope:
     try:
         eg = EventGridEvent.from_dict(raw)
     except (ValueError, TypeError) as exc:
+        if not _is_iso_time(raw["eventTime"]):
+            raise EventError("eventTime", f"must be an ISO 8601 time, got {raw['eventTime']!r}") from exc
         raise EventError("event", str(exc)) from exc
     if not isinstance(eg.event_time, datetime):
         raise EventError("eventTime", f"must be an ISO 8601 time, got {raw['eventTime']!r}")

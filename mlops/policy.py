@@ -134,7 +134,8 @@ class Policy(_Strict):
     def _label_is_a_column(self) -> Policy:
         cols = self.data.required_columns
         if cols and self.label not in cols:
-            raise ValueError(f"label {self.label!r} must be one of data.required_columns")
+            # PolicyError, not ValueError: pydantic would report a model-level error with no field path.
+            raise PolicyError("label", f"label {self.label!r} must be one of data.required_columns")
         return self
 
     @property

@@ -52,11 +52,12 @@ def rollback(context: df.DurableOrchestrationContext):  # type: ignore[no-untype
     champion = yield context.call_activity(GET_ALIAS, {"model": model, "alias": "champion"})
     previous = yield context.call_activity(GET_ALIAS, {"model": model, "alias": "previous"})
     about = request.get("version")
-    if champion is None or previous is None or (about and champion["version"] != str(about)):
+    if (champion is None or previous is None or previous["version"] == champion["version"]
+            or (about and champion["version"] != str(about))):
         why = ("no champion is deployed" if champion is None else
                f"v{about} is no longer the champion (now v{champion['version']}): already rolled back"
                if about and champion["version"] != str(about) else
-               f"there is no previous version of {model} to roll back to")
+               f"there is no earlier version of {model} to roll back to")
         status.end("assess", context.current_utc_datetime, ok=True, reason=why)
         status.skip("restore", why)
         status.skip("record", why)

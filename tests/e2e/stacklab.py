@@ -1,0 +1,82 @@
+"""Helpers for end-to-end tests against the running local stack."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+from azure.storage.blob import BlobServiceClient
+
+from mlops.gateway.client import GatewayClient
+from mlops.stack import StackInfo
+
+TERMINAL = {"Completed", "Failed", "Terminated"}
+
+
+class Lab:
+    """The running stack plus helpers a test needs."""
+
+    def __init__(self, info: StackInfo) -> None:
+        self.info = info
+        self.blobs = BlobServiceClient.from_connection_string(info.storage)
+        self.gateway = GatewayClient(info.gateway_url, info.gateway_key)
+        self.http = requests.Session()
+
+    def land(self, model: str, name: str, content: bytes) -> str:
+        """Upload a file to landing/<model>/<name>; returns its URL."""
+        blob = self.blobs.get_blob_client("landing", f"{model}/{name}")
+        blob.upload_blob(content, overwrite=True)
+        return str(blob.url)
+
+    def durable(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The Durable HTTP API with the system key."""
+        params = {"code": self.info.system_key, **kwargs.pop("params", {})}
+        return self.http.request(method, f"{self.info.devhost_url}/runtime/webhooks/durabletask/{path}",
+                                 params=params, timeout=30, **kwargs)
+
+    def instances(self, prefix: str) -> list[dict[str, Any]]:
+        """Instances whose id starts with ``prefix``."""
+        return list(self.durable("GET", "instances", params={"instanceIdPrefix": prefix, "showInput": "true"}).json())
+
+    def status(self, iid: str) -> dict[str, Any]:
+        """One instance's status."""
+        return dict(self.durable("GET", f"instances/{iid}").json())
+
+    def wait(self, predicate: Callable[[], Any], timeout: float = 120, what: str = "condition",
+             tick: Callable[[], None] | None = None) -> Any:
+        """Poll until ``predicate`` returns something truthy (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            if tick is not None:
+                tick()
+            time.sleep(0.25)
+        raise TimeoutError(f"{what} not reached in {timeout}s\n{self.log_tail()}")
+
+    def finished(self, prefix: str, count: int = 1) -> list[dict[str, Any]]:
+        """Wait until ``count`` instances with the prefix have finished; returns them."""
+        def done() -> list[dict[str, Any]] | None:
+            items = [i for i in self.instances(prefix) if i["runtimeStatus"] in TERMINAL]
+            return items if len(items) >= count else None
+        return list(self.wait(done, what=f"{count} finished {prefix}*"))
+
+    def advance(self, seconds: float) -> None:
+        """Move devhost's virtual clock."""
+        self.http.post(f"{self.info.devhost_url}/admin/devhost/clock", json={"seconds": seconds},
+                       headers={"x-functions-key": self.info.master_key}, timeout=30).raise_for_status()
+
+    def publish(self, events: list[dict[str, Any]]) -> requests.Response:
+        """Post Event Grid schema events to the custom topic."""
+        return self.http.post(self.info.topic_endpoint, data=json.dumps(events),
+                              headers={"aeg-sas-key": self.info.topic_key, "Content-Type": "application/json"},
+                              timeout=30)
+
+    def log_tail(self) -> str:
+        """The end of devhost's log."""
+        return (Path(self.info.state_dir) / "devhost.log").read_text(errors="replace")[-4000:]
