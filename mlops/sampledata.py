@@ -11,6 +11,7 @@ drops a required column, ``drift`` shifts the numeric features (for scoring traf
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from typing import Any
 
@@ -18,14 +19,22 @@ import numpy as np
 from sklearn.datasets import make_classification
 
 FEATURES = [f"f{i}" for i in range(6)]
+POPULATION = 20_000
 LABEL = "label"
+
+
+@functools.cache
+def _population() -> tuple[np.ndarray, np.ndarray]:
+    x, y = make_classification(n_samples=POPULATION, n_features=6, n_informative=4, n_redundant=1, class_sep=2.0,
+                               flip_y=0.01, random_state=1234)
+    return x, y
 
 
 def generate(rows: int = 1000, seed: int = 0, label_noise: float = 0.0, drift: float = 0.0,
              schema_break: bool = False) -> list[dict[str, Any]]:
     """Rows as dicts; the same seed gives the same data."""
-    x, y = make_classification(n_samples=rows, n_features=6, n_informative=4, n_redundant=1, class_sep=2.0, flip_y=0.01,
-                               random_state=1234)
+    # One fixed population, sampled by seed: tables of any size come from the same distribution.
+    x, y = _population()
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(x), size=rows, replace=False) if rows <= len(x) else rng.integers(0, len(x), rows)
     x, y = x[idx] + rng.normal(0, 0.05, size=x[idx].shape), y[idx].copy()

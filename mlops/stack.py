@@ -171,9 +171,16 @@ class Stack:
         cmd = [sys.executable, "-m", "devhost", "--app", str(self.app_dir / "function_app.py"), "--port",
                str(info.devhost_port), "--state-dir", str(self.state_dir / "devhost"), "--clock",
                "virtual" if self.virtual_clock else "real"]
+        runtime_file = self.state_dir / "devhost" / "runtime.json"
+        runtime_file.unlink(missing_ok=True)
         info.pids["devhost"] = self._spawn("devhost", cmd, env)
         self._save()
         self._wait("devhost", f"{info.devhost_url}/", info.pids["devhost"], 90)
+        # devhost writes runtime.json once Event Grid, the blob watcher and timers have started
+        for _ in range(600):  # bounded: 60 s
+            if runtime_file.exists() or not _alive(info.pids["devhost"]):
+                break
+            time.sleep(0.1)
         keys = json.loads((self.state_dir / "devhost" / "keys.json").read_text())
         info.function_key = keys["DEVHOST_FUNCTION_KEY"]
         info.master_key = keys["DEVHOST_MASTER_KEY"]

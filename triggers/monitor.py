@@ -11,6 +11,7 @@ Every tick (MLOPS_MONITOR_SCHEDULE, NCRONTAB):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,15 +68,12 @@ def check_model(model: str, now: datetime) -> dict[str, Any] | None:
             "window": {"start": start, "end": now.isoformat()}}
 
 
-@bp.timer_trigger(schedule="%MLOPS_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
-@bp.durable_client_input(client_name="client")
-async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    """Drift checks, then the reconciler."""
+def scan_and_publish(now: datetime) -> list[str]:
+    """Check every model with a policy; publish a drift event for each that drifted. Blocking I/O."""
     from azure.eventgrid import EventGridEvent
 
-    s = runtime.settings()
-    now = datetime.now(UTC)
-    for path in sorted(Path(s.policy_dir).glob("*.y*ml")):
+    drifted = []
+    for path in sorted(Path(runtime.settings().policy_dir).glob("*.y*ml")):
         model = path.stem
         try:
             drift = check_model(model, now)
@@ -87,5 +85,15 @@ async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClien
                                    data=drift, data_version="1.0")
             _publisher().send([event])
             log.warning("drift detected", extra={"model": model, "version": drift["version"]})
-    for model in runtime.control().models_with_pending():
+            drifted.append(model)
+    return drifted
+
+
+@bp.timer_trigger(schedule="%MLOPS_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+@bp.durable_client_input(client_name="client")
+async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    """Drift checks (in a worker thread: they block on I/O), then the reconciler."""
+    await asyncio.to_thread(scan_and_publish, datetime.now(UTC))
+    pending = await asyncio.to_thread(runtime.control().models_with_pending)
+    for model in pending:
         await ensure_lifecycle(client, model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -48,7 +49,8 @@ async def abort_releases(client: df.DurableOrchestrationClient, model: str, reas
 
 async def submit(client: df.DurableOrchestrationClient, request: Request) -> dict[str, Any]:
     """Queue the request (duplicates are dropped) and wake the lifecycle."""
-    accepted = runtime.control().put_request(request)
+    # Blob I/O: off the event loop, which also serves the host's own HTTP API.
+    accepted = await asyncio.to_thread(runtime.control().put_request, request)
     if not accepted:
         log.info("duplicate request ignored", extra={"model": request.model, "dedup_key": request.dedup_key})
         return {"accepted": False, "reason": "duplicate", "run_id": request.run_id}

@@ -17,6 +17,15 @@ from mlops.stack import StackInfo
 TERMINAL = {"Completed", "Failed", "Terminated"}
 
 
+def run_input(instance: dict[str, Any]) -> dict[str, Any]:
+    """An instance's input as a dict (sub-orchestration inputs are shown as the SDK's JSON text)."""
+    value = instance.get("input")
+    for _ in range(2):
+        if isinstance(value, str):
+            value = json.loads(value)
+    return value if isinstance(value, dict) else {}
+
+
 class Lab:
     """The running stack plus helpers a test needs."""
 

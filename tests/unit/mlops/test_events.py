@@ -283,6 +283,7 @@ MALFORMED = [
     pytest.param(_with(EG_BLOB, "", "eventTime"), "eventTime", id="eg-empty-eventTime"),
     pytest.param(_with(EG_BLOB, "yesterday", "eventTime"), "eventTime", id="eg-bad-eventTime"),
     pytest.param(_with(EG_BLOB, 12345, "eventTime"), "eventTime", id="eg-eventTime-number"),
+    pytest.param(_with(EG_BLOB, "2024-13-01T00:00:00Z", "eventTime"), "eventTime", id="eg-eventTime-month-13"),
     pytest.param(_without(EG_BLOB, "dataVersion"), "dataVersion", id="eg-no-dataVersion"),
     pytest.param(_with(EG_BLOB, 1, "dataVersion"), "dataVersion", id="eg-dataVersion-int"),
     pytest.param(_without(EG_BLOB, "data"), "data", id="eg-no-data"),
