@@ -7,9 +7,10 @@ from orchestrators.lifecycle import bp as lifecycle
 from orchestrators.release import bp as release
 from orchestrators.retrain import bp as retrain
 from orchestrators.rollback import bp as rollback
+from triggers.api import bp as api
 from triggers.events import bp as events
 from triggers.monitor import bp as monitor
 
 app = df.DFApp()
-for blueprint in (events, monitor, lifecycle, retrain, release, rollback, activities):
+for blueprint in (api, events, monitor, lifecycle, retrain, release, rollback, activities):
     app.register_functions(blueprint)

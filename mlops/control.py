@@ -89,6 +89,14 @@ class ControlStore(Protocol):
         """The newest incidents of a model, newest first."""
         ...
 
+    def record_audit(self, entry: dict[str, Any]) -> None:
+        """Append an operator action (who, what, when, why) to the audit trail."""
+        ...
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest audit entries, newest first."""
+        ...
+
 
 class BlobControlStore:
     """The control store in a Blob container (Azurite locally, the app's Storage account in Azure)."""
@@ -156,4 +164,14 @@ class BlobControlStore:
         """See ControlStore."""
         names = sorted((b.name for b in self.container.list_blobs(name_starts_with=f"incidents/{model}/")),
                        reverse=True)[:limit]
+        return [json.loads(self.container.get_blob_client(n).download_blob().readall()) for n in names]
+
+    def record_audit(self, entry: dict[str, Any]) -> None:
+        """See ControlStore."""
+        name = f"audit/{entry['when'][:10]}/{entry['when'].replace(':', '')}-{entry['id']}.json"
+        self.container.get_blob_client(name).upload_blob(json.dumps(entry), overwrite=False)
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        """See ControlStore."""
+        names = sorted((b.name for b in self.container.list_blobs(name_starts_with="audit/")), reverse=True)[:limit]
         return [json.loads(self.container.get_blob_client(n).download_blob().readall()) for n in names]

@@ -1,0 +1,194 @@
+"""The operator API's logic, with no Functions imports: who is calling, request bodies, run views, paging.
+
+Identity comes from App Service authentication (Easy Auth), which puts the signed-in
+principal in ``X-MS-CLIENT-PRINCIPAL`` (base64 JSON with ``claims``); see
+https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities .
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .runs import RELEASE, RETRAIN, ROLLBACK, RUN_KINDS
+
+
+class ApiError(Exception):
+    """An API error with its HTTP status; the message is the body's reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a name and roles."""
+
+    name: str
+    roles: tuple[str, ...]
+
+
+def principal_from_header(value: str | None) -> Principal | None:
+    """Decode ``X-MS-CLIENT-PRINCIPAL``; None when absent; ApiError(401) when it cannot be read."""
+    if not value:
+        return None
+    try:
+        data = json.loads(base64.b64decode(value + "=" * (-len(value) % 4)))
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ApiError(401, "X-MS-CLIENT-PRINCIPAL is not base64-encoded JSON") from exc
+    claims = data.get("claims") or []
+    role_type = data.get("role_typ") or "roles"
+    name_type = data.get("name_typ") or "name"
+    roles = tuple(str(c.get("val")) for c in claims if c.get("typ") in (role_type, "roles"))
+    names = [str(c.get("val")) for c in claims if c.get("typ") in (name_type, "name", "preferred_username")]
+    return Principal(name=names[0] if names else data.get("userId", "unknown"), roles=roles)
+
+
+def require_operator(principal: Principal | None, role: str) -> Principal:
+    """401 without a signed-in principal, 403 without the operator role."""
+    if principal is None:
+        raise ApiError(401, "sign-in required: no X-MS-CLIENT-PRINCIPAL (App Service authentication)")
+    if role not in principal.roles:
+        raise ApiError(403, f"the {role!r} role is required for this action; {principal.name} has "
+                            f"{', '.join(principal.roles) or 'no roles'}")
+    return principal
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ActionBody(_Body):
+    """Body of approve, reject, pause, resume and abort."""
+
+    reason: str = Field("", max_length=500, description="Why; recorded in the audit trail.")
+
+
+class RetrainBody(_Body):
+    """Body of POST /models/{model}/retrain."""
+
+    data_url: str = Field(min_length=1, max_length=2000, description="URL of the training data blob.")
+    etag: str = Field("", max_length=200)
+    reason: str = Field("", max_length=500)
+
+
+class RollbackBody(_Body):
+    """Body of POST /models/{model}/rollback."""
+
+    reason: str = Field(min_length=1, max_length=500, description="Why the rollback; recorded in the incident.")
+
+
+def parse_body(model: type[_Body], raw: bytes) -> Any:
+    """Validate a JSON body; ApiError(400) naming the field."""
+    try:
+        data = json.loads(raw or b"{}")
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise ApiError(400, f"{where}: {err['msg']}") from exc
+
+
+# Which run kinds an action applies to.
+ACTIONS = {"approve": (RETRAIN,), "reject": (RETRAIN,), "pause": (RELEASE,), "resume": (RELEASE,),
+           "abort": (RELEASE, RETRAIN, ROLLBACK)}
+
+
+def parse_run_id(run_id: str) -> tuple[str, str]:
+    """(kind, model) from a run id ``<kind>-<model>-<hash>``; ApiError(404) if it is not one."""
+    for kind in (*RUN_KINDS, "lifecycle"):
+        prefix = f"{kind}-"
+        if run_id.startswith(prefix):
+            rest = run_id[len(prefix):]
+            model = rest.rsplit("-", 1)[0] if kind != "lifecycle" else rest
+            return kind, model
+    raise ApiError(404, f"no run with id {run_id!r}")
+
+
+def run_summary(status: dict[str, Any]) -> dict[str, Any]:
+    """One line of GET /runs from a Durable status document."""
+    kind, model = parse_run_id(status["instanceId"])
+    custom = status.get("customStatus") if isinstance(status.get("customStatus"), dict) else {}
+    return {"id": status["instanceId"], "kind": kind, "model": model, "status": status.get("runtimeStatus"),
+            "created": status.get("createdTime"), "updated": status.get("lastUpdatedTime"),
+            "stage": custom.get("stage"), "verdict": custom.get("verdict"), "version": custom.get("version"),
+            "message": custom.get("message", "")}
+
+
+def encode_token(offset: int) -> str:
+    """Continuation token for offset paging."""
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def decode_token(token: str | None) -> int:
+    """Offset from a continuation token; ApiError(400) for a bad one."""
+    if not token:
+        return 0
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "continuation token is not valid") from exc
+
+
+def openapi_document(server_prefix: str = "/api") -> dict[str, Any]:
+    """The OpenAPI 3 description of the operator API."""
+    schemas = {m.__name__: m.model_json_schema() for m in (ActionBody, RetrainBody, RollbackBody)}
+    key = [{"functionKey": []}]
+    err = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    schemas["Error"] = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+    def op(summary: str, params: list[dict[str, Any]] | None = None, body: str | None = None,
+           codes: tuple[int, ...] = (200,)) -> dict[str, Any]:
+        item: dict[str, Any] = {"summary": summary, "security": key, "parameters": params or [],
+                                "responses": {str(c): {"description": "ok", "content": {"application/json": {
+                                    "schema": {"type": "object"}}}} for c in codes}}
+        for c in (400, 401, 403, 404, 409):
+            item["responses"][str(c)] = err
+        if body:
+            item["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{body}"}}}}
+        return item
+
+    def q(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema}
+
+    def p(name: str) -> dict[str, Any]:
+        return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+
+    paths: dict[str, Any] = {
+        "/runs": {"get": op("List runs", [q("model", {"type": "string"}),
+                                          q("kind", {"type": "string", "enum": list(RUN_KINDS)}),
+                                          q("status", {"type": "string", "enum": ["Pending", "Running", "Completed",
+                                                                                  "Failed", "Terminated",
+                                                                                  "Suspended"]}),
+                                          q("from", {"type": "string", "format": "date-time"}),
+                                          q("to", {"type": "string", "format": "date-time"}),
+                                          q("top", {"type": "integer", "minimum": 1, "maximum": 200}),
+                                          q("continuation", {"type": "string"})])},
+        "/runs/{id}": {"get": op("One run: timeline, gates, inputs, outputs, children", [p("id")])},
+        "/models": {"get": op("List models")},
+        "/models/{model}": {"get": op("One model: champion, versions, deployments, traffic, incidents",
+                                      [p("model")])},
+        "/models/{model}/retrain": {"post": op("Start a retrain", [p("model")], "RetrainBody", (202,))},
+        "/models/{model}/rollback": {"post": op("Roll back to the previous champion", [p("model")], "RollbackBody",
+                                                (202,))},
+    }
+    for action in ACTIONS:
+        paths[f"/runs/{{id}}/{action}"] = {"post": op(f"{action.capitalize()} a run", [p("id")], "ActionBody",
+                                                      (202,))}
+    return {"openapi": "3.0.3",
+            "info": {"title": "MLOps operator API", "version": "1.0.0",
+                     "description": "See and steer every run. Every route needs a function key; actions also "
+                                    "need the operator role."},
+            "servers": [{"url": server_prefix}],
+            "paths": paths,
+            "components": {"schemas": schemas, "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"}}}}

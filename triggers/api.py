@@ -1,0 +1,299 @@
+"""The operator HTTP API and the dashboard, on top of the Durable client.
+
+Every route needs a function key (auth level FUNCTION). Actions that change anything also
+need the operator role from the App Service authentication principal, and are written to
+the audit trail with who, what, when and why. Bad requests get 400 with the reason, unknown
+ids 404, actions that do not fit the run's state 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from mlops import runtime
+from mlops.errors import MlopsError, PolicyError
+from mlops.operator import (
+    ACTIONS,
+    ActionBody,
+    ApiError,
+    Principal,
+    RetrainBody,
+    RollbackBody,
+    decode_token,
+    encode_token,
+    openapi_document,
+    parse_body,
+    parse_run_id,
+    principal_from_header,
+    require_operator,
+    run_summary,
+)
+from mlops.policy import load_policy
+from mlops.runs import (
+    ABORT_EVENT,
+    APPROVAL_EVENT,
+    PAUSE_EVENT,
+    RESUME_EVENT,
+    RETRAIN,
+    ROLLBACK,
+    RUN_KINDS,
+    Request,
+)
+
+from .submit import submit
+
+bp = df.Blueprint()
+DASHBOARD = Path(__file__).with_name("dashboard.html")
+_ACTIVE = {"Pending", "Running", "Suspended"}
+
+
+def _json(body: Any, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status, mimetype="application/json")
+
+
+def _error(exc: ApiError) -> func.HttpResponse:
+    return _json({"error": str(exc)}, exc.status)
+
+
+def _status_dict(status: Any) -> dict[str, Any] | None:
+    if status is None or getattr(status, "runtime_status", None) is None:
+        return None
+    body = status.to_json()
+    body["runtimeStatus"] = status.runtime_status.value
+    body["customStatus"] = status.custom_status
+    body["instanceId"] = status.instance_id
+    body["historyEvents"] = getattr(status, "historyEvents", None) or []
+    body["createdTime"] = getattr(status, "_created_time", None) and status._created_time.isoformat()
+    body["lastUpdatedTime"] = getattr(status, "_last_updated_time", None) and status._last_updated_time.isoformat()
+    return dict(body)
+
+
+async def _audit(principal: Principal, action: str, target: str, reason: str, result: dict[str, Any]) -> str:
+    entry_id = uuid.uuid4().hex[:12]
+    entry = {"id": entry_id, "who": principal.name, "roles": list(principal.roles), "what": action,
+             "target": target, "why": reason, "when": datetime.now(UTC).isoformat(), "result": result}
+    await asyncio.to_thread(runtime.control().record_audit, entry)
+    return entry_id
+
+
+def _operator(req: func.HttpRequest) -> Principal:
+    principal = principal_from_header(req.headers.get("x-ms-client-principal"))
+    return require_operator(principal, runtime.settings().operator_role)
+
+
+# -- runs --------------------------------------------------------------------------------------
+@bp.route(route="runs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def list_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """GET /api/runs?model&kind&status&from&to&top&continuation"""
+    try:
+        q = req.params
+        kind = q.get("kind")
+        if kind and kind not in RUN_KINDS:
+            raise ApiError(400, f"kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
+        top = int(q.get("top", "50")) if q.get("top", "50").isdigit() else -1
+        if not 1 <= top <= 200:
+            raise ApiError(400, "top must be an integer from 1 to 200")
+        times = {}
+        for name in ("from", "to"):
+            if q.get(name):
+                try:
+                    times[name] = datetime.fromisoformat(q[name].replace("Z", "+00:00"))
+                except ValueError as exc:
+                    raise ApiError(400, f"{name} must be an ISO 8601 time, got {q[name]!r}") from exc
+        statuses = None
+        if q.get("status"):
+            try:
+                statuses = [df.OrchestrationRuntimeStatus(s) for s in q["status"].split(",")]
+            except ValueError as exc:
+                raise ApiError(400, f"status has an unknown value: {q['status']!r}") from exc
+        offset = decode_token(q.get("continuation"))
+        found = await client.get_status_by(created_time_from=times.get("from"), created_time_to=times.get("to"),
+                                           runtime_status=statuses)
+        rows = []
+        for status in found:
+            body = _status_dict(status)
+            if body is None or body["instanceId"].startswith("lifecycle-"):
+                continue
+            try:
+                row = run_summary(body)
+            except ApiError:
+                continue
+            if (kind and row["kind"] != kind) or (q.get("model") and row["model"] != q["model"]):
+                continue
+            rows.append(row)
+        rows.sort(key=lambda r: (r["created"] or "", r["id"]), reverse=True)
+        page = rows[offset: offset + top]
+        token = encode_token(offset + top) if offset + top < len(rows) else None
+        return _json({"runs": page, "continuation": token, "total": len(rows)})
+    except ApiError as exc:
+        return _error(exc)
+
+
+@bp.route(route="runs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """GET /api/runs/{id}: the stage timeline, gate verdicts, inputs, outputs, errors, children."""
+    run_id = req.route_params["id"]
+    try:
+        kind, model = parse_run_id(run_id)
+        status = _status_dict(await client.get_status(run_id, show_history=True, show_history_output=False,
+                                                      show_input=True))
+        if status is None:
+            raise ApiError(404, f"no run with id {run_id!r}")
+        custom = status.get("customStatus") if isinstance(status.get("customStatus"), dict) else {}
+        children = [h for h in (custom.get("history") or [])] if kind == "lifecycle" else []
+        head = run_summary(status) if kind != "lifecycle" else {"id": run_id, "kind": kind, "model": model,
+                                                                "status": status["runtimeStatus"]}
+        body = {**head,
+                "input": status.get("input"), "output": status.get("output"),
+                "error": status.get("output") if status["runtimeStatus"] == "Failed" else None,
+                "stages": custom.get("stages", []), "gates": custom.get("gates", []),
+                "traffic": custom.get("traffic", {}), "analysis": custom.get("analysis", {}),
+                "children": children, "history": status.get("historyEvents", [])}
+        return _json(body)
+    except ApiError as exc:
+        return _error(exc)
+
+
+@bp.route(route="runs/{id}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def run_action(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """POST /api/runs/{id}/approve|reject|pause|resume|abort (operator role)."""
+    run_id, action = req.route_params["id"], req.route_params["action"]
+    try:
+        if action not in ACTIONS:
+            raise ApiError(404, f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        principal = _operator(req)
+        body: ActionBody = parse_body(ActionBody, req.get_body())
+        kind, _ = parse_run_id(run_id)
+        status = _status_dict(await client.get_status(run_id))
+        if status is None:
+            raise ApiError(404, f"no run with id {run_id!r}")
+        if status["runtimeStatus"] not in _ACTIVE:
+            raise ApiError(409, f"run {run_id} is {status['runtimeStatus']}: nothing to {action}")
+        if kind not in ACTIONS[action]:
+            raise ApiError(409, f"{action} does not apply to a {kind} run")
+        custom = status.get("customStatus") if isinstance(status.get("customStatus"), dict) else {}
+        if action in ("approve", "reject") and custom.get("stage") != "approval":
+            raise ApiError(409, f"run {run_id} is not waiting for approval (stage {custom.get('stage')!r})")
+        event = {"approve": APPROVAL_EVENT, "reject": APPROVAL_EVENT, "pause": PAUSE_EVENT, "resume": RESUME_EVENT,
+                 "abort": ABORT_EVENT}[action]
+        data = {"approved": action == "approve", "by": principal.name, "reason": body.reason}
+        if action == "abort" and kind != "release":
+            await client.terminate(run_id, f"aborted by {principal.name}: {body.reason}")
+        else:
+            await client.raise_event(run_id, event, data)
+        audit_id = await _audit(principal, action, run_id, body.reason, {"event": event})
+        return _json({"accepted": True, "run": run_id, "action": action, "audit": audit_id}, 202)
+    except ApiError as exc:
+        return _error(exc)
+
+
+# -- models ------------------------------------------------------------------------------------
+def _models() -> list[str]:
+    folder = Path(runtime.settings().policy_dir)
+    return sorted(p.stem for p in folder.glob("*.y*ml"))
+
+
+def _model_overview(model: str, detail: bool) -> dict[str, Any]:
+    policy = load_policy(model, runtime.settings().policy_dir)
+    platform = runtime.platform()
+    champion = platform.get_alias(model, "champion")
+    previous = platform.get_alias(model, "previous")
+    try:
+        split = platform.get_traffic(policy.release.endpoint).to_dict()
+    except MlopsError as exc:
+        split = {"error": str(exc)}
+    out: dict[str, Any] = {"model": model, "endpoint": policy.release.endpoint,
+                           "champion": champion.version if champion else None,
+                           "previous": previous.version if previous else None, "traffic": split}
+    if detail:
+        out["versions"] = [v.to_dict() for v in platform.list_model_versions(model)]
+        try:
+            out["deployments"] = platform.list_deployments(policy.release.endpoint)
+        except MlopsError as exc:
+            out["deployments"] = {"error": str(exc)}
+        out["incidents"] = runtime.control().incidents(model, limit=20)
+        out["policy"] = policy.to_dict()
+    return out
+
+
+@bp.route(route="models", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def list_models(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/models: every model with a policy, its champion and live traffic."""
+    models = await asyncio.to_thread(lambda: [_model_overview(m, False) for m in _models()])
+    return _json({"models": models})
+
+
+@bp.route(route="models/{model}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def get_model(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/models/{model}: champion, versions with lineage, deployments, traffic, incidents."""
+    model = req.route_params["model"]
+    if model not in _models():
+        return _error(ApiError(404, f"no model named {model!r} (no policy file)"))
+    try:
+        return _json(await asyncio.to_thread(_model_overview, model, True))
+    except PolicyError as exc:
+        return _error(ApiError(400, str(exc)))
+
+
+@bp.route(route="models/{model}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def model_action(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """POST /api/models/{model}/retrain|rollback (operator role)."""
+    model, action = req.route_params["model"], req.route_params["action"]
+    try:
+        if action not in ("retrain", "rollback"):
+            raise ApiError(404, f"unknown action {action!r}; one of retrain, rollback")
+        principal = _operator(req)
+        if model not in _models():
+            raise ApiError(404, f"no model named {model!r} (no policy file)")
+        if action == "retrain":
+            rbody: RetrainBody = parse_body(RetrainBody, req.get_body())
+            request = Request(kind=RETRAIN, model=model, dedup_key=f"operator:{uuid.uuid4().hex}",
+                              payload={"data": {"url": rbody.data_url, "etag": rbody.etag}},
+                              requested_by=principal.name)
+            reason = rbody.reason
+        else:
+            bbody: RollbackBody = parse_body(RollbackBody, req.get_body())
+            champion = await asyncio.to_thread(runtime.platform().get_alias, model, "champion")
+            request = Request(kind=ROLLBACK, model=model, dedup_key=f"operator:{uuid.uuid4().hex}",
+                              payload={"reason": f"operator {principal.name}: {bbody.reason}", "source": "operator",
+                                       "version": champion.version if champion else None},
+                              requested_by=principal.name)
+            reason = bbody.reason
+        result = await submit(client, request)
+        audit_id = await _audit(principal, action, model, reason, result)
+        return _json({**result, "audit": audit_id}, 202)
+    except ApiError as exc:
+        return _error(exc)
+
+
+# -- documents ---------------------------------------------------------------------------------
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """The OpenAPI 3 document of this API."""
+    return _json(openapi_document())
+
+
+@bp.route(route="audit", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def audit_trail(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/audit: the newest operator actions."""
+    return _json({"audit": await asyncio.to_thread(runtime.control().audit, 100)})
+
+
+@bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    """The live dashboard: one self-contained page that uses the API above."""
+    return func.HttpResponse(DASHBOARD.read_text(encoding="utf-8"), mimetype="text/html",
+                             headers={"Cache-Control": "no-store", "Content-Security-Policy":
+                                      "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"})
