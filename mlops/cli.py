@@ -1,0 +1,226 @@
+"""``mlops``: run the local stack and steer the control plane from a terminal.
+
+It talks to the operator HTTP API of the running app (and Azurite for ``land``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from .stack import Stack, StackError, StackInfo, call
+
+console = Console()
+DEFAULT_STATE = Path(os.environ.get("MLOPS_LOCAL_STATE", ".mlops"))
+
+
+def _info(state: Path) -> StackInfo:
+    try:
+        return Stack.load(state)
+    except StackError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _api(info: StackInfo, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        resp = call(info, method, path, **kwargs)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"the app at {info.devhost_url} is not answering: {exc}") from exc
+    body = resp.json() if resp.content else {}
+    if resp.status_code >= 400:
+        raise click.ClickException(f"{method} /api/{path}: HTTP {resp.status_code}: {body.get('error', resp.text)}")
+    return body
+
+
+@click.group()
+@click.option("--state-dir", type=click.Path(path_type=Path), default=DEFAULT_STATE, show_default=True,
+              help="Where the local stack keeps its state.")
+@click.pass_context
+def main(ctx: click.Context, state_dir: Path) -> None:
+    """Event-driven MLOps on Durable Functions: the local stack and the operator's commands."""
+    ctx.obj = state_dir
+
+
+@main.command()
+@click.option("--virtual-clock", is_flag=True, help="Start devhost with the virtual clock.")
+@click.pass_obj
+def up(state: Path, virtual_clock: bool) -> None:
+    """Start Azurite, the scoring gateway and devhost; wait until they answer; print the URLs."""
+    if (state / "stack.json").exists():
+        raise click.ClickException(f"a stack is already recorded in {state}; run `mlops down` first")
+    with console.status("starting Azurite, the scoring gateway and devhost…"):
+        try:
+            info = Stack(state, virtual_clock=virtual_clock, extra_env=LOCAL_OPERATOR).up()
+        except StackError as exc:
+            raise click.ClickException(str(exc)) from exc
+    _print_urls(info)
+
+
+LOCAL_OPERATOR = {
+    # Locally there is no App Service authentication: devhost signs every API call in as this operator.
+    "DEVHOST_CLIENT_PRINCIPAL": "eyJhdXRoX3R5cCI6ImxvY2FsIiwiY2xhaW1zIjpbeyJ0eXAiOiJuYW1lIiwidmFsIjoibG9jYWwtb3Bl"
+                                "cmF0b3IifSx7InR5cCI6InJvbGVzIiwidmFsIjoibWxvcHMub3BlcmF0b3IifV0sIm5hbWVfdHlwIjoi"
+                                "bmFtZSIsInJvbGVfdHlwIjoicm9sZXMifQ==",
+}
+
+
+def _print_urls(info: StackInfo) -> None:
+    table = Table(title="local stack", show_header=False)
+    table.add_row("dashboard", f"{info.devhost_url}/api/dashboard?code={info.function_key}")
+    table.add_row("app (devhost)", info.devhost_url)
+    table.add_row("scoring gateway", f"{info.gateway_url}/endpoints/<endpoint>/score")
+    table.add_row("blob storage (Azurite)", f"http://127.0.0.1:{info.azurite_port}/devstoreaccount1")
+    table.add_row("state", info.state_dir)
+    console.print(table)
+
+
+@main.command()
+@click.pass_obj
+def down(state: Path) -> None:
+    """Stop the local stack (no process is left behind)."""
+    stopped = Stack(state).down()
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", "-m", required=True, help="The model the data is for.")
+@click.option("--name", help="Blob name under <model>/ (default: the file's name).")
+@click.pass_obj
+def land(state: Path, file: Path, model: str, name: str | None) -> None:
+    """Upload a data file to the landing container: landing/<model>/<file>."""
+    from azure.storage.blob import BlobServiceClient
+
+    info = _info(state)
+    blob = BlobServiceClient.from_connection_string(info.storage).get_blob_client("landing",
+                                                                                  f"{model}/{name or file.name}")
+    blob.upload_blob(file.read_bytes(), overwrite=True)
+    console.print(f"landed {file} as {blob.url}")
+
+
+@main.command()
+@click.option("--model", "-m")
+@click.option("--kind", type=click.Choice(["retrain", "release", "rollback"]))
+@click.option("--status", "run_status")
+@click.option("--top", default=25, show_default=True)
+@click.pass_obj
+def runs(state: Path, model: str | None, kind: str | None, run_status: str | None, top: int) -> None:
+    """List runs, newest first."""
+    params = {k: v for k, v in {"model": model, "kind": kind, "status": run_status, "top": top}.items() if v}
+    body = _api(_info(state), "GET", "runs", params=params)
+    table = Table("run", "kind", "model", "version", "status", "stage", "verdict", "created")
+    for r in body["runs"]:
+        table.add_row(r["id"], r["kind"], r["model"], str(r["version"] or ""), r["status"], r["stage"] or "",
+                      r["verdict"] or "", (r["created"] or "")[:19])
+    console.print(table)
+
+
+@main.command()
+@click.argument("run_id")
+@click.pass_obj
+def run(state: Path, run_id: str) -> None:
+    """The timeline of one run: stages, gates, analysis."""
+    body = _api(_info(state), "GET", f"runs/{run_id}")
+    console.print(f"[bold]{body['kind']}[/] {body['model']} {body['id']}: {body['status']}  {body.get('verdict') or ''}")
+    table = Table("stage", "state", "started", "ended", "detail")
+    for s in body["stages"]:
+        detail = ", ".join(f"{k}={v}" for k, v in s["detail"].items() if not isinstance(v, (dict, list)))
+        table.add_row(s["name"], s["state"], (s["started"] or "")[11:19], (s["ended"] or "")[11:19], detail[:80])
+    console.print(table)
+    for g in body["gates"]:
+        console.print(("[green]✔[/] " if g["passed"] else "[red]✘[/] ") + g["reason"])
+    if body.get("error"):
+        console.print(f"[red]{body['error']}[/]")
+
+
+def _action(state: Path, run_id: str, action: str, reason: str) -> None:
+    body = _api(_info(state), "POST", f"runs/{run_id}/{action}", json={"reason": reason})
+    console.print(f"{action} sent to {run_id} (audit {body['audit']})")
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Recorded in the audit trail.")
+@click.pass_obj
+def approve(state: Path, run_id: str, reason: str) -> None:
+    """Approve a run waiting at its approval gate."""
+    _action(state, run_id, "approve", reason)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Recorded in the audit trail.")
+@click.pass_obj
+def reject(state: Path, run_id: str, reason: str) -> None:
+    """Reject a run waiting at its approval gate."""
+    _action(state, run_id, "reject", reason)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Recorded in the audit trail.")
+@click.pass_obj
+def abort(state: Path, run_id: str, reason: str) -> None:
+    """Abort a release (traffic goes back to the champion)."""
+    _action(state, run_id, "abort", reason)
+
+
+@main.command()
+@click.pass_obj
+def models(state: Path) -> None:
+    """Models, their champions and live traffic."""
+    body = _api(_info(state), "GET", "models")
+    table = Table("model", "champion", "previous", "endpoint", "traffic")
+    for m in body["models"]:
+        split = m["traffic"].get("traffic", {}) if isinstance(m["traffic"], dict) else {}
+        table.add_row(m["model"], str(m["champion"] or "—"), str(m["previous"] or "—"), m["endpoint"],
+                      " ".join(f"{d}:{p}%" for d, p in split.items() if p) or "—")
+    console.print(table)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--reason", required=True, help="Why: recorded in the incident and the audit trail.")
+@click.pass_obj
+def rollback(state: Path, model: str, reason: str) -> None:
+    """Roll a model back to its previous champion."""
+    body = _api(_info(state), "POST", f"models/{model}/rollback", json={"reason": reason})
+    console.print(f"rollback queued as {body['run_id']} (audit {body['audit']})")
+
+
+@main.command()
+@click.argument("model")
+@click.pass_obj
+def traffic(state: Path, model: str) -> None:
+    """The live traffic split of a model's endpoint."""
+    body = _api(_info(state), "GET", f"models/{model}")
+    split = body["traffic"]
+    for dep, pct in split.get("traffic", {}).items():
+        console.print(f"{dep:<24} {'█' * (pct // 4):<25} {pct:>3}%")
+    for dep, pct in split.get("mirror_traffic", {}).items():
+        console.print(f"{dep:<24} shadow {pct}% (mirrored)")
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Leave the stack running afterwards.")
+@click.pass_obj
+def demo(state: Path, keep: bool) -> None:
+    """The whole story on sample data: train, release, canary, drift, rollback, bad data."""
+    from .demo import run_demo
+
+    started = time.monotonic()
+    ok = run_demo(state / "demo", console, keep=keep)
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s: {'OK' if ok else 'FAILED'}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

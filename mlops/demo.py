@@ -1,0 +1,210 @@
+"""``mlops demo``: the whole lifecycle on sample data, in real time, on the local stack.
+
+  1. first data lands: v1 is trained, gated, registered, released and promoted;
+  2. better data lands: v2 goes through shadow and the canary steps under live scoring
+     traffic, and is promoted;
+  3. the traffic drifts: the monitor raises drift, and the model is rolled back to v1;
+  4. a broken dataset lands and is rejected by validation.
+
+Short bake times come from the demo policy (policies/credit.yaml), not a virtual clock.
+Each stage is printed as it happens; a summary table closes. Returns False if any step of
+the story did not happen as expected.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .sampledata import generate, scoring_rows, to_csv_bytes
+from .stack import Stack, StackInfo, call
+
+MODEL = "credit"
+
+
+@dataclass
+class Step:
+    """One expectation of the story and how it ended."""
+
+    title: str
+    run: str = ""
+    version: str = ""
+    verdict: str = ""
+    seconds: float = 0.0
+    ok: bool = False
+
+
+class Traffic:
+    """Live scoring traffic in a background thread (bounded; stops by itself)."""
+
+    def __init__(self, info: StackInfo, endpoint: str, max_requests: int = 20_000) -> None:
+        from .gateway.client import GatewayClient
+
+        self.client = GatewayClient(info.gateway_url, info.gateway_key)
+        self.endpoint = endpoint
+        self.drift = 0.0
+        self.sent = 0
+        self.max_requests = max_requests
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        """Start sending."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sending."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        seed = 1000
+        while not self._stop.is_set() and self.sent < self.max_requests:
+            seed += 1
+            for row in scoring_rows(10, seed=seed, drift=self.drift):
+                try:
+                    self.client.score_via_endpoint(self.endpoint, [row])
+                    self.sent += 1
+                except Exception:  # the endpoint may not be deployed yet; keep trying, slowly
+                    time.sleep(0.5)
+            time.sleep(0.05)
+
+
+class Story:
+    """Drives the demo and prints what happens."""
+
+    def __init__(self, info: StackInfo, console: Console) -> None:
+        self.info = info
+        self.console = console
+        self.printed: set[tuple[str, str, str]] = set()
+        self.steps: list[Step] = []
+
+    def runs(self, kind: str) -> list[dict[str, Any]]:
+        """This model's runs of one kind, newest first."""
+        resp = call(self.info, "GET", "runs", params={"model": MODEL, "kind": kind, "top": 50})
+        resp.raise_for_status()
+        return list(resp.json()["runs"])
+
+    def detail(self, run_id: str) -> dict[str, Any]:
+        """One run, with its stages."""
+        return dict(call(self.info, "GET", f"runs/{run_id}").json())
+
+    def _report(self, run: dict[str, Any]) -> None:
+        for stage in run.get("stages", []):
+            key = (run["id"], stage["name"], stage["state"])
+            if stage["state"] in ("running", "succeeded", "failed", "skipped") and key not in self.printed:
+                self.printed.add(key)
+                colour = {"succeeded": "green", "failed": "red", "running": "cyan", "skipped": "dim"}[stage["state"]]
+                extra = ""
+                if stage["name"].startswith(("canary", "shadow")) and stage["state"] == "running":
+                    extra = f"  traffic {run.get('traffic', {}).get('traffic')}"
+                if stage["state"] == "failed":
+                    extra = f"  {run.get('message') or ''}"
+                self.console.print(f"  [{colour}]{run['kind']:>8} {stage['name']:<14} {stage['state']}[/]{extra}")
+
+    def wait_for(self, kind: str, known: set[str], timeout: float,
+                 on_tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """Wait for a new run of ``kind`` to finish, printing its stages as they happen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fresh = [r for r in self.runs(kind) if r["id"] not in known]
+            if fresh:
+                run = self.detail(fresh[-1]["id"])
+                self._report(run)
+                if run["status"] in ("Completed", "Failed", "Terminated"):
+                    return run
+            if on_tick:
+                on_tick()
+            time.sleep(0.5)
+        return None
+
+    def step(self, title: str, kind: str, expect: Callable[[dict[str, Any]], bool], timeout: float,
+             action: Callable[[], None], on_tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """Do an action, wait for the run it causes, and check it ended as the story says."""
+        self.console.rule(title)
+        known = {r["id"] for r in self.runs(kind)}
+        started = time.monotonic()
+        action()
+        run = self.wait_for(kind, known, timeout, on_tick)
+        step = Step(title, seconds=time.monotonic() - started)
+        if run is not None:
+            step.run, step.version = run["id"], str(run.get("version") or "")
+            step.verdict = run.get("verdict") or run["status"]
+            step.ok = expect(run)
+        else:
+            step.verdict = f"no {kind} run finished within {timeout:.0f} s"
+        self.steps.append(step)
+        self.console.print(("[green]✔ " if step.ok else "[red]✘ ") + f"{title}: {step.verdict}[/]")
+        return run
+
+
+def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
+    """Run the story on a fresh stack in ``state``; True if every step happened as expected."""
+    if state.exists():
+        console.print(f"removing the previous demo's state in {state}")
+        Stack(state).down()
+        shutil.rmtree(state)
+    with console.status("starting the local stack (Azurite, scoring gateway, devhost)…"):
+        from .cli import LOCAL_OPERATOR
+
+        stack = Stack(state, extra_env=LOCAL_OPERATOR)
+        info = stack.up()
+    console.print(f"dashboard: {info.devhost_url}/api/dashboard?code={info.function_key}")
+    blobs = _blobs(info)
+    story = Story(info, console)
+    traffic = Traffic(info, "scoring")
+    try:
+        def land(name: str, content: bytes) -> Callable[[], None]:
+            return lambda: blobs.get_blob_client("landing", f"{MODEL}/{name}").upload_blob(content, overwrite=True)
+
+        story.step("1. first data lands: train, gate, register v1", "retrain",
+                   lambda r: r["status"] == "Completed", 180, land("day1.csv", to_csv_bytes(generate(800, seed=1, label_noise=0.1))))
+        story.step("   v1 is released (first release: straight to 100 %)", "release",
+                   lambda r: r.get("verdict") == "promoted", 180, lambda: None)
+        traffic.start()
+        story.step("2. better data lands: train v2", "retrain", lambda r: r["status"] == "Completed", 180,
+                   land("day2.csv", to_csv_bytes(generate(1500, seed=2))))
+        story.step("   v2 goes through shadow and the canary steps under live traffic", "release",
+                   lambda r: r.get("verdict") == "promoted", 240, lambda: None)
+
+        def drift() -> None:
+            traffic.drift = 3.0
+
+        story.step("3. the traffic drifts: the monitor raises drift and rolls back to v1", "rollback",
+                   lambda r: r.get("verdict") == "rolled back", 180, drift)
+        traffic.drift = 0.0
+        story.step("4. a broken dataset lands: rejected by validation", "retrain",
+                   lambda r: r["status"] == "Failed" and "missing columns" in str(r.get("output")), 120,
+                   land("broken.csv", to_csv_bytes(generate(500, seed=3, schema_break=True))))
+    finally:
+        traffic.stop()
+        table = Table("step", "run", "model", "version", "verdict", "duration", title="summary")
+        for s in story.steps:
+            table.add_row(("[green]✔ " if s.ok else "[red]✘ ") + s.title.strip(), s.run, MODEL, s.version,
+                          s.verdict, f"{s.seconds:.0f} s")
+        console.print(table)
+        console.print(f"scoring requests sent: {traffic.sent}")
+        console.print(f"dashboard: {info.devhost_url}/api/dashboard?code={info.function_key}")
+        if not keep:
+            stack.down()
+    return len(story.steps) == 6 and all(s.ok for s in story.steps)
+
+
+def _blobs(info: StackInfo) -> Any:
+    from azure.core.exceptions import ResourceExistsError
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(info.storage)
+    try:
+        service.create_container("landing")
+    except ResourceExistsError:
+        pass
+    return service
