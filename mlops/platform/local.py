@@ -7,11 +7,14 @@ ML's data shape to the custom topic, so the event chain is the same as in Azure.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -64,6 +67,16 @@ class LocalPlatform:
         from ..gateway.client import GatewayClient
 
         self.gateway = GatewayClient(gateway_url, gateway_key)
+        self._init_tracking_store()
+
+    def _init_tracking_store(self) -> None:
+        """Create or migrate MLflow's SQLite schema once, under a file lock.
+
+        MLflow migrates the database on first use; two processes doing it at once (the host and a
+        training job) break the migration, so every user takes this lock first.
+        """
+        with tracking_lock(self.state_dir):
+            self._client().search_experiments(max_results=1)
 
     @classmethod
     def from_settings(cls, settings: Any, blob_service: Any) -> LocalPlatform:
@@ -108,6 +121,7 @@ class LocalPlatform:
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "data.csv").write_bytes(self.read_data(request.data))
         spec = {**request.to_dict(), "job_id": job_id, "tracking_uri": self.tracking_uri,
+                "state_dir": str(self.state_dir),
                 "artifact_root": self.artifact_root, "code_version": _code_version()}
         (job_dir / "status.json").write_text(json.dumps({"state": "queued"}))
         (job_dir / "request.json").write_text(json.dumps(spec))
@@ -251,6 +265,17 @@ class LocalPlatform:
     def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
         """See Platform."""
         return self.gateway.recent_inputs(endpoint, start, end, limit)
+
+
+@contextlib.contextmanager
+def tracking_lock(state_dir: Path) -> Iterator[None]:
+    """An exclusive lock around MLflow schema creation (see LocalPlatform._init_tracking_store)."""
+    with open(state_dir / "mlflow.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _alive(job_dir: Path) -> bool:

@@ -57,10 +57,13 @@ def train(job_dir: Path) -> None:
     numeric = [c for c in x_train.columns if pd.api.types.is_numeric_dtype(x_train[c])]
     categorical = [c for c in x_train.columns if c not in numeric]
     pipe = _pipeline(request["algorithm"], request.get("params", {}), numeric, categorical)
+    from mlops.platform.local import tracking_lock
+
     mlflow.set_tracking_uri(request["tracking_uri"])
-    exp = mlflow.get_experiment_by_name(request["model"])
-    exp_id = exp.experiment_id if exp else mlflow.create_experiment(request["model"],
-                                                                   artifact_location=request["artifact_root"])
+    with tracking_lock(Path(request["state_dir"])):
+        exp = mlflow.get_experiment_by_name(request["model"])
+        exp_id = exp.experiment_id if exp else mlflow.create_experiment(request["model"],
+                                                                       artifact_location=request["artifact_root"])
     data = request["data"]
     tags = {"data_url": data["url"], "data_etag": data.get("etag", ""), "data_sha256": data.get("sha256", ""),
             "run_id": request.get("run_id", ""), "policy_hash": request.get("policy_hash", ""),
