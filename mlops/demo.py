@@ -86,6 +86,7 @@ class Story:
         self.console = console
         self.printed: set[tuple[str, str, str]] = set()
         self.steps: list[Step] = []
+        self.before: dict[str, set[str]] = {}
 
     def runs(self, kind: str) -> list[dict[str, Any]]:
         """This model's runs of one kind, newest first."""
@@ -127,12 +128,19 @@ class Story:
         return None
 
     def step(self, title: str, kind: str, expect: Callable[[dict[str, Any]], bool], timeout: float,
-             action: Callable[[], None], on_tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
-        """Do an action, wait for the run it causes, and check it ended as the story says."""
+             action: Callable[[], None] | None, on_tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+        """Do an action, wait for the run it causes, and check it ended as the story says.
+
+        A step without an action waits for a run the previous action caused (a release after a
+        retrain), so it compares with what existed before that action.
+        """
         self.console.rule(title)
-        known = {r["id"] for r in self.runs(kind)}
+        if action is not None:
+            self.before = {k: {r["id"] for r in self.runs(k)} for k in ("retrain", "release", "rollback")}
+        known = self.before[kind]
         started = time.monotonic()
-        action()
+        if action is not None:
+            action()
         run = self.wait_for(kind, known, timeout, on_tick)
         step = Step(title, seconds=time.monotonic() - started)
         if run is not None:
@@ -168,12 +176,12 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
         story.step("1. first data lands: train, gate, register v1", "retrain",
                    lambda r: r["status"] == "Completed", 180, land("day1.csv", to_csv_bytes(generate(800, seed=1, label_noise=0.1))))
         story.step("   v1 is released (first release: straight to 100 %)", "release",
-                   lambda r: r.get("verdict") == "promoted", 180, lambda: None)
+                   lambda r: r.get("verdict") == "promoted", 180, None)
         traffic.start()
         story.step("2. better data lands: train v2", "retrain", lambda r: r["status"] == "Completed", 180,
                    land("day2.csv", to_csv_bytes(generate(1500, seed=2))))
         story.step("   v2 goes through shadow and the canary steps under live traffic", "release",
-                   lambda r: r.get("verdict") == "promoted", 240, lambda: None)
+                   lambda r: r.get("verdict") == "promoted", 240, None)
 
         def drift() -> None:
             traffic.drift = 3.0
