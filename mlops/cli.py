@@ -5,6 +5,8 @@ It talks to the operator HTTP API of the running app (and Azurite for ``land``).
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sys
 import time
@@ -64,12 +66,15 @@ def up(state: Path, virtual_clock: bool) -> None:
     _print_urls(info)
 
 
-LOCAL_OPERATOR = {
-    # Locally there is no App Service authentication: devhost signs every API call in as this operator.
-    "DEVHOST_CLIENT_PRINCIPAL": "eyJhdXRoX3R5cCI6ImxvY2FsIiwiY2xhaW1zIjpbeyJ0eXAiOiJuYW1lIiwidmFsIjoibG9jYWwtb3Bl"
-                                "cmF0b3IifSx7InR5cCI6InJvbGVzIiwidmFsIjoibWxvcHMub3BlcmF0b3IifV0sIm5hbWVfdHlwIjoi"
-                                "bmFtZSIsInJvbGVfdHlwIjoicm9sZXMifQ==",
-}
+def _principal(name: str, *roles: str) -> str:
+    """An App Service authentication principal (X-MS-CLIENT-PRINCIPAL), base64 JSON with claims."""
+    claims = [{"typ": "name", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    return base64.b64encode(json.dumps({"auth_typ": "local", "claims": claims, "name_typ": "name",
+                                        "role_typ": "roles"}).encode()).decode()
+
+
+# Locally there is no App Service authentication: devhost signs every API call in as this operator.
+LOCAL_OPERATOR = {"DEVHOST_CLIENT_PRINCIPAL": _principal("local-operator", "mlops.operator")}
 
 
 def _print_urls(info: StackInfo) -> None:
@@ -129,7 +134,8 @@ def runs(state: Path, model: str | None, kind: str | None, run_status: str | Non
 def run(state: Path, run_id: str) -> None:
     """The timeline of one run: stages, gates, analysis."""
     body = _api(_info(state), "GET", f"runs/{run_id}")
-    console.print(f"[bold]{body['kind']}[/] {body['model']} {body['id']}: {body['status']}  {body.get('verdict') or ''}")
+    verdict = body.get("verdict") or ""
+    console.print(f"[bold]{body['kind']}[/] {body['model']} {body['id']}: {body['status']}  {verdict}")
     table = Table("stage", "state", "started", "ended", "detail")
     for s in body["stages"]:
         detail = ", ".join(f"{k}={v}" for k, v in s["detail"].items() if not isinstance(v, (dict, list)))

@@ -174,7 +174,8 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
             return lambda: blobs.get_blob_client("landing", f"{MODEL}/{name}").upload_blob(content, overwrite=True)
 
         story.step("1. first data lands: train, gate, register v1", "retrain",
-                   lambda r: r["status"] == "Completed", 180, land("day1.csv", to_csv_bytes(generate(800, seed=1, label_noise=0.1))))
+                   lambda r: r["status"] == "Completed", 180,
+                   land("day1.csv", to_csv_bytes(generate(800, seed=1, label_noise=0.1))))
         story.step("   v1 is released (first release: straight to 100 %)", "release",
                    lambda r: r.get("verdict") == "promoted", 180, None)
         traffic.start()

@@ -116,7 +116,8 @@ def parse_run_id(run_id: str) -> tuple[str, str]:
 def run_summary(status: dict[str, Any]) -> dict[str, Any]:
     """One line of GET /runs from a Durable status document."""
     kind, model = parse_run_id(status["instanceId"])
-    custom = status.get("customStatus") if isinstance(status.get("customStatus"), dict) else {}
+    raw = status.get("customStatus")
+    custom: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {"id": status["instanceId"], "kind": kind, "model": model, "status": status.get("runtimeStatus"),
             "created": status.get("createdTime"), "updated": status.get("lastUpdatedTime"),
             "stage": custom.get("stage"), "verdict": custom.get("verdict"), "version": custom.get("version"),
@@ -141,7 +142,7 @@ def decode_token(token: str | None) -> int:
 def openapi_document(server_prefix: str = "/api") -> dict[str, Any]:
     """The OpenAPI 3 description of the operator API."""
     schemas = {m.__name__: m.model_json_schema() for m in (ActionBody, RetrainBody, RollbackBody)}
-    key = [{"functionKey": []}]
+    key: list[dict[str, list[str]]] = [{"functionKey": []}]
     err = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     schemas["Error"] = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 

@@ -1,15 +1,16 @@
 """Per-model policy: data checks, training, gates, release plan and monitoring.
 
 One YAML (or JSON) file per model, ``<policy dir>/<model>.yaml``. Validated with pydantic
-(unknown fields are refused); errors are re-raised as PolicyError naming the dotted field
-path and the bad value. Every field except ``model`` and ``label`` has a documented default
-(see docs/policy.md).
+(unknown fields are refused, so a typo is an error and not a silently ignored setting); errors
+are re-raised as PolicyError naming the dotted field path and the bad value. Every field except
+``model`` and ``label`` has a default; docs/policy.md lists them with the JSON schema.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,37 +20,63 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import PolicyError
 
 ColumnType = Literal["float", "int", "str", "bool"]
+Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting"]
+OnDrift = Literal["rollback", "retrain", "rollback_and_retrain"]
+
+# Azure ML deployment names are at most 32 characters; the release names a deployment
+# "<model>-v<version>", so 24 leaves room for versions up to 6 digits without truncation.
+_MODEL_NAME = r"^[a-z][a-z0-9-]{0,23}$"
+# Azure ML online endpoint names: 3-32 characters, a letter first, letters, digits and dashes.
+_ENDPOINT_NAME = r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _scores(values: dict[str, float], upper: float = 1.0) -> dict[str, float]:
+    # Gate metrics (accuracy, f1, roc_auc, precision, recall) are higher-is-better scores in [0, 1].
+    for metric, value in values.items():
+        if not metric:
+            raise ValueError("empty metric name")
+        if not (math.isfinite(value) and 0 <= value <= upper):
+            raise ValueError(f"{metric} must be between 0 and {upper:g}, got {value}")
+    return values
 
 
 class DataChecks(_Strict):
-    """What a landed file must look like."""
+    """What a landed file must look like before anything is trained on it."""
 
     required_columns: dict[str, ColumnType] = Field(default_factory=dict)
-    min_rows: int = Field(100, ge=1)
-    max_null_fraction: float = Field(0.05, ge=0, le=1)
+    min_rows: int = Field(default=100, ge=1)
+    max_null_fraction: float = Field(default=0.05, ge=0, le=1)
     allowed_suffixes: tuple[str, ...] = (".csv",)
+
+    @field_validator("allowed_suffixes")
+    @classmethod
+    def _suffixes_start_with_a_dot(cls, suffixes: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in suffixes if not s.startswith(".") or len(s) < 2]
+        if bad or not suffixes:
+            raise ValueError(f"suffixes must look like '.csv', got {list(suffixes)}")
+        return suffixes
 
 
 class Training(_Strict):
-    """Which scikit-learn pipeline to train, and how long to wait for it."""
+    """Which scikit-learn pipeline to train, on which split, and how long to wait for it."""
 
-    algorithm: Literal["logistic_regression", "random_forest", "gradient_boosting"] = "logistic_regression"
-    params: dict[str, Any] = Field(default_factory=dict)
-    test_fraction: float = Field(0.25, gt=0, le=0.9)
+    algorithm: Algorithm = "logistic_regression"
+    params: dict[str, Any] = Field(default_factory=dict)  # estimator keyword arguments
+    test_fraction: float = Field(default=0.25, gt=0, le=0.9)
     seed: int = 7
-    timeout_minutes: float = Field(60, gt=0)
-    poll_seconds: float = Field(10, gt=0)
+    timeout_minutes: float = Field(default=60, gt=0)
+    poll_seconds: float = Field(default=10, gt=0)
 
 
 class Approval(_Strict):
-    """Whether a human must approve a candidate that passed the gates."""
+    """Whether a human must approve a candidate that passed the gates, and how long to wait."""
 
     required: bool = False
-    timeout_hours: float = Field(24, gt=0)
+    timeout_hours: float = Field(default=24, gt=0)
 
 
 class Gates(_Strict):
@@ -57,43 +84,54 @@ class Gates(_Strict):
 
     min_metrics: dict[str, float] = Field(default_factory=lambda: {"accuracy": 0.7})
     max_regression: dict[str, float] = Field(default_factory=lambda: {"accuracy": 0.02})
-    approval: Approval = Field(default_factory=Approval)
+    approval: Approval = Approval()
+
+    @field_validator("min_metrics")
+    @classmethod
+    def _minimums_are_scores(cls, values: dict[str, float]) -> dict[str, float]:
+        return _scores(values)
+
+    @field_validator("max_regression")
+    @classmethod
+    def _regressions_are_scores(cls, values: dict[str, float]) -> dict[str, float]:
+        return _scores(values)
 
 
 class Shadow(_Strict):
     """Mirror a share of live traffic to the candidate before any canary step."""
 
     enabled: bool = False
-    # Azure ML allows at most 50 % mirrored traffic on a managed online endpoint.
-    percent: int = Field(10, ge=1, le=50)
-    bake_minutes: float = Field(10, gt=0)
+    # Azure ML mirrors at most 50 % of an endpoint's traffic ("mirror_traffic ... sum to utmost 50"):
+    # https://learn.microsoft.com/azure/machine-learning/reference-yaml-endpoint-online
+    percent: int = Field(default=10, ge=1, le=50)
+    bake_minutes: float = Field(default=10, gt=0)
 
 
 class Step(_Strict):
     """One canary step: the candidate's share of live traffic and how long it bakes."""
 
     traffic_percent: int = Field(ge=1, le=100)
-    bake_minutes: float = Field(10, gt=0)
+    bake_minutes: float = Field(default=10, gt=0)
 
 
 class Health(_Strict):
     """Thresholds of the health analysis at each step (candidate against live, same window)."""
 
-    max_error_rate: float = Field(0.02, ge=0, le=1)
-    max_p95_latency_ratio: float = Field(1.5, gt=0)
-    max_prediction_shift: float = Field(0.2, ge=0, le=1)  # Jensen-Shannon distance of the predictions
-    min_requests: int = Field(20, ge=0)
+    max_error_rate: float = Field(default=0.02, ge=0, le=1)
+    max_p95_latency_ratio: float = Field(default=1.5, gt=0)  # candidate p95 / live p95
+    max_prediction_shift: float = Field(default=0.2, ge=0, le=1)  # Jensen-Shannon distance (base 2) of predictions
+    min_requests: int = Field(default=20, ge=1)  # fewer candidate requests: the step is inconclusive
 
 
 class Release(_Strict):
-    """The release plan."""
+    """The release plan: smoke test, optional shadow, canary steps, health thresholds."""
 
-    endpoint: str = "scoring"
-    smoke_requests: int = Field(5, ge=1)
-    shadow: Shadow = Field(default_factory=Shadow)
+    endpoint: str = Field(default="scoring", pattern=_ENDPOINT_NAME)
+    smoke_requests: int = Field(default=5, ge=1)
+    shadow: Shadow = Shadow()
     steps: tuple[Step, ...] = (Step(traffic_percent=10), Step(traffic_percent=50), Step(traffic_percent=100))
-    health: Health = Field(default_factory=Health)
-    rollback_window_hours: float = Field(24, ge=0)
+    health: Health = Health()
+    rollback_window_hours: float = Field(default=24, ge=0)  # how far back a rollback looks for a good version
 
     @field_validator("steps")
     @classmethod
@@ -104,78 +142,94 @@ class Release(_Strict):
         if any(b <= a for a, b in zip(percents, percents[1:], strict=False)):
             raise ValueError(f"traffic_percent must increase step by step, got {percents}")
         if percents[-1] != 100:
-            raise ValueError(f"the last step must reach 100 %, got {percents[-1]}")
+            raise ValueError(f"the last step must reach 100 %, got {percents}")
         return steps
 
 
 class Monitoring(_Strict):
-    """Drift monitoring of live traffic against the training baseline."""
+    """Drift monitoring of live traffic against the training baseline, and what to do on drift."""
 
-    window_minutes: float = Field(60, gt=0)
-    psi_threshold: float = Field(0.2, gt=0)
-    ks_pvalue_threshold: float = Field(0.01, gt=0, lt=1)
-    categorical_js_threshold: float = Field(0.1, gt=0, le=1)
-    min_rows: int = Field(50, ge=1)
-    on_drift: Literal["rollback", "retrain", "rollback_and_retrain"] = "rollback"
+    window_minutes: float = Field(default=60, gt=0)
+    psi_threshold: float = Field(default=0.2, gt=0)
+    ks_pvalue_threshold: float = Field(default=0.01, gt=0, lt=1)
+    categorical_js_threshold: float = Field(default=0.1, gt=0, le=1)
+    min_rows: int = Field(default=50, ge=1)
+    on_drift: OnDrift = "rollback"
 
 
 class Policy(_Strict):
     """A model's policy."""
 
-    model: str = Field(min_length=1, max_length=24, pattern=r"^[a-z][a-z0-9-]*$")
+    model: str = Field(pattern=_MODEL_NAME)
     label: str = Field(min_length=1)
-    data: DataChecks = Field(default_factory=DataChecks)
-    training: Training = Field(default_factory=Training)
-    gates: Gates = Field(default_factory=Gates)
-    release: Release = Field(default_factory=Release)
-    monitoring: Monitoring = Field(default_factory=Monitoring)
+    data: DataChecks = DataChecks()
+    training: Training = Training()
+    gates: Gates = Gates()
+    release: Release = Release()
+    monitoring: Monitoring = Monitoring()
 
     @model_validator(mode="after")
     def _label_is_a_column(self) -> Policy:
         cols = self.data.required_columns
         if cols and self.label not in cols:
             # PolicyError, not ValueError: pydantic would report a model-level error with no field path.
-            raise PolicyError("label", f"label {self.label!r} must be one of data.required_columns")
+            raise PolicyError("label", f"{self.label!r} must be one of data.required_columns ({', '.join(cols)})")
         return self
 
     @property
     def policy_hash(self) -> str:
-        """sha256 of the canonical JSON of the policy (recorded as lineage)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """sha256 of the canonical JSON of the policy (recorded as lineage on runs and models)."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (crosses the activity boundary)."""
+        """JSON-safe dict, defaults included (crosses the activity boundary)."""
         return self.model_dump(mode="json")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Policy:
-        """Validate a dict into a Policy; PolicyError names the bad field."""
+    def from_dict(cls, data: Any) -> Policy:
+        """Validate a dict into a Policy; PolicyError names the dotted path and the bad value."""
+        if not isinstance(data, dict):
+            raise PolicyError("policy", f"must be a mapping, got {type(data).__name__}")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            path = ".".join(str(p) for p in err["loc"]) or "policy"
-            value = err.get("input")
-            shown = "" if isinstance(value, dict) else f" (got {value!r})"
-            raise PolicyError(path, f"{err['msg']}{shown}") from exc
+            raise _policy_error(exc) from exc
+
+
+def _policy_error(exc: ValidationError) -> PolicyError:
+    errors = exc.errors()
+    err = errors[0]
+    path = ".".join(str(p) for p in err["loc"]) or "policy"
+    value = err.get("input")
+    # a validator's message already shows the value
+    shown = "" if isinstance(value, dict) or err["type"] in ("missing", "value_error") else f" (got {value!r})"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    message = err["msg"].removeprefix("Value error, ")
+    return PolicyError(path, f"{message}{shown}{more}")
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON schema of a policy file (docs/policy.md embeds it)."""
+    return Policy.model_json_schema()
 
 
 def load_policy(model: str, policy_dir: str | Path) -> Policy:
-    """Read ``<policy_dir>/<model>.yaml`` (or .yml/.json) and validate it."""
+    """Read ``<policy_dir>/<model>.yaml`` (or ``.yml``/``.json``) and validate it."""
     folder = Path(policy_dir)
     for suffix in (".yaml", ".yml", ".json"):
         path = folder / f"{model}{suffix}"
         if path.is_file():
             break
     else:
-        raise PolicyError("model", f"no policy file for model {model!r} in {folder}")
+        raise PolicyError("model", f"no policy file for model {model!r} in {folder} (expected {model}.yaml)")
+    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise PolicyError("file", f"{path} is not valid YAML: {exc}") from exc
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise PolicyError("file", f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
     if not isinstance(data, dict):
-        raise PolicyError("file", f"{path} must hold a mapping")
+        raise PolicyError("file", f"{path} must hold a mapping, got {type(data).__name__}")
     policy = Policy.from_dict(data)
     if policy.model != model:
         raise PolicyError("model", f"{path} declares model {policy.model!r}, expected {model!r}")

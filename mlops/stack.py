@@ -153,7 +153,8 @@ class Stack:
                          gateway_port=gateway_port or free_port(), azurite_port=azurite_port or free_port(),
                          gateway_key=secrets.token_urlsafe(18), topic_key=secrets.token_urlsafe(18),
                          virtual_clock=self.virtual_clock)
-        base_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        base_env = {**os.environ, "PYTHONPATH": pythonpath}
         (self.state_dir / "azurite").mkdir(exist_ok=True)
         info.pids["azurite"] = self._spawn("azurite", [str(azurite), "--blobHost", "127.0.0.1", "--blobPort",
                                                        str(info.azurite_port), "--location",

@@ -84,6 +84,11 @@ async def _audit(principal: Principal, action: str, target: str, reason: str, re
     return entry_id
 
 
+def _custom(status: dict[str, Any]) -> dict[str, Any]:
+    raw = status.get("customStatus")
+    return raw if isinstance(raw, dict) else {}
+
+
 def _operator(req: func.HttpRequest) -> Principal:
     principal = principal_from_header(req.headers.get("x-ms-client-principal"))
     return require_operator(principal, runtime.settings().operator_role)
@@ -149,7 +154,7 @@ async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) 
                                                       show_input=True))
         if status is None:
             raise ApiError(404, f"no run with id {run_id!r}")
-        custom = status.get("customStatus") if isinstance(status.get("customStatus"), dict) else {}
+        custom = _custom(status)
         children = [h for h in (custom.get("history") or [])] if kind == "lifecycle" else []
         head = run_summary(status) if kind != "lifecycle" else {"id": run_id, "kind": kind, "model": model,
                                                                 "status": status["runtimeStatus"]}
@@ -182,7 +187,7 @@ async def run_action(req: func.HttpRequest, client: df.DurableOrchestrationClien
             raise ApiError(409, f"run {run_id} is {status['runtimeStatus']}: nothing to {action}")
         if kind not in ACTIONS[action]:
             raise ApiError(409, f"{action} does not apply to a {kind} run")
-        custom = status.get("customStatus") if isinstance(status.get("customStatus"), dict) else {}
+        custom = _custom(status)
         if action in ("approve", "reject") and custom.get("stage") != "approval":
             raise ApiError(409, f"run {run_id} is not waiting for approval (stage {custom.get('stage')!r})")
         event = {"approve": APPROVAL_EVENT, "reject": APPROVAL_EVENT, "pause": PAUSE_EVENT, "resume": RESUME_EVENT,

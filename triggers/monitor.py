@@ -22,6 +22,7 @@ import azure.functions as func
 
 from mlops import runtime
 from mlops.drift import drift_report
+from mlops.errors import SettingError
 from mlops.events import APP_DRIFT_EVENT_TYPE
 from mlops.policy import load_policy
 from orchestrators.release import deployment_name
@@ -36,6 +37,8 @@ def _publisher() -> Any:
     from azure.eventgrid import EventGridPublisherClient
 
     s = runtime.settings()
+    if not s.eventgrid_topic_endpoint:
+        raise SettingError("MLOPS_EVENTGRID_TOPIC_ENDPOINT", "missing: the drift monitor publishes drift events there")
     if s.eventgrid_topic_key:
         from azure.core.credentials import AzureKeyCredential
 

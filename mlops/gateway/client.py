@@ -60,7 +60,8 @@ class GatewayClient:
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
         """Remove a deployment with no traffic."""
-        self._call("DELETE", f"/endpoints/{quote(endpoint)}/deployments/{quote(deployment)}", f"deployment {deployment}")
+        self._call("DELETE", f"/endpoints/{quote(endpoint)}/deployments/{quote(deployment)}",
+                   f"deployment {deployment}")
 
     def list_deployments(self, endpoint: str) -> dict[str, str]:
         """Deployment -> model URI."""
