@@ -32,7 +32,7 @@ def test_loads_credit_policy(credit):
     assert credit.data.required_columns["label"] == "int"
     assert credit.data.min_rows == 200
     assert credit.training.algorithm == "logistic_regression"
-    assert credit.gates.min_metrics == {"accuracy": 0.75, "f1": 0.7}
+    assert credit.gates.min_metrics == {"accuracy": 0.65, "f1": 0.6}
     assert credit.gates.max_regression == {"accuracy": 0.02}
     assert credit.release.shadow.enabled is True
     assert credit.release.shadow.percent == 20
