@@ -117,11 +117,11 @@ def parse_body(raw: bytes, content_type: str) -> tuple[str, list[dict[str, Any]]
 def to_function_event(event: dict[str, Any], schema: str) -> func.EventGridEvent:
     """The func.EventGridEvent the Python worker builds (CloudEvents mapped onto it)."""
     if schema == "cloudevents":
-        return func.EventGridEvent(id=event["id"], data=event.get("data"), topic=event.get("source", ""),
+        return func.EventGridEvent(id=event["id"], data=event.get("data") or {}, topic=event.get("source", ""),
                                    subject=event.get("subject", ""), event_type=event["type"],
                                    event_time=_time(event["time"], "time") if event.get("time") else None,
                                    data_version=event.get("dataschema") or "")
-    return func.EventGridEvent(id=event["id"], data=event.get("data"), topic=event.get("topic") or "",
+    return func.EventGridEvent(id=event["id"], data=event.get("data") or {}, topic=event.get("topic") or "",
                                subject=event["subject"], event_type=event["eventType"],
                                event_time=_time(event["eventTime"], "eventTime"), data_version=event["dataVersion"])
 

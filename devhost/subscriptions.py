@@ -110,7 +110,7 @@ def load_subscriptions(path: Path | None, index: FunctionIndex) -> list[Subscrip
         if schema not in ("EventGridSchema", "CloudEventSchemaV1_0"):
             raise SubscriptionError(f"{where}.schema must be EventGridSchema or CloudEventSchemaV1_0")
         subs.append(Subscription(
-            name=name, source_type=source["type"], function=dest, topic=source.get("name", ""),
+            name=name, source_type=source["type"], function=str(dest), topic=source.get("name", ""),
             connection=source.get("connection", "AzureWebJobsStorage"), containers=list(source.get("containers", [])),
             included_event_types=list(flt.get("includedEventTypes", [])),
             subject_begins_with=flt.get("subjectBeginsWith", ""), subject_ends_with=flt.get("subjectEndsWith", ""),
