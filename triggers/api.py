@@ -111,9 +111,13 @@ async def list_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient
         for name in ("from", "to"):
             if q.get(name):
                 try:
-                    times[name] = datetime.fromisoformat(q[name].replace("Z", "+00:00"))
+                    moment = datetime.fromisoformat(q[name].replace("Z", "+00:00"))
                 except ValueError as exc:
                     raise ApiError(400, f"{name} must be an ISO 8601 time, got {q[name]!r}") from exc
+                if not 1970 <= moment.year <= 9999:
+                    raise ApiError(400, f"{name} must be between 1970 and 9999, got {q[name]!r}")
+                # The Durable client formats naive UTC times
+                times[name] = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
         statuses = None
         if q.get("status"):
             try:

@@ -52,8 +52,14 @@ class Lab:
         return list(self.durable("GET", "instances", params={"instanceIdPrefix": prefix, "showInput": "true"}).json())
 
     def status(self, iid: str) -> dict[str, Any]:
-        """One instance's status."""
-        return dict(self.durable("GET", f"instances/{iid}").json())
+        """One instance's status ({"runtimeStatus": None} if there is no such instance)."""
+        resp = self.durable("GET", f"instances/{iid}")
+        return {"runtimeStatus": None} if resp.status_code == 404 else dict(resp.json())
+
+    def idle(self, model: str) -> None:
+        """Wait until the model's lifecycle has nothing in flight."""
+        self.wait(lambda: self.status(f"lifecycle-{model}")["runtimeStatus"] in (None, "Completed", "Failed"),
+                  what=f"the {model} lifecycle to be idle")
 
     def wait(self, predicate: Callable[[], Any], timeout: float = 120, what: str = "condition",
              tick: Callable[[], None] | None = None) -> Any:

@@ -167,7 +167,7 @@ def test_two_simultaneous_alerts_give_one_rollback(lab: Lab) -> None:
     resp = lab.publish([{**event, "id": str(uuid.uuid4())}, {**event, "id": str(uuid.uuid4())}])
     assert resp.status_code == 200, resp.text
     runs = lab.finished(f"rollback-{MODEL}-", before + 1)
-    lab.wait(lambda: lab.status(f"lifecycle-{MODEL}")["runtimeStatus"] == "Completed", what="lifecycle idle")
+    lab.idle(MODEL)
     assert len(lab.instances(f"rollback-{MODEL}-")) == before + 1
     # the champion is already the earliest good version: the rollback says so and changes nothing
     newest = max(runs, key=lambda r: r["createdTime"])

@@ -47,8 +47,11 @@ def test_schema_break_fails_validation_with_the_reason_and_registers_nothing(lab
 
 
 def test_same_event_delivered_three_times_gives_one_run(lab: Lab) -> None:
+    lab.idle("bursty")
+    landed = len(lab.instances("retrain-bursty-"))
     blob_url = lab.land("bursty", "once.csv", to_csv_bytes(generate(50, seed=3)))
-    lab.finished("retrain-bursty-")
+    lab.finished("retrain-bursty-", landed + 1)
+    lab.idle("bursty")
     event = {"id": str(uuid.uuid4()), "subject": "/blobServices/default/containers/landing/blobs/bursty/dup.csv",
              "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-11-24T10:00:00Z", "dataVersion": "",
              "data": {"url": blob_url.replace("once.csv", "dup.csv"), "eTag": "0xDUP", "contentLength": 10,
@@ -61,12 +64,12 @@ def test_same_event_delivered_three_times_gives_one_run(lab: Lab) -> None:
                              data=json.dumps([event]), headers={"aeg-event-type": "Notification"}, timeout=30)
         assert resp.status_code == 200, resp.text
     lab.finished("retrain-bursty-", before + 1)
-    lab.wait(lambda: lab.status("lifecycle-bursty")["runtimeStatus"] == "Completed", what="lifecycle idle")
+    lab.idle("bursty")
     assert len(lab.instances("retrain-bursty-")) == before + 1
 
 
 def test_burst_of_20_files_gives_one_run_now_and_at_most_one_after(lab: Lab) -> None:
-    lab.wait(lambda: lab.status("lifecycle-bursty")["runtimeStatus"] == "Completed", what="lifecycle idle")
+    lab.idle("bursty")
     before = len(lab.instances("retrain-bursty-"))
     lab.land("bursty", "burst-00.csv", to_csv_bytes(generate(300, seed=100)))
     # the first run is training while the rest of the burst lands
@@ -75,7 +78,7 @@ def test_burst_of_20_files_gives_one_run_now_and_at_most_one_after(lab: Lab) -> 
     for i in range(1, 20):
         lab.land("bursty", f"burst-{i:02d}.csv", to_csv_bytes(generate(300, seed=100 + i)))
     lab.finished("retrain-bursty-", before + 1)
-    lab.wait(lambda: lab.status("lifecycle-bursty")["runtimeStatus"] == "Completed", what="lifecycle idle")
+    lab.idle("bursty")
     runs = len(lab.instances("retrain-bursty-")) - before
     assert 1 <= runs <= 2, runs
 
