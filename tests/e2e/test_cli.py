@@ -1,0 +1,64 @@
+"""The `mlops` command line against a running stack, and `up`/`down` leaving no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from click.testing import CliRunner
+from stacklab import Lab
+
+from mlops.cli import main
+from mlops.sampledata import generate, to_csv_bytes
+
+
+def mlops(lab: Lab, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--state-dir", lab.info.state_dir, *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_land_runs_run_models_and_traffic(lab: Lab, tmp_path: Path) -> None:
+    data = tmp_path / "cli.csv"
+    data.write_bytes(to_csv_bytes(generate(300, seed=41)))
+    before = len(lab.instances("retrain-bursty-"))
+    code, out = mlops(lab, "land", str(data), "--model", "bursty")
+    assert code == 0 and "landing/bursty/cli.csv" in out
+    run = lab.finished("retrain-bursty-", before + 1)[-1]
+    code, out = mlops(lab, "runs", "--model", "bursty", "--kind", "retrain")
+    assert code == 0 and "bursty" in out and "retrain" in out
+    code, out = mlops(lab, "run", run["instanceId"])
+    assert code == 0 and "validate" in out and "train" in out
+    code, out = mlops(lab, "models")
+    assert code == 0 and "bursty" in out and "credit" in out
+    code, out = mlops(lab, "traffic", "bursty")
+    assert code == 0
+
+
+def test_actions_without_an_operator_fail_with_the_reason(lab: Lab) -> None:
+    code, out = mlops(lab, "rollback", "credit", "--reason", "cli test")
+    assert code != 0 and "401" in out
+    code, out = mlops(lab, "approve", "retrain-credit-000000000000")
+    assert code != 0 and ("401" in out or "404" in out)
+
+
+def test_up_then_down_leaves_no_process_behind(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    runner = CliRunner()
+    up = runner.invoke(main, ["--state-dir", str(state), "up"], catch_exceptions=False)
+    assert up.exit_code == 0, up.output
+    assert "dashboard" in up.output
+    pids = json.loads((state / "stack.json").read_text())["pids"]
+    assert set(pids) == {"azurite", "gateway", "devhost"}
+    again = runner.invoke(main, ["--state-dir", str(state), "up"])
+    assert again.exit_code != 0 and "already" in again.output
+    down = runner.invoke(main, ["--state-dir", str(state), "down"], catch_exceptions=False)
+    assert down.exit_code == 0 and "devhost" in down.output
+    for pid in pids.values():
+        try:
+            os.kill(pid, 0)
+            alive = Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except (ProcessLookupError, FileNotFoundError):
+            alive = False
+        assert not alive, f"process {pid} is still running"
+    assert not (state / "stack.json").exists()
