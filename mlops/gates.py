@@ -1,24 +1,32 @@
-"""Pure decisions of the retrain run: is the data usable, and does the candidate pass the gates.
+"""Pure decisions of the retrain run: is the landed data usable, and does the candidate pass the gates.
 
-Data validation uses the standard library's csv reader, so the Function App in Azure does
-not need pandas for it.
+Data validation streams the file through the standard library's csv reader: it runs in the
+Function App in Azure, where pandas would add tens of megabytes and seconds of cold start for
+what is a single pass of counting. Gate metrics are higher-is-better scores (accuracy, f1,
+roc_auc, ...).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .policy import DataChecks, Gates
 
-_NULLS = {"", "na", "nan", "null", "none"}
+_NULLS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+_BOOLS = frozenset({"true", "false", "0", "1"})  # what pandas and the training job read as booleans
+_MAX_LABEL_CLASSES = 1000  # stop counting classes past this: it is a regression target, or an id
+
+
+# --------------------------------------------------------------------------------------------- data
 
 
 @dataclass(frozen=True)
 class DataReport:
-    """The verdict on a landed file."""
+    """The verdict on a landed file; ``problems`` says what is wrong, in words."""
 
     passed: bool
     rows: int
@@ -32,65 +40,107 @@ class DataReport:
 
 
 def _fits(value: str, kind: str) -> bool:
+    if kind == "bool":
+        return value.lower() in _BOOLS
     try:
         if kind == "int":
             int(value)
         elif kind == "float":
-            float(value)
-        elif kind == "bool":
-            return value.lower() in ("true", "false", "0", "1")
-        return True
+            return math.isfinite(float(value))
     except ValueError:
         return False
+    return True
+
+
+@dataclass
+class _Column:
+    kind: str | None
+    nulls: int = 0
+    bad: int = 0
+    first_bad: str = ""
 
 
 def validate_data(checks: DataChecks, label: str, content: bytes) -> DataReport:
-    """Check columns and types, row count, null fraction and the label."""
-    problems: list[str] = []
+    """Check the header, column types, row count, null fractions and the label column of a CSV file."""
     try:
-        text = content.decode("utf-8-sig")
+        text = content.decode("utf-8-sig")  # Excel writes a byte-order mark
     except UnicodeDecodeError as exc:
         return DataReport(False, 0, [], {}, [f"not UTF-8 text: {exc}"])
-    reader = csv.DictReader(io.StringIO(text))
-    columns = list(reader.fieldnames or [])
-    if not columns:
-        return DataReport(False, 0, [], {}, ["no header row"])
-    rows = list(reader)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return DataReport(False, 0, [], {}, ["empty file: no header row"])
+    except csv.Error as exc:
+        return DataReport(False, 0, [], {}, [f"not CSV: {exc}"])
+    problems: list[str] = []
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        problems.append(f"duplicate columns: {', '.join(duplicates)}")
     wanted = dict(checks.required_columns)
-    if label not in wanted:
-        wanted[label] = "str"
-    missing = [c for c in wanted if c not in columns]
-    if label in missing:
+    missing = [c for c in wanted if c not in header]
+    if label not in header:
         problems.append(f"label column {label!r} is missing")
     others = [c for c in missing if c != label]
     if others:
         problems.append(f"missing columns: {', '.join(others)}")
-    if len(rows) < checks.min_rows:
-        problems.append(f"{len(rows)} rows, at least {checks.min_rows} required")
+
+    columns = [_Column(wanted.get(h)) for h in header]
+    label_at = header.index(label) if label in header else -1
+    classes: set[str] = set()
+    rows = ragged = 0
+    try:
+        for record in reader:
+            if not record:
+                continue  # a blank line, e.g. at the end
+            rows += 1
+            if len(record) != len(header):
+                ragged += 1
+                continue
+            for i, raw in enumerate(record):
+                value, col = raw.strip(), columns[i]
+                if value.lower() in _NULLS:
+                    col.nulls += 1
+                elif col.kind and col.kind != "str" and not _fits(value, col.kind):
+                    col.bad += 1
+                    col.first_bad = col.first_bad or value
+            if label_at >= 0 and len(classes) <= _MAX_LABEL_CLASSES:
+                classes.add(record[label_at].strip())
+    except csv.Error as exc:
+        problems.append(f"not CSV at row {rows + 1}: {exc}")
+    if ragged:
+        problems.append(f"{ragged} rows do not have {len(header)} fields")
+    if rows < checks.min_rows:
+        problems.append(f"{rows} rows, at least {checks.min_rows} required")
+
+    good_rows = rows - ragged
     nulls: dict[str, float] = {}
-    for col in columns:
-        values = [(r.get(col) or "").strip() for r in rows]
-        empty = sum(1 for v in values if v.lower() in _NULLS)
-        nulls[col] = round(empty / len(values), 4) if values else 0.0
-        if col == label and empty:
-            problems.append(f"label column {label!r} has {empty} empty values")
-        elif nulls[col] > checks.max_null_fraction:
-            problems.append(f"column {col!r} is {nulls[col]:.1%} null, at most {checks.max_null_fraction:.1%} allowed")
-        kind = wanted.get(col)
-        if kind and kind != "str":
-            bad = [v for v in values if v.lower() not in _NULLS and not _fits(v, kind)]
-            if bad:
-                problems.append(f"column {col!r} must be {kind}: {len(bad)} values are not (e.g. {bad[0]!r})")
-    return DataReport(not problems, len(rows), columns, nulls, problems)
+    for name, col in zip(header, columns, strict=True):
+        nulls[name] = round(col.nulls / good_rows, 4) if good_rows else 0.0
+        if name == label and col.nulls:
+            problems.append(f"label column {label!r} has {col.nulls} empty values")
+        elif nulls[name] > checks.max_null_fraction:
+            problems.append(f"column {name!r} is {nulls[name]:.1%} null, at most {checks.max_null_fraction:.1%} "
+                            "allowed")
+        if col.bad:
+            problems.append(f"column {name!r} must be {col.kind}: {col.bad} values are not (e.g. {col.first_bad!r})")
+    known = classes - {v for v in classes if v.lower() in _NULLS}
+    if label_at >= 0 and good_rows and len(known) < 2:
+        problems.append(f"label column {label!r} has a single class ({', '.join(sorted(known)) or 'none'}): "
+                        "nothing to learn")
+    return DataReport(not problems, rows, header, nulls, problems)
+
+
+# --------------------------------------------------------------------------------------------- gates
 
 
 @dataclass(frozen=True)
 class GateVerdict:
-    """One gate check with its numbers."""
+    """One gate check with its numbers and a sentence that has both of them."""
 
-    name: str
-    metric: str
+    name: Literal["minimum", "no_regression"]
     passed: bool
+    metric: str
     value: float | None
     threshold: float
     champion_value: float | None = None
@@ -105,37 +155,65 @@ class GateVerdict:
 class GateReport:
     """All gate verdicts; passed only if every one passed."""
 
-    verdicts: list[GateVerdict]
+    verdicts: tuple[GateVerdict, ...]
 
     @property
     def passed(self) -> bool:
         """True when every gate passed."""
         return all(v.passed for v in self.verdicts)
 
+    @property
+    def failed(self) -> list[GateVerdict]:
+        """The verdicts that failed."""
+        return [v for v in self.verdicts if not v.passed]
 
-def evaluate_gates(gates: Gates, candidate: dict[str, float], champion: dict[str, float] | None) -> GateReport:
-    """Absolute minimums, then no regression beyond the allowance against the champion (if any)."""
-    verdicts: list[GateVerdict] = []
-    for metric, minimum in sorted(gates.min_metrics.items()):
-        value = candidate.get(metric)
-        if value is None:
-            verdicts.append(GateVerdict("minimum", metric, False, None, minimum,
-                                        reason=f"{metric} was not measured (required minimum {minimum})"))
-            continue
-        ok = value >= minimum
-        verdicts.append(GateVerdict("minimum", metric, ok, value, minimum,
-                                    reason=f"{metric} {value:.3f} {'>=' if ok else '<'} minimum {minimum:.3f}"))
-    if champion:
-        for metric, allowed in sorted(gates.max_regression.items()):
-            value, best = candidate.get(metric), champion.get(metric)
-            if value is None or best is None:
-                continue
-            floor = best - allowed
-            ok = value >= floor
-            drop = best - value
-            reason = (f"{metric} {value:.3f} vs champion {best:.3f}: "
-                      + (f"within the allowed regression of {allowed:.3f}" if ok else
-                         f"regressed by {drop:.3f}, more than the allowed {allowed:.3f} "
-                         f"({value:.3f} < {best:.3f} - {allowed:.3f})"))
-            verdicts.append(GateVerdict("no_regression", metric, ok, value, floor, best, reason))
-    return GateReport(verdicts)
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: the overall verdict and each check."""
+        return {"passed": self.passed, "verdicts": [v.to_dict() for v in self.verdicts]}
+
+
+def _measured(metrics: dict[str, float] | None, metric: str) -> float | None:
+    value = (metrics or {}).get(metric)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None  # NaN (e.g. roc_auc on a one-class split) is as good as not measured
+    return float(value)
+
+
+def _minimum(metric: str, minimum: float, candidate: dict[str, float]) -> GateVerdict:
+    value = _measured(candidate, metric)
+    if value is None:
+        return GateVerdict("minimum", False, metric, None, minimum,
+                           reason=f"{metric} was not measured (minimum {minimum:g})")
+    ok = value >= minimum
+    reason = (f"{metric} {value:.3f} >= minimum {minimum:g}" if ok else
+              f"{metric} {value:.3f} is below the minimum {minimum:g}")
+    return GateVerdict("minimum", ok, metric, value, minimum, reason=reason)
+
+
+def _no_regression(metric: str, allowed: float, candidate: dict[str, float], champion: dict[str, float]) -> GateVerdict:
+    value, best = _measured(candidate, metric), _measured(champion, metric)
+    if value is None:
+        return GateVerdict("no_regression", False, metric, None, allowed, best,
+                           reason=f"{metric} was not measured, so it cannot be compared with the champion")
+    if best is None:
+        # The champion predates this metric: there is nothing to regress against.
+        return GateVerdict("no_regression", True, metric, value, allowed, None,
+                           reason=f"champion has no {metric}: not compared")
+    floor = best - allowed
+    drop = best - value
+    if value >= floor:
+        change = f"improved by {-drop:.3f}" if drop < 0 else f"dropped by {drop:.3f}, within {allowed:g}"
+        return GateVerdict("no_regression", True, metric, value, floor, best,
+                           reason=f"{metric} {change} vs champion ({value:.3f} >= {best:.3f} - {allowed:g})")
+    return GateVerdict("no_regression", False, metric, value, floor, best,
+                       reason=f"{metric} regressed by {drop:.3f} vs champion ({value:.3f} < {best:.3f} - {allowed:g})")
+
+
+def evaluate_gates(gates: Gates, candidate_metrics: dict[str, float],
+                   champion_metrics: dict[str, float] | None) -> GateReport:
+    """Absolute minimums, then no regression beyond the allowance against the champion (when there is one)."""
+    verdicts = [_minimum(m, t, candidate_metrics) for m, t in sorted(gates.min_metrics.items())]
+    if champion_metrics is not None:
+        verdicts += [_no_regression(m, a, candidate_metrics, champion_metrics)
+                     for m, a in sorted(gates.max_regression.items())]
+    return GateReport(tuple(verdicts))

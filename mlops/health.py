@@ -1,31 +1,45 @@
 """Pure canary analysis: the candidate against the live deployment over the same window.
 
-Checks: error rate under the threshold, p95 latency ratio (candidate / live) under the
-threshold, and the Jensen-Shannon distance between their prediction distributions under
-the threshold. With fewer requests than ``min_requests`` the step is inconclusive, which
-fails safe: the release does not move on without evidence.
+Checks, each against the release policy's ``health`` thresholds:
+  * error rate of the candidate <= ``max_error_rate``;
+  * p95 latency ratio, candidate / live, <= ``max_p95_latency_ratio``;
+  * prediction shift, the Jensen-Shannon distance (base 2, in [0, 1]) between the candidate's
+    and live's prediction histograms, <= ``max_prediction_shift``.
+
+Not enough traffic is not evidence. With fewer than ``min_requests`` candidate requests the
+step is *inconclusive*, and inconclusive fails safe: ``passed`` is False with
+``inconclusive=True``, so the release does not move traffic on without evidence (the operator
+can lengthen the bake or lower ``min_requests``). One exception: if the errors seen already
+exceed what ``min_requests`` requests could allow, the step fails outright, it is not
+inconclusive. The latency and prediction comparisons need ``min_requests`` live requests too;
+with fewer (e.g. no live deployment left) they are skipped, and the report says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
+from .platform.base import DeploymentMetrics
 from .policy import Health
+
+_METRIC_FIELDS = {f.name for f in fields(DeploymentMetrics)}
 
 
 @dataclass(frozen=True)
-class Check:
-    """One health check with its numbers."""
+class HealthCheck:
+    """One health check with its numbers; a skipped check passes and says why in ``detail``."""
 
     name: str
     passed: bool
-    value: float
+    value: float | None
     threshold: float
     detail: str
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -34,7 +48,7 @@ class HealthReport:
 
     passed: bool
     reason: str
-    checks: list[Check] = field(default_factory=list)
+    checks: list[HealthCheck] = field(default_factory=list)
     inconclusive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -42,43 +56,68 @@ class HealthReport:
         return asdict(self)
 
 
-def prediction_shift(a: dict[str, int], b: dict[str, int]) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1]) between two label-count histograms."""
-    labels = sorted(set(a) | set(b))
-    if not labels:
-        return 0.0
-    p = np.array([a.get(k, 0) for k in labels], dtype=float)
-    q = np.array([b.get(k, 0) for k in labels], dtype=float)
-    if p.sum() == 0 or q.sum() == 0:
+def prediction_shift(candidate: Mapping[str, int], live: Mapping[str, int]) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two label -> count histograms; 0 if either is empty."""
+    labels = sorted(set(candidate) | set(live), key=str)
+    p = np.array([candidate.get(k, 0) for k in labels], dtype=float)
+    q = np.array([live.get(k, 0) for k in labels], dtype=float)
+    if p.sum() <= 0 or q.sum() <= 0:
         return 0.0
     return float(jensenshannon(p / p.sum(), q / q.sum(), base=2))
 
 
-def _get(metrics: Any, key: str) -> Any:
-    return metrics[key] if isinstance(metrics, dict) else getattr(metrics, key)
+_NO_TRAFFIC: dict[str, Any] = {"deployment": "", "request_count": 0, "error_count": 0, "latency_p50_ms": 0.0,
+                               "latency_p95_ms": 0.0, "latency_p99_ms": 0.0}
 
 
-def analyse_step(policy: Health, candidate: Any, live: Any) -> HealthReport:
-    """Judge a canary step from the two deployments' metrics (dicts or DeploymentMetrics)."""
-    n = int(_get(candidate, "request_count"))
+def _metrics(value: DeploymentMetrics | Mapping[str, Any]) -> DeploymentMetrics:
+    if isinstance(value, DeploymentMetrics):
+        return value
+    # a figure the platform did not report counts as no traffic: the step then fails safe
+    return DeploymentMetrics(**{**_NO_TRAFFIC, **{k: v for k, v in value.items() if k in _METRIC_FIELDS}})
+
+
+def _latency(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -> HealthCheck:
+    limit = policy.max_p95_latency_ratio
+    if live.request_count < policy.min_requests or live.latency_p95_ms <= 0:
+        return HealthCheck("p95_latency_ratio", True, None, limit,
+                           f"skipped: live served {live.request_count} requests, {policy.min_requests} needed", True)
+    ratio = cand.latency_p95_ms / live.latency_p95_ms
+    return HealthCheck("p95_latency_ratio", ratio <= limit, ratio, limit,
+                       f"p95 {cand.latency_p95_ms:.1f} ms vs live {live.latency_p95_ms:.1f} ms")
+
+
+def _shift(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -> HealthCheck:
+    limit = policy.max_prediction_shift
+    live_n = sum(live.predictions.values())
+    if live_n < policy.min_requests or not cand.predictions:
+        return HealthCheck("prediction_shift", True, None, limit,
+                           f"skipped: {sum(cand.predictions.values())} candidate and {live_n} live predictions", True)
+    shift = prediction_shift(cand.predictions, live.predictions)
+    return HealthCheck("prediction_shift", shift <= limit, shift, limit,
+                       "Jensen-Shannon distance of the prediction histograms vs live")
+
+
+def analyse_step(health_policy: Health, candidate: DeploymentMetrics | Mapping[str, Any],
+                 live: DeploymentMetrics | Mapping[str, Any]) -> HealthReport:
+    """Judge one canary (or shadow) step from both deployments' metrics over the same window."""
+    policy, cand, base = health_policy, _metrics(candidate), _metrics(live)
+    n = cand.request_count
+    checks = [
+        HealthCheck("error_rate", cand.error_rate <= policy.max_error_rate, cand.error_rate, policy.max_error_rate,
+                    f"{cand.error_count}/{n} requests failed"),
+        _latency(policy, cand, base),
+        _shift(policy, cand, base),
+    ]
     if n < policy.min_requests:
+        # Fail fast when even a full sample could not bring the error rate under the limit.
+        if cand.error_count > policy.max_error_rate * policy.min_requests:
+            return HealthReport(False, f"error_rate: {cand.error_count} errors in {n} requests already exceed "
+                                       f"{policy.max_error_rate:.1%} of {policy.min_requests}", checks)
         return HealthReport(False, f"inconclusive: {n} candidate requests, at least {policy.min_requests} needed",
-                            [], inconclusive=True)
-    errors = int(_get(candidate, "error_count"))
-    error_rate = errors / n if n else 0.0
-    checks = [Check("error_rate", error_rate <= policy.max_error_rate, error_rate, policy.max_error_rate,
-                    f"{errors}/{n} requests failed")]
-    live_p95 = float(_get(live, "latency_p95_ms") or 0.0)
-    cand_p95 = float(_get(candidate, "latency_p95_ms") or 0.0)
-    if int(_get(live, "request_count")) > 0 and live_p95 > 0:
-        ratio = cand_p95 / live_p95
-        checks.append(Check("p95_latency_ratio", ratio <= policy.max_p95_latency_ratio, ratio,
-                            policy.max_p95_latency_ratio, f"p95 {cand_p95:.1f} ms vs live {live_p95:.1f} ms"))
-    shift = prediction_shift(dict(_get(candidate, "predictions")), dict(_get(live, "predictions")))
-    checks.append(Check("prediction_shift", shift <= policy.max_prediction_shift, shift, policy.max_prediction_shift,
-                        "Jensen-Shannon distance of predictions vs live"))
+                            checks, inconclusive=True)
     failed = [c for c in checks if not c.passed]
     if failed:
-        reason = "; ".join(f"{c.name} {c.value:.3f} > {c.threshold:.3f} ({c.detail})" for c in failed)
-        return HealthReport(False, reason, checks)
-    return HealthReport(True, "healthy", checks)
+        return HealthReport(False, "; ".join(f"{c.name} {c.value:.3f} > {c.threshold:.3f} ({c.detail})"
+                                             for c in failed), checks)
+    return HealthReport(True, f"healthy over {n} requests", checks)

@@ -131,7 +131,7 @@ class Release(_Strict):
     shadow: Shadow = Shadow()
     steps: tuple[Step, ...] = (Step(traffic_percent=10), Step(traffic_percent=50), Step(traffic_percent=100))
     health: Health = Health()
-    rollback_window_hours: float = Field(default=24, ge=0)  # how far back a rollback looks for a good version
+    rollback_window_hours: float = Field(default=24, ge=0)  # how long the replaced deployment is kept to roll back to
 
     @field_validator("steps")
     @classmethod

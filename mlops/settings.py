@@ -1,75 +1,93 @@
 """App settings: the one place that reads the environment.
 
-Azure Functions passes App Settings (and locally ``local.settings.json`` ``Values``) as
-environment variables. ``load_settings`` parses them once; a missing or bad setting raises
-SettingError naming it, so the app fails at start with the name of what to fix.
+Azure Functions passes App Settings (locally, ``local.settings.json`` ``Values``) as environment
+variables. ``load_settings`` parses them once; a missing or bad setting raises SettingError
+naming it, so the app fails at start with the name of what to fix. An empty value counts as
+unset (App Settings cannot tell the two apart). ``SETTINGS`` lists every setting the app reads;
+infra is checked against it.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 from .errors import SettingError
 
+Platform = Literal["local", "azureml"]
+Scope = Literal["all", "local", "azureml"]
+
 
 @dataclass(frozen=True)
 class SettingSpec:
-    """One setting the app reads."""
+    """One setting the app reads; ``scope`` says on which platform it matters."""
 
     name: str
     required: bool
     default: str | None
     description: str
-    local_only: bool = False
+    scope: Scope = "all"
+    alternatives: tuple[str, ...] = ()  # other names that satisfy a required setting
 
+    @property
+    def local_only(self) -> bool:
+        """True for settings of the local stack only: infra in Azure does not set them."""
+        return self.scope == "local"
+
+
+_AZUREML = "required when MLOPS_PLATFORM=azureml"
 
 SETTINGS: tuple[SettingSpec, ...] = (
-    SettingSpec("AzureWebJobsStorage", False, None,
-                "Storage connection string (locally Azurite). In Azure, identity-based: set "
-                "AzureWebJobsStorage__accountName instead."),
-    SettingSpec("AzureWebJobsStorage__accountName", False, None, "Storage account name for identity-based access."),
+    SettingSpec("AzureWebJobsStorage", True, None,
+                "The app's storage: a connection string (Azurite locally), or, in Azure, the identity-based "
+                "form AzureWebJobsStorage__accountName.", alternatives=("AzureWebJobsStorage__accountName",)),
+    SettingSpec("AzureWebJobsStorage__accountName", False, None,
+                "Storage account name for identity-based (managed identity) access."),
     SettingSpec("MLOPS_PLATFORM", False, "local", "ML platform adapter: local (MLflow + gateway) or azureml."),
     SettingSpec("MLOPS_LANDING_CONTAINER", False, "landing", "Blob container where training data lands."),
     SettingSpec("MLOPS_POLICY_DIR", False, "policies", "Folder of per-model policy files (<model>.yaml)."),
-    SettingSpec("MLOPS_STATE_DIR", False, ".devhost/mlops", "Local platform state (MLflow, jobs).", local_only=True),
+    SettingSpec("MLOPS_STATE_DIR", False, ".devhost/mlops", "Local platform state (MLflow, jobs).", "local"),
     SettingSpec("MLOPS_EVENTGRID_TOPIC_ENDPOINT", False, None,
-                "Custom topic for the app's own events (ModelRegistered locally, drift)."),
+                "Event Grid custom topic for the app's own events (drift; ModelRegistered locally)."),
     SettingSpec("MLOPS_EVENTGRID_TOPIC_KEY", False, None,
-                "Custom topic key; local only, Azure uses the managed identity.", local_only=True),
-    SettingSpec("MLOPS_GATEWAY_URL", False, "http://127.0.0.1:7081", "Local scoring gateway.", local_only=True),
-    SettingSpec("MLOPS_GATEWAY_KEY", False, None, "Local scoring gateway admin key.", local_only=True),
-    SettingSpec("MLFLOW_TRACKING_URI", False, None, "MLflow tracking URI (default: SQLite in the state dir)."),
-    SettingSpec("MLOPS_OPERATOR_ROLE", False, "mlops.operator", "App role that may change things."),
-    SettingSpec("MLOPS_MONITOR_SCHEDULE", False, "0 */5 * * * *", "NCRONTAB schedule of the drift monitor."),
-    SettingSpec("AZUREML_SUBSCRIPTION_ID", False, None, "Azure ML workspace subscription (azureml platform)."),
-    SettingSpec("AZUREML_RESOURCE_GROUP", False, None, "Azure ML workspace resource group (azureml platform)."),
-    SettingSpec("AZUREML_WORKSPACE", False, None, "Azure ML workspace name (azureml platform)."),
-    SettingSpec("AZUREML_COMPUTE", False, None, "Compute cluster for training jobs (azureml platform)."),
-    SettingSpec("AZUREML_ENVIRONMENT", False, None, "Environment for training jobs (azureml platform)."),
+                "Custom topic access key, local only: in Azure the managed identity is used.", "local"),
+    SettingSpec("MLOPS_GATEWAY_URL", False, "http://127.0.0.1:7081", "Local scoring gateway.", "local"),
+    SettingSpec("MLOPS_GATEWAY_KEY", False, None, "Local scoring gateway admin key.", "local"),
+    SettingSpec("MLFLOW_TRACKING_URI", False, None, "MLflow tracking URI (default: sqlite:///<state dir>/mlflow.db).",
+                "local"),
+    SettingSpec("MLOPS_OPERATOR_ROLE", False, "mlops.operator", "App role that may change things via the API."),
+    SettingSpec("MLOPS_MONITOR_SCHEDULE", False, "0 */5 * * * *", "NCRONTAB (6 fields) schedule of the monitor."),
+    SettingSpec("AZUREML_SUBSCRIPTION_ID", False, None, f"Azure ML workspace subscription id; {_AZUREML}.", "azureml"),
+    SettingSpec("AZUREML_RESOURCE_GROUP", False, None, f"Azure ML workspace resource group; {_AZUREML}.", "azureml"),
+    SettingSpec("AZUREML_WORKSPACE", False, None, f"Azure ML workspace name; {_AZUREML}.", "azureml"),
+    SettingSpec("AZUREML_COMPUTE", False, None, f"Compute cluster for training jobs; {_AZUREML}.", "azureml"),
+    SettingSpec("AZUREML_ENVIRONMENT", False, None, f"Environment for training jobs; {_AZUREML}.", "azureml"),
     SettingSpec("APPLICATIONINSIGHTS_CONNECTION_STRING", False, None, "Telemetry to Application Insights."),
 )
 
-_AZUREML_REQUIRED = ("AZUREML_SUBSCRIPTION_ID", "AZUREML_RESOURCE_GROUP", "AZUREML_WORKSPACE", "AZUREML_COMPUTE",
-                     "AZUREML_ENVIRONMENT")
+_SPECS = {spec.name: spec for spec in SETTINGS}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Parsed settings."""
+    """Parsed settings. Secrets are left out of ``repr`` so that logging the object leaks nothing."""
 
-    platform: str
+    platform: Platform
     landing_container: str
     policy_dir: str
     state_dir: str
-    storage_connection_string: str | None
+    storage_connection_string: str | None = field(repr=False)
     storage_account_name: str | None
     eventgrid_topic_endpoint: str | None
-    eventgrid_topic_key: str | None
+    eventgrid_topic_key: str | None = field(repr=False)
     gateway_url: str
-    gateway_key: str | None
+    gateway_key: str | None = field(repr=False)
     mlflow_tracking_uri: str | None
     operator_role: str
     monitor_schedule: str
@@ -78,7 +96,10 @@ class Settings:
     azureml_workspace: str | None = None
     azureml_compute: str | None = None
     azureml_environment: str | None = None
-    appinsights_connection_string: str | None = None
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+
+
+# --------------------------------------------------------------------------------------------- validators
 
 
 def _url(name: str, value: str | None) -> str | None:
@@ -90,46 +111,116 @@ def _url(name: str, value: str | None) -> str | None:
     return value
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+# https://learn.microsoft.com/rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata
+_CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_MLFLOW_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "mssql", "databricks", "azureml")
+# NCRONTAB: {second} {minute} {hour} {day} {month} {day-of-week}
+# https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#ncrontab-expressions
+_CRON_FIELDS = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
+                ("day-of-week", 0, 6))
+_CRON_NAMES = {
+    "month": ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+    "day-of-week": ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"),
+}
+_CRON_PART = re.compile(r"^(\*|(?P<lo>\w+)(-(?P<hi>\w+))?)(/(?P<step>\d+))?$")
+
+
+def _cron_value(token: str, what: str, lo: int, hi: int) -> bool:
+    names = _CRON_NAMES.get(what, ())
+    if token.upper() in names:
+        return True
+    return token.isdigit() and lo <= int(token) <= hi
+
+
+def _schedule(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 6:
+        raise SettingError("MLOPS_MONITOR_SCHEDULE",
+                           f"must be a 6-field NCRONTAB expression ({{second}} {{minute}} {{hour}} {{day}} {{month}} "
+                           f"{{day-of-week}}), got {value!r}")
+    for text, (what, lo, hi) in zip(fields, _CRON_FIELDS, strict=True):
+        for part in text.split(","):
+            m = _CRON_PART.match(part)
+            ok = m is not None and all(_cron_value(m[g], what, lo, hi) for g in ("lo", "hi") if m[g] is not None)
+            if not ok or (m is not None and m["step"] is not None and int(m["step"]) == 0):
+                raise SettingError("MLOPS_MONITOR_SCHEDULE", f"bad {what} field {text!r} in {value!r}")
+    return value
+
+
+def _tracking_uri(value: str | None, state_dir: str, platform: str) -> str | None:
+    if value is None:
+        # one default for the local platform: MLflow's SQLite store inside the state dir
+        return f"sqlite:///{(Path(state_dir).resolve() / 'mlflow.db').as_posix()}" if platform == "local" else None
+    scheme = urlparse(value).scheme
+    if scheme and len(scheme) > 1 and scheme not in _MLFLOW_SCHEMES:  # len 1: a Windows drive letter
+        raise SettingError("MLFLOW_TRACKING_URI", f"unsupported scheme {scheme!r} in {value!r} "
+                                                  f"(use one of {', '.join(_MLFLOW_SCHEMES)} or a path)")
+    return value
+
+
+def _appinsights(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = dict(p.split("=", 1) for p in value.split(";") if "=" in p)
+    if not parts.get("InstrumentationKey"):
+        raise SettingError("APPLICATIONINSIGHTS_CONNECTION_STRING",
+                           "must be a connection string with InstrumentationKey=...;IngestionEndpoint=...")
+    return value
+
+
+def _azureml(values: Mapping[str, str | None]) -> None:
+    for spec in SETTINGS:
+        if spec.scope == "azureml" and not values[spec.name]:
+            raise SettingError(spec.name, "missing: required when MLOPS_PLATFORM=azureml")
+    try:
+        uuid.UUID(str(values["AZUREML_SUBSCRIPTION_ID"]))
+    except ValueError:
+        raise SettingError("AZUREML_SUBSCRIPTION_ID",
+                           f"must be a subscription id (a GUID), got {values['AZUREML_SUBSCRIPTION_ID']!r}") from None
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     """Parse every setting; SettingError names the first one that is missing or bad."""
-    source = os.environ if env is None else env
-    values = {spec.name: (source.get(spec.name) or spec.default) for spec in SETTINGS}
-    platform = (values["MLOPS_PLATFORM"] or "local").lower()
+    values: dict[str, str | None] = {spec.name: (env.get(spec.name) or "").strip() or spec.default
+                                     for spec in SETTINGS}
+    platform = (values["MLOPS_PLATFORM"] or "").lower()
     if platform not in ("local", "azureml"):
-        raise SettingError("MLOPS_PLATFORM", f"must be 'local' or 'azureml', got {platform!r}")
-    conn = values["AzureWebJobsStorage"]
-    account = values["AzureWebJobsStorage__accountName"]
-    if not conn and not account:
-        raise SettingError("AzureWebJobsStorage", "missing: set a connection string, or "
-                                                  "AzureWebJobsStorage__accountName for identity-based access")
+        raise SettingError("MLOPS_PLATFORM", f"must be 'local' or 'azureml', got {values['MLOPS_PLATFORM']!r}")
+    storage = _SPECS["AzureWebJobsStorage"]
+    if not any(values[n] for n in (storage.name, *storage.alternatives)):
+        raise SettingError(storage.name, "missing: set a connection string, or AzureWebJobsStorage__accountName "
+                                         "for identity-based access")
     if platform == "azureml":
-        for name in _AZUREML_REQUIRED:
-            if not values[name]:
-                raise SettingError(name, "missing: required when MLOPS_PLATFORM=azureml")
-    schedule = values["MLOPS_MONITOR_SCHEDULE"] or ""
-    if len(schedule.split()) != 6:
-        raise SettingError("MLOPS_MONITOR_SCHEDULE", f"must be a 6-field NCRONTAB expression, got {schedule!r}")
+        _azureml(values)
     container = values["MLOPS_LANDING_CONTAINER"] or ""
-    if not (3 <= len(container) <= 63) or not container.replace("-", "").isalnum() or container != container.lower():
-        raise SettingError("MLOPS_LANDING_CONTAINER", f"not a valid container name: {container!r}")
+    if not _CONTAINER.match(container):
+        raise SettingError("MLOPS_LANDING_CONTAINER", f"not a valid blob container name: {container!r} (3-63 "
+                                                      "lowercase letters, digits and single dashes)")
+    role = values["MLOPS_OPERATOR_ROLE"] or ""
+    if any(ch.isspace() for ch in role):
+        raise SettingError("MLOPS_OPERATOR_ROLE", f"an app role value has no spaces, got {role!r}")
+    state_dir = values["MLOPS_STATE_DIR"] or ".devhost/mlops"
     return Settings(
-        platform=platform,
+        platform="azureml" if platform == "azureml" else "local",
         landing_container=container,
         policy_dir=values["MLOPS_POLICY_DIR"] or "policies",
-        state_dir=values["MLOPS_STATE_DIR"] or ".devhost/mlops",
-        storage_connection_string=conn,
-        storage_account_name=account,
+        state_dir=state_dir,
+        storage_connection_string=values["AzureWebJobsStorage"],
+        storage_account_name=values["AzureWebJobsStorage__accountName"],
         eventgrid_topic_endpoint=_url("MLOPS_EVENTGRID_TOPIC_ENDPOINT", values["MLOPS_EVENTGRID_TOPIC_ENDPOINT"]),
         eventgrid_topic_key=values["MLOPS_EVENTGRID_TOPIC_KEY"],
         gateway_url=_url("MLOPS_GATEWAY_URL", values["MLOPS_GATEWAY_URL"]) or "http://127.0.0.1:7081",
         gateway_key=values["MLOPS_GATEWAY_KEY"],
-        mlflow_tracking_uri=values["MLFLOW_TRACKING_URI"],
-        operator_role=values["MLOPS_OPERATOR_ROLE"] or "mlops.operator",
-        monitor_schedule=schedule,
+        mlflow_tracking_uri=_tracking_uri(values["MLFLOW_TRACKING_URI"], state_dir, platform),
+        operator_role=role,
+        monitor_schedule=_schedule(values["MLOPS_MONITOR_SCHEDULE"] or ""),
         azureml_subscription_id=values["AZUREML_SUBSCRIPTION_ID"],
         azureml_resource_group=values["AZUREML_RESOURCE_GROUP"],
         azureml_workspace=values["AZUREML_WORKSPACE"],
         azureml_compute=values["AZUREML_COMPUTE"],
         azureml_environment=values["AZUREML_ENVIRONMENT"],
-        appinsights_connection_string=values["APPLICATIONINSIGHTS_CONNECTION_STRING"],
+        appinsights_connection_string=_appinsights(values["APPLICATIONINSIGHTS_CONNECTION_STRING"]),
     )

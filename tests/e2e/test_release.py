@@ -54,10 +54,10 @@ def _drive(lab: Lab, iid: str, on_stage: Any = None) -> dict[str, Any]:
 
 
 def _land_and_register(lab: Lab, name: str, seed: int) -> str:
-    count = len(lab.instances(f"retrain-{MODEL}-"))
+    known = {i["instanceId"] for i in lab.instances(f"retrain-{MODEL}-")}
     lab.land(MODEL, name, to_csv_bytes(generate(600, seed=seed)))
-    runs = lab.finished(f"retrain-{MODEL}-", count + 1)
-    newest = max(runs, key=lambda r: r["createdTime"])
+    runs = lab.finished(f"retrain-{MODEL}-", len(known) + 1)
+    newest = next(r for r in runs if r["instanceId"] not in known)
     assert newest["runtimeStatus"] == "Completed", newest["output"]
     return str(newest["output"]["version"])
 
@@ -160,7 +160,8 @@ def test_drifted_traffic_raises_drift_and_rolls_back_to_the_previous_champion(la
 
 def test_two_simultaneous_alerts_give_one_rollback(lab: Lab) -> None:
     champion = _platform(lab).get_alias(MODEL, "champion").version  # type: ignore[union-attr]
-    before = len(lab.instances(f"rollback-{MODEL}-"))
+    known = {i["instanceId"] for i in lab.instances(f"rollback-{MODEL}-")}
+    before = len(known)
     event = {"subject": f"models/{MODEL}:{champion}", "eventType": APP_DRIFT_EVENT_TYPE,
              "eventTime": "2026-11-24T12:00:00Z", "dataVersion": "1.0",
              "data": {"model": MODEL, "version": champion, "features": {"f0": {"psi": 0.9}}}}
@@ -170,7 +171,7 @@ def test_two_simultaneous_alerts_give_one_rollback(lab: Lab) -> None:
     lab.idle(MODEL)
     assert len(lab.instances(f"rollback-{MODEL}-")) == before + 1
     # the champion is already the earliest good version: the rollback says so and changes nothing
-    newest = max(runs, key=lambda r: r["createdTime"])
+    newest = next(r for r in runs if r["instanceId"] not in known)
     assert newest["output"]["verdict"] == "nothing to do"
     assert "no earlier version" in newest["output"]["reason"]
     assert _platform(lab).get_alias(MODEL, "champion").version == champion  # type: ignore[union-attr]

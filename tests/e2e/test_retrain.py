@@ -62,7 +62,7 @@ def test_same_event_delivered_three_times_gives_one_run(lab: Lab) -> None:
         resp = lab.http.post(f"{lab.info.devhost_url}/runtime/webhooks/eventgrid",
                              params={"functionName": "on_blob_created", "code": lab.info.system_key},
                              data=json.dumps([event]), headers={"aeg-event-type": "Notification"}, timeout=30)
-        assert resp.status_code == 200, resp.text
+        assert resp.status_code in (200, 202), resp.text
     lab.finished("retrain-bursty-", before + 1)
     lab.idle("bursty")
     assert len(lab.instances("retrain-bursty-")) == before + 1

@@ -1,201 +1,172 @@
-"""Unit tests of mlops.policy: the sample policy loads, and every bad field is named by its dotted path."""
+"""mlops.policy: the example loads, defaults are the documented ones, and every bad field is named."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mlops.errors import PolicyError
-from mlops.policy import Policy, load_policy
+from mlops.policy import Policy, load_policy, policy_json_schema
 
-POLICY_DIR = Path(__file__).resolve().parents[3] / "policies"
-
-
-@pytest.fixture(scope="module")
-def credit() -> Policy:
-    return load_policy("credit", POLICY_DIR)
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "policy.md"
 
 
-@pytest.fixture
-def raw(credit: Policy) -> dict[str, Any]:
-    return credit.to_dict()
-
-
-def test_loads_credit_policy(credit):
-    assert credit.model == "credit"
-    assert credit.label == "label"
-    assert credit.data.required_columns["segment"] == "str"
-    assert credit.data.required_columns["label"] == "int"
-    assert credit.data.min_rows == 200
-    assert credit.training.algorithm == "logistic_regression"
-    assert credit.gates.min_metrics == {"accuracy": 0.65, "f1": 0.6}
-    assert credit.gates.max_regression == {"accuracy": 0.02}
-    assert credit.release.shadow.enabled is True
-    assert credit.release.shadow.percent == 20
-    assert [s.traffic_percent for s in credit.release.steps] == [10, 50, 100]
-    assert credit.release.health.min_requests == 10
-    assert credit.monitoring.categorical_js_threshold == 0.15
-    assert credit.monitoring.on_drift == "rollback"
-
-
-def test_defaults_apply_with_only_model_and_label():
-    p = Policy.from_dict({"model": "m1", "label": "y"})
-    assert p.data.min_rows == 100
-    assert p.training.algorithm == "logistic_regression"
-    assert [s.traffic_percent for s in p.release.steps] == [10, 50, 100]
-    assert p.gates.min_metrics == {"accuracy": 0.7}
-
-
-def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    data = copy.deepcopy(data)
-    *parents, last = path.split(".")
-    target = data
+def _set(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    *parents, leaf = path.split(".")
+    target = out
     for key in parents:
-        target = target[key]
-    target[last] = value
-    return data
+        target = target.setdefault(key, {})
+    target[leaf] = value
+    return out
 
 
-BAD_FIELDS = [
-    pytest.param("colour", "blue", "colour", id="unknown-top-level"),
-    pytest.param("release.shadow.colour", "blue", "release.shadow.colour", id="unknown-nested"),
-    pytest.param("training.learning_rate", 0.1, "training.learning_rate", id="unknown-in-training"),
-    pytest.param("release.steps", [{"traffic_percent": 50}, {"traffic_percent": 10}, {"traffic_percent": 100}],
-                 "release.steps", id="steps-decreasing"),
-    pytest.param("release.steps", [{"traffic_percent": 50}, {"traffic_percent": 50}, {"traffic_percent": 100}],
-                 "release.steps", id="steps-equal"),
-    pytest.param("release.steps", [{"traffic_percent": 10}, {"traffic_percent": 50}], "release.steps",
-                 id="last-step-not-100"),
-    pytest.param("release.steps", [], "release.steps", id="no-steps"),
-    pytest.param("release.steps", [{"traffic_percent": 0}, {"traffic_percent": 100}],
-                 "release.steps.0.traffic_percent", id="step-percent-zero"),
-    pytest.param("release.steps", [{"traffic_percent": 10, "bake_minutes": -1}, {"traffic_percent": 100}],
-                 "release.steps.0.bake_minutes", id="step-negative-bake"),
-    pytest.param("release.shadow.percent", 60, "release.shadow.percent", id="shadow-percent-over-50"),
-    pytest.param("release.shadow.percent", 0, "release.shadow.percent", id="shadow-percent-zero"),
-    pytest.param("training.algorithm", "xgboost", "training.algorithm", id="bad-algorithm"),
-    pytest.param("training.test_fraction", 0.95, "training.test_fraction", id="test-fraction-too-big"),
-    pytest.param("data.min_rows", -5, "data.min_rows", id="negative-min-rows"),
-    pytest.param("data.max_null_fraction", 1.5, "data.max_null_fraction", id="null-fraction-over-1"),
-    pytest.param("data.required_columns.f0", "double", "data.required_columns.f0", id="bad-column-type"),
-    pytest.param("label", "target", "label", id="label-not-a-column"),
-    pytest.param("model", "Credit_Model", "model", id="bad-model-name"),
-    pytest.param("release.health.max_error_rate", 2, "release.health.max_error_rate", id="error-rate-over-1"),
-    pytest.param("monitoring.on_drift", "panic", "monitoring.on_drift", id="bad-on-drift"),
-    pytest.param("monitoring.ks_pvalue_threshold", 1, "monitoring.ks_pvalue_threshold", id="ks-threshold-1"),
-    pytest.param("gates.min_metrics.accuracy", "high", "gates.min_metrics.accuracy", id="metric-not-number"),
-]
+def test_demo_policy_loads_with_its_values(policy_dir) -> None:
+    demo = load_policy("demo", policy_dir)
+    assert (demo.model, demo.label) == ("demo", "species")
+    assert demo.data.required_columns["petal_width"] == "float"
+    assert demo.training.algorithm == "random_forest"
+    assert demo.training.params == {"n_estimators": 200, "max_depth": 5}
+    assert demo.gates.approval.required is True
+    assert [s.traffic_percent for s in demo.release.steps] == [10, 50, 100]
+    assert demo.release.shadow.percent == 20
+    assert demo.monitoring.on_drift == "rollback_and_retrain"
 
 
-@pytest.mark.parametrize(("path", "value", "field"), BAD_FIELDS)
-def test_bad_field_is_named(raw, path, value, field):
-    with pytest.raises(PolicyError) as info:
-        Policy.from_dict(_set(raw, path, value))
-    assert info.value.field == field
-    assert str(info.value).startswith(f"{field}: ")
+def test_only_model_and_label_are_required_and_defaults_are_the_documented_ones(minimal_policy) -> None:
+    p = Policy.from_dict(minimal_policy)
+    assert (p.data.min_rows, p.data.max_null_fraction, p.data.allowed_suffixes) == (100, 0.05, (".csv",))
+    assert (p.training.algorithm, p.training.test_fraction, p.training.seed) == ("logistic_regression", 0.25, 7)
+    assert (p.gates.min_metrics, p.gates.max_regression) == ({"accuracy": 0.7}, {"accuracy": 0.02})
+    assert (p.gates.approval.required, p.gates.approval.timeout_hours) == (False, 24)
+    assert (p.release.endpoint, p.release.shadow.enabled, p.release.shadow.percent) == ("scoring", False, 10)
+    assert [(s.traffic_percent, s.bake_minutes) for s in p.release.steps] == [(10, 10), (50, 10), (100, 10)]
+    health = p.release.health
+    assert (health.max_error_rate, health.max_p95_latency_ratio, health.max_prediction_shift) == (0.02, 1.5, 0.2)
+    assert health.min_requests == 20
+    m = p.monitoring
+    assert (m.psi_threshold, m.ks_pvalue_threshold, m.categorical_js_threshold, m.on_drift) == (0.2, 0.01, 0.1,
+                                                                                                   "rollback")
 
 
-def test_missing_label_is_named():
-    with pytest.raises(PolicyError) as info:
+@pytest.mark.parametrize(("path", "value", "message"), [
+    ("model", "Credit", "model: String should match pattern"),
+    ("model", "a" * 25, "model: String should match pattern"),
+    ("label", "", "label: String should have at least 1 character"),
+    ("data.min_rows", 0, "data.min_rows: Input should be greater than or equal to 1 (got 0)"),
+    ("data.max_null_fraction", 1.5, "data.max_null_fraction: Input should be less than or equal to 1 (got 1.5)"),
+    ("data.required_columns", {"x": "double"}, "data.required_columns.x: Input should be 'float', 'int', 'str' or "
+                                               "'bool' (got 'double')"),
+    ("data.allowed_suffixes", ["csv"], "data.allowed_suffixes: suffixes must look like '.csv', got ['csv']"),
+    ("training.algorithm", "svm", "training.algorithm: Input should be 'logistic_regression', 'random_forest' or "
+                                  "'gradient_boosting' (got 'svm')"),
+    ("training.test_fraction", 0.95, "training.test_fraction: Input should be less than or equal to 0.9 (got 0.95)"),
+    ("training.timeout_minutes", float("nan"), "training.timeout_minutes: Input should be a finite number"),
+    ("gates.min_metrics", {"accuracy": 1.2}, "gates.min_metrics: accuracy must be between 0 and 1, got 1.2"),
+    ("gates.max_regression", {"f1": -0.1}, "gates.max_regression: f1 must be between 0 and 1, got -0.1"),
+    ("gates.approval.timeout_hours", 0, "gates.approval.timeout_hours: Input should be greater than 0 (got 0)"),
+    ("release.endpoint", "my endpoint", "release.endpoint: String should match pattern"),
+    ("release.shadow.percent", 60, "release.shadow.percent: Input should be less than or equal to 50 (got 60)"),
+    ("release.steps", [{"traffic_percent": 50}, {"traffic_percent": 10}, {"traffic_percent": 100}],
+     "release.steps: traffic_percent must increase step by step, got [50, 10, 100]"),
+    ("release.steps", [{"traffic_percent": 10}, {"traffic_percent": 50}],
+     "release.steps: the last step must reach 100 %, got [10, 50]"),
+    ("release.steps", [], "release.steps: at least one step is required"),
+    ("release.steps", [{"bake_minutes": 5}], "release.steps.0.traffic_percent: Field required"),
+    ("release.health.min_requests", 0, "release.health.min_requests: Input should be greater than or equal to 1"),
+    ("monitoring.on_drift", "panic", "monitoring.on_drift: Input should be 'rollback', 'retrain' or "
+                                     "'rollback_and_retrain' (got 'panic')"),
+    ("monitoring.ks_pvalue_threshold", 1, "monitoring.ks_pvalue_threshold: Input should be less than 1 (got 1)"),
+    ("release.canary", {}, "release.canary: Extra inputs are not permitted"),
+])
+def test_a_bad_field_is_named_by_its_dotted_path_with_the_bad_value(minimal_policy, path, value, message) -> None:
+    with pytest.raises(PolicyError) as err:
+        Policy.from_dict(_set(minimal_policy, path, value))
+    assert str(err.value).startswith(message), str(err.value)
+    assert err.value.field == message.split(":")[0]
+
+
+def test_missing_label_is_named(minimal_policy) -> None:
+    with pytest.raises(PolicyError, match=r"^label: Field required$"):
         Policy.from_dict({"model": "credit"})
-    assert info.value.field == "label"
 
 
-def test_error_shows_bad_value(raw):
-    with pytest.raises(PolicyError, match="xgboost"):
-        Policy.from_dict(_set(raw, "training.algorithm", "xgboost"))
+def test_label_must_be_a_required_column_when_columns_are_given(minimal_policy) -> None:
+    with pytest.raises(PolicyError, match=r"^label: 'label' must be one of data.required_columns \(a, b\)$"):
+        Policy.from_dict(_set(minimal_policy, "data.required_columns", {"a": "float", "b": "int"}))
 
 
-# --------------------------------------------------------------------------------------------- load_policy
+def test_several_problems_are_counted_in_the_message(minimal_policy) -> None:
+    raw = _set(_set(minimal_policy, "data.min_rows", 0), "training.seed", "x")
+    with pytest.raises(PolicyError, match=r"\(and 1 more problem\(s\)\)$"):
+        Policy.from_dict(raw)
 
 
-def test_missing_file(tmp_path):
-    with pytest.raises(PolicyError) as info:
-        load_policy("credit", tmp_path)
-    assert info.value.field == "model"
-    assert "no policy file" in str(info.value)
+def test_a_policy_that_is_not_a_mapping_is_refused() -> None:
+    with pytest.raises(PolicyError, match=r"^policy: must be a mapping, got list$"):
+        Policy.from_dict([])
 
 
-def test_bad_yaml(tmp_path):
-    (tmp_path / "credit.yaml").write_text("model: credit\nlabel: [unclosed\n", encoding="utf-8")
-    with pytest.raises(PolicyError) as info:
-        load_policy("credit", tmp_path)
-    assert info.value.field == "file"
-    assert "not valid YAML" in str(info.value)
+def test_missing_policy_file_names_the_model_and_folder(tmp_path) -> None:
+    with pytest.raises(PolicyError, match=r"^model: no policy file for model 'nope' in .* \(expected nope.yaml\)$"):
+        load_policy("nope", tmp_path)
 
 
-def test_yaml_not_a_mapping(tmp_path):
-    (tmp_path / "credit.yaml").write_text("- a\n- b\n", encoding="utf-8")
-    with pytest.raises(PolicyError) as info:
-        load_policy("credit", tmp_path)
-    assert info.value.field == "file"
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("m.yaml", "model: [unclosed", r"^file: .*m.yaml is not valid YAML"),
+    ("m.json", "{bad json", r"^file: .*m.json is not valid JSON"),
+    ("m.yaml", "- a list", r"^file: .*m.yaml must hold a mapping, got list$"),
+    ("m.yaml", "model: other\nlabel: y\n", r"^model: .*m.yaml declares model 'other', expected 'm'$"),
+    ("m.yaml", "model: m\nlabel: y\ntraining: {seed: x}\n", r"^training.seed: Input should be a valid integer"),
+])
+def test_policy_file_problems_are_named(tmp_path, name, text, message) -> None:
+    (tmp_path / name).write_text(text)
+    with pytest.raises(PolicyError, match=message):
+        load_policy("m", tmp_path)
 
 
-def test_model_name_mismatch(tmp_path):
-    (tmp_path / "fraud.yaml").write_text("model: credit\nlabel: label\n", encoding="utf-8")
-    with pytest.raises(PolicyError) as info:
-        load_policy("fraud", tmp_path)
-    assert info.value.field == "model"
-    assert "'credit'" in str(info.value) and "'fraud'" in str(info.value)
+@pytest.mark.parametrize("suffix", [".yml", ".json"])
+def test_yml_and_json_policy_files_load_like_yaml(tmp_path, minimal_policy, suffix) -> None:
+    raw = {**minimal_policy, "model": "m"}
+    (tmp_path / f"m{suffix}").write_text(json.dumps(raw) if suffix == ".json" else yaml.safe_dump(raw))
+    assert load_policy("m", tmp_path) == Policy.from_dict(raw)
 
 
-def test_field_error_in_file_is_named(tmp_path):
-    text = (POLICY_DIR / "credit.yaml").read_text(encoding="utf-8").replace("percent: 20", "percent: 75")
-    (tmp_path / "credit.yaml").write_text(text, encoding="utf-8")
-    with pytest.raises(PolicyError) as info:
-        load_policy("credit", tmp_path)
-    assert info.value.field == "release.shadow.percent"
+def test_policy_hash_is_stable_and_ignores_key_order_and_spelled_out_defaults(minimal_policy) -> None:
+    p = Policy.from_dict(minimal_policy)
+    reordered = Policy.from_dict(dict(reversed(list({**minimal_policy, "data": {"min_rows": 100}}.items()))))
+    assert re.fullmatch(r"[0-9a-f]{64}", p.policy_hash)
+    assert reordered.policy_hash == p.policy_hash
 
 
-def test_loads_yml_and_json(tmp_path, raw):
-    (tmp_path / "credit.yml").write_text("model: credit\nlabel: label\n", encoding="utf-8")
-    assert load_policy("credit", tmp_path).label == "label"
-    (tmp_path / "other.json").write_text(json.dumps({**raw, "model": "other"}), encoding="utf-8")
-    assert load_policy("other", tmp_path).model == "other"
+@pytest.mark.parametrize(("path", "value"), [("data.min_rows", 101), ("gates.min_metrics", {"accuracy": 0.71}),
+                                             ("release.health.min_requests", 21), ("monitoring.on_drift", "retrain")])
+def test_policy_hash_changes_with_any_field(minimal_policy, path, value) -> None:
+    changed = Policy.from_dict(_set(minimal_policy, path, value))
+    assert changed.policy_hash != Policy.from_dict(minimal_policy).policy_hash
 
 
-# --------------------------------------------------------------------------------------------- hash, round trip
+def test_to_dict_is_json_and_round_trips(policy_dir) -> None:
+    demo = load_policy("demo", policy_dir)
+    data = json.loads(json.dumps(demo.to_dict()))
+    assert Policy.from_dict(data) == demo
+    assert Policy.from_dict(data).policy_hash == demo.policy_hash
 
 
-def test_policy_hash_is_stable(credit):
-    again = load_policy("credit", POLICY_DIR)
-    assert credit.policy_hash == again.policy_hash
-    assert credit.policy_hash == Policy.from_dict(credit.to_dict()).policy_hash
-    assert len(credit.policy_hash) == 64
-    int(credit.policy_hash, 16)
+def test_policy_is_frozen(minimal_policy) -> None:
+    p = Policy.from_dict(minimal_policy)
+    with pytest.raises(ValueError, match="frozen"):
+        p.release.health.min_requests = 1  # type: ignore[misc]
 
 
-def test_policy_hash_ignores_key_order(raw, credit):
-    reordered = json.loads(json.dumps(dict(reversed(list(raw.items())))))
-    assert Policy.from_dict(reordered).policy_hash == credit.policy_hash
-
-
-@pytest.mark.parametrize(
-    ("path", "value"),
-    [
-        ("data.min_rows", 201),
-        ("training.seed", 8),
-        ("gates.min_metrics.accuracy", 0.76),
-        ("release.shadow.enabled", False),
-        ("monitoring.psi_threshold", 0.25),
-    ],
-)
-def test_policy_hash_changes_with_a_field(raw, credit, path, value):
-    assert Policy.from_dict(_set(raw, path, value)).policy_hash != credit.policy_hash
-
-
-def test_to_dict_from_dict_round_trip(credit):
-    data = credit.to_dict()
-    assert json.loads(json.dumps(data)) == data  # JSON-safe
-    back = Policy.from_dict(data)
-    assert back == credit
-    assert back.to_dict() == data
-
-
-def test_policy_is_frozen(credit):
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's ValidationError for a frozen instance
-        credit.label = "other"  # type: ignore[misc]
+def test_the_json_schema_in_the_docs_is_the_codes() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"<!-- schema:start -->\n```json\n(.*?)```\n<!-- schema:end -->", text, re.S)
+    assert block, "docs/policy.md lost its schema block"
+    assert json.loads(block.group(1)) == policy_json_schema(), "regenerate the schema block of docs/policy.md"

@@ -1,0 +1,163 @@
+"""mlops.gates: landed data is checked column by column, and gate verdicts carry both numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlops.gates import evaluate_gates, validate_data
+from mlops.policy import DataChecks, Gates
+
+CHECKS = DataChecks(required_columns={"x": "float", "n": "int", "segment": "str", "label": "int"}, min_rows=4,
+                    max_null_fraction=0.25)
+
+
+def _csv(*rows: str, header: str = "x,n,segment,label") -> bytes:
+    return ("\n".join((header, *rows)) + "\n").encode()
+
+
+GOOD = _csv("0.5,1,a,0", "1.5,2,b,1", "-2e3,3,a,0", "4,4,c,1")
+
+
+# --------------------------------------------------------------------------------------------- validate_data
+
+
+def test_a_good_file_passes_with_its_shape() -> None:
+    report = validate_data(CHECKS, "label", GOOD)
+    assert report.passed, report.problems
+    assert (report.rows, report.columns) == (4, ["x", "n", "segment", "label"])
+    assert report.null_fraction == {"x": 0.0, "n": 0.0, "segment": 0.0, "label": 0.0}
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_accepted() -> None:
+    report = validate_data(CHECKS, "label", b"\xef\xbb\xbf" + GOOD.replace(b"\n", b"\r\n"))
+    assert report.passed, report.problems
+    assert report.columns[0] == "x"
+
+
+def test_a_missing_column_is_named() -> None:
+    report = validate_data(CHECKS, "label", _csv("0.5,a,0", "1,b,1", "2,a,0", "3,b,1", header="x,segment,label"))
+    assert report.problems == ["missing columns: n"]
+
+
+def test_a_missing_label_is_named_even_when_not_a_required_column() -> None:
+    checks = DataChecks(min_rows=1)
+    report = validate_data(checks, "target", _csv("1,2,a,0"))
+    assert report.problems == ["label column 'target' is missing"]
+
+
+def test_too_few_rows_fail_with_both_counts() -> None:
+    report = validate_data(CHECKS, "label", _csv("0.5,1,a,0", "1,2,b,1"))
+    assert report.problems == ["2 rows, at least 4 required"]
+
+
+def test_nulls_over_the_limit_fail_with_the_fraction() -> None:
+    report = validate_data(CHECKS, "label", _csv("NA,1,a,0", ",2,b,1", "1,3,a,0", "2,4,b,1"))
+    assert report.null_fraction["x"] == 0.5
+    assert report.problems == ["column 'x' is 50.0% null, at most 25.0% allowed"]
+
+
+def test_the_label_may_have_no_nulls_at_all() -> None:
+    report = validate_data(CHECKS, "label", _csv("1,1,a,0", "2,2,b,1", "3,3,a,", "4,4,b,1"))
+    assert report.problems == ["label column 'label' has 1 empty values"]
+
+
+def test_values_of_the_wrong_type_are_counted_with_an_example() -> None:
+    report = validate_data(CHECKS, "label", _csv("1,1.5,a,0", "2,2,b,1", "x,3,a,0", "inf,4,b,1"))
+    assert report.problems == ["column 'x' must be float: 2 values are not (e.g. 'x')",
+                               "column 'n' must be int: 1 values are not (e.g. '1.5')"]
+
+
+def test_bool_columns_accept_true_false_and_0_1_only() -> None:
+    checks = DataChecks(required_columns={"flag": "bool", "label": "int"}, min_rows=1)
+    ok = validate_data(checks, "label", b"flag,label\ntrue,1\nFalse,0\n1,1\n")
+    assert ok.passed, ok.problems
+    bad = validate_data(checks, "label", b"flag,label\nyes,1\nno,0\n")
+    assert bad.problems == ["column 'flag' must be bool: 2 values are not (e.g. 'yes')"]
+
+
+def test_rows_with_the_wrong_number_of_fields_are_counted() -> None:
+    report = validate_data(CHECKS, "label", _csv("1,1,a,0", "2,2,b", "3,3,a,0", "4,4,b,1,extra", "5,5,c,1"))
+    assert report.problems == ["2 rows do not have 4 fields"]
+
+
+def test_duplicate_header_names_fail() -> None:
+    report = validate_data(DataChecks(min_rows=1), "label", b"x,x,label\n1,2,0\n3,4,1\n")
+    assert report.problems == ["duplicate columns: x"]
+
+
+def test_a_label_with_a_single_class_leaves_nothing_to_learn() -> None:
+    report = validate_data(CHECKS, "label", _csv("1,1,a,1", "2,2,b,1", "3,3,a,1", "4,4,b,1"))
+    assert report.problems == ["label column 'label' has a single class (1): nothing to learn"]
+
+
+def test_bytes_that_are_not_utf8_or_empty_fail_with_the_reason() -> None:
+    assert validate_data(CHECKS, "label", b"\xff\xfe\x00bad").problems[0].startswith("not UTF-8 text")
+    assert validate_data(CHECKS, "label", b"").problems == ["empty file: no header row"]
+
+
+def test_the_report_is_json_safe() -> None:
+    assert validate_data(CHECKS, "label", GOOD).to_dict()["rows"] == 4
+
+
+# --------------------------------------------------------------------------------------------- evaluate_gates
+
+GATES = Gates(min_metrics={"accuracy": 0.75, "f1": 0.7}, max_regression={"accuracy": 0.02})
+
+
+def test_without_a_champion_only_the_minimums_are_checked() -> None:
+    report = evaluate_gates(GATES, {"accuracy": 0.8, "f1": 0.72}, None)
+    assert report.passed
+    assert [(v.name, v.metric) for v in report.verdicts] == [("minimum", "accuracy"), ("minimum", "f1")]
+
+
+def test_a_metric_below_its_minimum_fails_with_both_numbers() -> None:
+    report = evaluate_gates(GATES, {"accuracy": 0.74, "f1": 0.9}, None)
+    assert not report.passed
+    (failed,) = report.failed
+    assert (failed.metric, failed.value, failed.threshold) == ("accuracy", 0.74, 0.75)
+    assert failed.reason == "accuracy 0.740 is below the minimum 0.75"
+
+
+def test_a_metric_that_was_not_measured_fails() -> None:
+    (failed,) = evaluate_gates(GATES, {"accuracy": 0.9}, None).failed
+    assert (failed.metric, failed.value, failed.reason) == ("f1", None, "f1 was not measured (minimum 0.7)")
+
+
+def test_a_nan_metric_counts_as_not_measured() -> None:
+    (failed,) = evaluate_gates(GATES, {"accuracy": 0.9, "f1": math.nan}, None).failed
+    assert failed.metric == "f1" and failed.value is None
+
+
+def test_a_small_drop_within_the_allowance_passes() -> None:
+    report = evaluate_gates(GATES, {"accuracy": 0.88, "f1": 0.8}, {"accuracy": 0.893, "f1": 0.9})
+    assert report.passed
+    regression = report.verdicts[-1]
+    assert (regression.name, regression.champion_value) == ("no_regression", 0.893)
+    assert regression.threshold == pytest.approx(0.873)
+    assert regression.reason == "accuracy dropped by 0.013, within 0.02 vs champion (0.880 >= 0.893 - 0.02)"
+
+
+def test_a_regression_against_the_champion_fails_with_both_numbers() -> None:
+    report = evaluate_gates(GATES, {"accuracy": 0.812, "f1": 0.8}, {"accuracy": 0.893})
+    (failed,) = report.failed
+    assert (failed.name, failed.value, failed.champion_value) == ("no_regression", 0.812, 0.893)
+    assert failed.reason == "accuracy regressed by 0.081 vs champion (0.812 < 0.893 - 0.02)"
+
+
+def test_an_improvement_over_the_champion_says_so() -> None:
+    report = evaluate_gates(GATES, {"accuracy": 0.95, "f1": 0.9}, {"accuracy": 0.9})
+    assert report.verdicts[-1].reason == "accuracy improved by 0.050 vs champion (0.950 >= 0.900 - 0.02)"
+
+
+def test_a_champion_without_the_metric_is_not_compared_and_says_so() -> None:
+    report = evaluate_gates(GATES, {"accuracy": 0.8, "f1": 0.8}, {"f1": 0.9})
+    assert report.passed
+    assert report.verdicts[-1].reason == "champion has no accuracy: not compared"
+
+
+def test_the_report_is_json_safe_with_every_verdict() -> None:
+    data = evaluate_gates(GATES, {"accuracy": 0.812, "f1": 0.8}, {"accuracy": 0.893}).to_dict()
+    assert data["passed"] is False
+    assert [v["passed"] for v in data["verdicts"]] == [True, True, False]

@@ -1,0 +1,118 @@
+"""mlops.settings: defaults, the platform switch, and a missing or bad setting named at start."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from mlops.errors import SettingError
+from mlops.settings import SETTINGS, load_settings
+
+REPO = Path(__file__).resolve().parents[3]
+LOCAL = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+AZUREML = {"AzureWebJobsStorage__accountName": "acct", "MLOPS_PLATFORM": "azureml",
+           "AZUREML_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001", "AZUREML_RESOURCE_GROUP": "rg",
+           "AZUREML_WORKSPACE": "ws", "AZUREML_COMPUTE": "cpu", "AZUREML_ENVIRONMENT": "sklearn-env:1",
+           "MLOPS_EVENTGRID_TOPIC_ENDPOINT": "https://mlops.westeurope-1.eventgrid.azure.net/api/events"}
+
+
+def test_local_defaults_need_only_the_storage_connection(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(LOCAL)
+    assert (s.platform, s.landing_container, s.policy_dir, s.state_dir) == ("local", "landing", "policies",
+                                                                             ".devhost/mlops")
+    assert (s.gateway_url, s.operator_role, s.monitor_schedule) == ("http://127.0.0.1:7081", "mlops.operator",
+                                                                    "0 */5 * * * *")
+    assert s.mlflow_tracking_uri == f"sqlite:///{tmp_path.resolve()}/.devhost/mlops/mlflow.db"
+    assert s.eventgrid_topic_endpoint is None and s.azureml_workspace is None
+
+
+def test_azureml_platform_reads_its_workspace_and_uses_identity_based_storage() -> None:
+    s = load_settings(AZUREML)
+    assert (s.platform, s.storage_account_name, s.storage_connection_string) == ("azureml", "acct", None)
+    assert (s.azureml_workspace, s.azureml_compute, s.azureml_environment) == ("ws", "cpu", "sklearn-env:1")
+    assert s.mlflow_tracking_uri is None  # Azure ML's own tracking, not a local SQLite file
+
+
+@pytest.mark.parametrize("missing", ["AZUREML_SUBSCRIPTION_ID", "AZUREML_RESOURCE_GROUP", "AZUREML_WORKSPACE",
+                                     "AZUREML_COMPUTE", "AZUREML_ENVIRONMENT"])
+def test_azureml_platform_names_each_missing_workspace_setting(missing) -> None:
+    env = {k: v for k, v in AZUREML.items() if k != missing}
+    with pytest.raises(SettingError) as err:
+        load_settings(env)
+    assert err.value.name == missing
+    assert str(err.value) == f"setting {missing}: missing: required when MLOPS_PLATFORM=azureml"
+
+
+def test_missing_storage_is_named() -> None:
+    with pytest.raises(SettingError, match=r"^setting AzureWebJobsStorage: missing"):
+        load_settings({})
+
+
+def test_an_empty_value_counts_as_unset() -> None:
+    s = load_settings({**LOCAL, "MLOPS_LANDING_CONTAINER": "  ", "MLOPS_EVENTGRID_TOPIC_KEY": ""})
+    assert (s.landing_container, s.eventgrid_topic_key) == ("landing", None)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("MLOPS_PLATFORM", "sagemaker", "must be 'local' or 'azureml', got 'sagemaker'"),
+    ("MLOPS_LANDING_CONTAINER", "Landing", "not a valid blob container name: 'Landing'"),
+    ("MLOPS_LANDING_CONTAINER", "a--b", "not a valid blob container name: 'a--b'"),
+    ("MLOPS_LANDING_CONTAINER", "ab", "not a valid blob container name: 'ab'"),
+    ("MLOPS_EVENTGRID_TOPIC_ENDPOINT", "topic.example", "must be an http(s) URL, got 'topic.example'"),
+    ("MLOPS_GATEWAY_URL", "ftp://gw", "must be an http(s) URL, got 'ftp://gw'"),
+    ("MLFLOW_TRACKING_URI", "s3://bucket", "unsupported scheme 's3'"),
+    ("MLOPS_MONITOR_SCHEDULE", "*/5 * * * *", "must be a 6-field NCRONTAB expression"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 60 * * * *", "bad minute field '60'"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 0 25 * * *", "bad hour field '25'"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 */0 * * * *", "bad minute field '*/0'"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 0 9 * * MON-FUN", "bad day-of-week field 'MON-FUN'"),
+    ("MLOPS_OPERATOR_ROLE", "mlops operator", "an app role value has no spaces"),
+    ("APPLICATIONINSIGHTS_CONNECTION_STRING", "abc", "must be a connection string with InstrumentationKey"),
+])
+def test_a_bad_setting_is_named_with_its_value(name, value, message) -> None:
+    with pytest.raises(SettingError) as err:
+        load_settings({**LOCAL, name: value})
+    assert err.value.name == name
+    assert str(err.value).startswith(f"setting {name}: {message}"), str(err.value)
+
+
+def test_a_subscription_id_that_is_not_a_guid_is_named() -> None:
+    with pytest.raises(SettingError, match=r"^setting AZUREML_SUBSCRIPTION_ID: must be a subscription id"):
+        load_settings({**AZUREML, "AZUREML_SUBSCRIPTION_ID": "my-sub"})
+
+
+@pytest.mark.parametrize("schedule", ["*/10 * * * * *", "0 0 9 * * MON-FRI", "0 30 9-17/2 1,15 JAN-JUN 1-5",
+                                      "5/15 * * * * *"])
+def test_ncrontab_schedules_the_functions_docs_show_are_accepted(schedule) -> None:
+    assert load_settings({**LOCAL, "MLOPS_MONITOR_SCHEDULE": schedule}).monitor_schedule == schedule
+
+
+def test_secrets_stay_out_of_the_repr() -> None:
+    s = load_settings({**LOCAL, "MLOPS_EVENTGRID_TOPIC_KEY": "topic-secret", "MLOPS_GATEWAY_KEY": "gw-secret",
+                       "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=ik-secret"})
+    text = repr(s)
+    assert not any(secret in text for secret in ("UseDevelopmentStorage", "topic-secret", "gw-secret", "ik-secret"))
+
+
+def test_settings_list_names_each_setting_once_with_its_default() -> None:
+    names = [spec.name for spec in SETTINGS]
+    assert len(names) == len(set(names))
+    spec = {s.name: s for s in SETTINGS}
+    assert spec["AzureWebJobsStorage"].required
+    assert spec["AzureWebJobsStorage"].alternatives == ("AzureWebJobsStorage__accountName",)
+    assert spec["MLOPS_MONITOR_SCHEDULE"].default == "0 */5 * * * *"
+    assert spec["MLOPS_GATEWAY_KEY"].local_only and not spec["MLOPS_POLICY_DIR"].local_only
+
+
+def test_every_setting_the_module_reads_is_listed() -> None:
+    # load_settings reads values["NAME"]; each such NAME must be a listed setting
+    tree = ast.parse((REPO / "mlops" / "settings.py").read_text())
+    read = {node.slice.value for node in ast.walk(tree)
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "values"
+            and isinstance(node.slice, ast.Constant)}
+    assert read <= {spec.name for spec in SETTINGS}
+    assert len(read) >= 15
+
