@@ -15,7 +15,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from mlops import runtime
-from mlops.errors import EventError
+from mlops.errors import EventError, PolicyError
 from mlops.events import (
     BlobCreated,
     DriftDetected,
@@ -24,6 +24,7 @@ from mlops.events import (
     parse_event,
     parse_monitor_alert,
 )
+from mlops.policy import load_policy
 from mlops.runs import RELEASE, RETRAIN, ROLLBACK, Request
 
 from .submit import submit
@@ -51,7 +52,14 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
     if not isinstance(parsed, BlobCreated):
         log.warning("unexpected event type %s on on_blob_created", event.event_type)
         return
-    blob = landing_blob(parsed, runtime.settings().landing_container)
+    suffixes: tuple[str, ...] = (".csv",)
+    if parsed.model:
+        try:  # the model's policy says which files are data
+            suffixes = tuple(load_policy(parsed.model, runtime.settings().policy_dir).data.allowed_suffixes)
+        except PolicyError as exc:
+            log.error("blob for a model without a valid policy ignored: %s", exc, extra={"model": parsed.model})
+            return
+    blob = landing_blob(parsed, runtime.settings().landing_container, suffixes)
     if blob is None:
         return
     data = {"url": blob.url, "etag": blob.etag, "content_length": blob.content_length}
