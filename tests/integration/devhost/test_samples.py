@@ -4,12 +4,14 @@ The sdist is fetched from PyPI at the version pinned in requirements.txt, and ea
 started through its own HTTP starter and polled through the returned statusQueryGetUri.
 """
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,52 @@ def test_blueprint_sample_runs_unmodified_with_function_keys(
     plain = requests.get(f"{host.base_url}/api/HttpTrigger", params={"code": host.function_key, "name": "Ada"},
                          timeout=30)
     assert plain.status_code == 200 and "Hello, Ada." in plain.text
+
+
+@pytest.fixture
+def azurite_blob(tmp_path: Path) -> Iterator[str]:
+    """A real Azurite blob service on a free port; yields its connection string."""
+    from mlops.stack import azurite_connection_string, free_port
+
+    port = free_port()
+    proc = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "azurite-blob"), "--blobHost", "127.0.0.1",
+                             "--blobPort", str(port), "--location", str(tmp_path / "azurite"), "--silent",
+                             "--skipApiVersionCheck", "--loose"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):  # bounded: 20 s
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield azurite_connection_string(port)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_fan_in_fan_out_sample_runs_unmodified_against_azurite(
+    samples_dir: Path, tmp_path: Path, devhost_factory: Callable[..., DevHostProcess], azurite_blob: str
+) -> None:
+    from azure.storage.blob import BlobServiceClient
+
+    app = _copy(samples_dir, "fan_in_fan_out", tmp_path)
+    site = tmp_path / "site"
+    for name in ("E2_One", "E2_Two", "E2_Three"):
+        (site / name).mkdir(parents=True)
+        (site / name / "__init__.py").write_text(f"# {name}\n")
+        (site / name / "function.json").write_text("{}\n")
+    host = devhost_factory(app, env={"AzureWebJobsStorage": azurite_blob})
+    resp = requests.post(f"{host.base_url}/api/orchestrators/E2_BackupSiteContent", json=str(site), timeout=30)
+    assert resp.status_code == 202, resp.text
+    status = _poll(resp.json()["statusQueryGetUri"])
+    assert status["runtimeStatus"] == "Completed", status
+    files = sorted((site / n / f) for n in ("E2_One", "E2_Two", "E2_Three") for f in ("__init__.py", "function.json"))
+    assert status["output"] == sum(p.stat().st_size for p in files)
+    backups = BlobServiceClient.from_connection_string(azurite_blob).get_container_client("backups")
+    assert len(list(backups.list_blobs())) == 6
