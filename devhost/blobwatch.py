@@ -1,165 +1,237 @@
-"""The blob watcher: Blob Storage events from Azurite (or any Storage account), as Event Grid sends them.
+"""The blob watcher: Blob Storage events for Azurite (or any account), as Event Grid delivers them.
 
-It polls the containers named in blob subscriptions and emits
-``Microsoft.Storage.BlobCreated`` for every new blob version (ETag) and
-``Microsoft.Storage.BlobDeleted`` for every blob gone, with the subject and data fields of
-https://learn.microsoft.com/azure/event-grid/event-schema-blob-storage . What it has seen is
-kept in SQLite and committed in the same transaction as the queued deliveries, so a restart
-emits no duplicates, and blobs that landed (or went) while devhost was down are emitted at
-the next start.
+Azurite has no Event Grid, so devhost lists the containers named in blob subscriptions
+every ``DEVHOST_BLOB_POLL_SECONDS`` (0.25 s by default) and emits what Azure Storage would
+have published (https://learn.microsoft.com/azure/event-grid/event-schema-blob-storage):
+
+- ``Microsoft.Storage.BlobCreated`` once per blob version (ETag) of a block blob, and once when
+  a page or append blob is created (Storage does not publish their later writes);
+- ``Microsoft.Storage.BlobDeleted`` when a blob is gone;
+- subject ``/blobServices/default/containers/<container>/blobs/<name>``, topic
+  ``/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Storage/storageAccounts/<account>``,
+  and data ``api`` (``PutBlob``, ``PutBlockList`` when the blob has committed blocks,
+  ``CopyBlob`` for a finished copy, ``DeleteBlob``), ``clientRequestId``, ``requestId``,
+  ``eTag``, ``contentType``, ``contentLength``, ``blobType``, ``url``, ``sequencer`` (32 hex
+  digits, increasing) and ``storageDiagnostics.batchId``.
+
+What was seen is kept in SQLite and committed in the same transaction as the queued
+deliveries: a restart emits no duplicates, and blobs written or deleted while devhost was
+down are emitted at the next start. The first time a container is watched, the blobs
+already in it are recorded without events, as a new Event Grid subscription only sees
+later changes. A watched container that does not exist is created at start (a local
+convenience, so the app's landing container is there).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
-import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.eventgrid import SystemEventNames
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
 from .clock import Clock
-from .history import iso
-from .subscriptions import Router
+from .delivery import DeliveryQueue
+from .eventgrid import EVENTGRID, format_time
+from .subscriptions import BLOB, Subscription
 
 log = logging.getLogger("devhost.blobwatch")
 
-BLOB_CREATED = "Microsoft.Storage.BlobCreated"
-BLOB_DELETED = "Microsoft.Storage.BlobDeleted"
+BLOB_CREATED = SystemEventNames.StorageBlobCreatedEventName.value
+BLOB_DELETED = SystemEventNames.StorageBlobDeletedEventName.value
 
 
-def _service(connection: str) -> Any:
-    from azure.storage.blob import BlobServiceClient
+@dataclass
+class _Blob:
+    etag: str
+    size: int
+    content_type: str
+    blob_type: str
+    copy_status: str | None
 
-    return BlobServiceClient.from_connection_string(connection)
+
+@dataclass
+class _Target:
+    connection: str  # the setting name: the key of what was seen
+    container: str
+    client: ContainerClient
+
+
+def _list(client: ContainerClient) -> dict[str, _Blob]:
+    """The container's blobs (an absent container has none)."""
+    out = {}
+    try:
+        for b in client.list_blobs(include=["copy"]):
+            ctype = b.content_settings.content_type if b.content_settings else None
+            blob_type = getattr(b.blob_type, "value", b.blob_type) or "BlockBlob"
+            copy_status = getattr(b.copy, "status", None) if b.copy is not None else None
+            out[b.name] = _Blob(etag=str(b.etag), size=int(b.size or 0),
+                                content_type=ctype or "application/octet-stream",
+                                blob_type=str(blob_type), copy_status=getattr(copy_status, "value", copy_status))
+    except ResourceNotFoundError:
+        return {}
+    return out
+
+
+def _ensure_container(client: ContainerClient) -> None:
+    """Create the container if it is missing (a local convenience: the app's landing container exists)."""
+    try:
+        client.create_container()
+    except ResourceExistsError:
+        pass
+
+
+def _api(client: ContainerClient, name: str, blob: _Blob) -> str:
+    """Which Storage operation most likely wrote this version."""
+    if blob.copy_status == "success":
+        return "CopyBlob"
+    if blob.blob_type != "BlockBlob":
+        return "PutBlob"
+    try:
+        committed, _ = client.get_blob_client(name).get_block_list("committed")
+    except ResourceNotFoundError:
+        return "PutBlob"
+    return "PutBlockList" if committed else "PutBlob"
 
 
 class BlobWatcher:
-    """Polls containers and queues blob events through the router."""
+    """Polls the containers of blob subscriptions and queues their events."""
 
-    def __init__(self, router: Router, clock: Clock, settings: dict[str, str], interval: float = 1.0) -> None:
-        self.router = router
+    def __init__(self, queue: DeliveryQueue, subs: list[Subscription], connections: dict[str, str], clock: Clock,
+                 interval: float, subscription_id: str, resource_group: str) -> None:
+        self.queue = queue
         self.clock = clock
         self.interval = interval
-        self.targets: dict[tuple[str, str], Any] = {}  # (connection setting, container) -> container client
-        for sub in router.subs:
-            if sub.source_type != "blob":
-                continue
-            connection = settings.get(sub.connection)
-            if not connection:
-                raise ValueError(f"subscription {sub.name}: setting {sub.connection!r} (the storage connection) "
-                                 "is not set")
-            service = _service(connection)
-            for container in sub.containers:
-                self.targets[(sub.connection, container)] = service.get_container_client(container)
-        # Its own connection: polling runs in a worker thread, deliveries on the event loop.
-        self.db = sqlite3.connect(str(router.state_dir / "eventgrid.sqlite"), check_same_thread=False,
-                                  isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        db = self.db
-        db.execute("""CREATE TABLE IF NOT EXISTS blobs_seen (connection TEXT, container TEXT, name TEXT, etag TEXT,
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        services = {name: BlobServiceClient.from_connection_string(conn) for name, conn in connections.items()}
+        pairs = sorted({(s.connection, c) for s in subs if s.source_type == BLOB for c in s.containers})
+        self.targets = [_Target(conn, c, services[conn].get_container_client(c)) for conn, c in pairs]
+        self.db = queue.db  # one connection, used on the event loop only
+        self.db.execute("""CREATE TABLE IF NOT EXISTS blobs_seen (connection TEXT NOT NULL, container TEXT NOT NULL,
+            name TEXT NOT NULL, etag TEXT NOT NULL, content_type TEXT, blob_type TEXT,
             PRIMARY KEY (connection, container, name))""")
-        db.execute("CREATE TABLE IF NOT EXISTS blob_meta (key TEXT PRIMARY KEY, value INTEGER)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS blobs_watched (connection TEXT NOT NULL, container TEXT NOT NULL, "
+                        "since TEXT NOT NULL, PRIMARY KEY (connection, container))")
+        self.db.execute("CREATE TABLE IF NOT EXISTS blob_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        row = self.db.execute("SELECT value FROM blob_meta WHERE key='sequencer'").fetchone()
+        self._sequencer = int(row[0]) if row else 0
+        # Storage calls block; they get their own threads so busy sync functions cannot starve polling.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="devhost-blobwatch")
         self._task: asyncio.Task[None] | None = None
+        self._failing = False
         self.emitted = 0
 
     async def start(self) -> None:
-        """Create the watched containers if needed and start polling."""
+        """Create missing watched containers, catch up with what changed while devhost was down (or take
+        the first baseline), then poll."""
         loop = asyncio.get_running_loop()
-        for client in self.targets.values():
-            await loop.run_in_executor(None, _ensure_container, client)
-        self._task = asyncio.create_task(self._run())
+        for target in self.targets:
+            try:
+                await loop.run_in_executor(self._pool, _ensure_container, target.client)
+            except Exception as exc:  # Storage not up yet: polling will retry, and say so
+                log.warning("cannot create container %s: %s: %s", target.container, type(exc).__name__, exc)
+        await self._poll_logged()
+        self._task = asyncio.create_task(self._run(), name="blob-watcher")
 
     async def stop(self) -> None:
         """Stop polling."""
         if self._task is not None:
             self._task.cancel()
-        self.db.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            try:
-                await loop.run_in_executor(None, self.poll_once)
-            except Exception:  # Storage unreachable for a moment: try again at the next tick
-                log.exception("blob poll failed")
             await asyncio.sleep(self.interval)
+            await self._poll_logged()
 
-    def _sequencer(self) -> str:
-        row = self.db.execute("SELECT value FROM blob_meta WHERE key='sequencer'").fetchone()
-        value = (row[0] if row else 0) + 1
-        self.db.execute("INSERT OR REPLACE INTO blob_meta VALUES ('sequencer', ?)", (value,))
-        return f"{value:032x}"
+    async def _poll_logged(self) -> None:
+        try:
+            await self.poll()
+            if self._failing:
+                log.info("blob storage is reachable again")
+            self._failing = False
+        except Exception as exc:  # Storage unreachable for a moment: say so once, try again next tick
+            if not self._failing:
+                log.warning("polling blob containers failed (will keep trying): %s: %s", type(exc).__name__, exc)
+            self._failing = True
 
-    def poll_once(self) -> int:
-        """List every watched container once; queue events for what changed. Returns the number of events."""
-        db = self.db
+    async def poll(self) -> int:
+        """List every watched container once and queue events for what changed; the number of events."""
+        loop = asyncio.get_running_loop()
         total = 0
-        for (connection, container), client in self.targets.items():
-            current = {b.name: b for b in client.list_blobs()}
-            seen = dict(db.execute("SELECT name, etag FROM blobs_seen WHERE connection=? AND container=?",
-                                   (connection, container)).fetchall())
-            created = [b for name, b in current.items() if seen.get(name) != b.etag]
-            deleted = [name for name in seen if name not in current]
-            if not created and not deleted:
+        for target in self.targets:
+            current = await loop.run_in_executor(self._pool, _list, target.client)
+            key = (target.connection, target.container)
+            seen = {name: (etag, ctype, btype) for name, etag, ctype, btype in self.db.execute(
+                "SELECT name, etag, content_type, blob_type FROM blobs_seen WHERE connection=? AND container=?", key)}
+            watched = self.db.execute("SELECT 1 FROM blobs_watched WHERE connection=? AND container=?", key).fetchone()
+            changed = {n: b for n, b in current.items()
+                       if (n not in seen or seen[n][0] != b.etag) and b.copy_status != "pending"}
+            deleted = [n for n in seen if n not in current]
+            if watched and not changed and not deleted:
                 continue
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                rows: list[tuple[Any, ...]] = []
-                for blob in created:
-                    event = self._event(client, container, blob.name, BLOB_CREATED, blob)
-                    rows += self.router.rows_for([event], "eventgrid", "blob", container=container)
-                    db.execute("INSERT OR REPLACE INTO blobs_seen VALUES (?,?,?,?)",
-                               (connection, container, blob.name, blob.etag))
-                for name in deleted:
-                    event = self._event(client, container, name, BLOB_DELETED, None)
-                    rows += self.router.rows_for([event], "eventgrid", "blob", container=container)
-                    db.execute("DELETE FROM blobs_seen WHERE connection=? AND container=? AND name=?",
-                               (connection, container, name))
-                db.executemany("INSERT INTO deliveries VALUES (?,?,?,?,?,?,?,?)", rows)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self.router._poke()
-            total += len(created) + len(deleted)
+            events: list[dict[str, Any]] = []
+            if watched:
+                for name, blob in sorted(changed.items()):
+                    if blob.blob_type != "BlockBlob" and name in seen:
+                        continue  # a page or append blob written again: Storage publishes no BlobCreated
+                    api = await loop.run_in_executor(self._pool, _api, target.client, name, blob)
+                    events.append(self._event(target, name, BLOB_CREATED, api, blob.content_type, blob.blob_type,
+                                              blob))
+                for name in sorted(deleted):
+                    _, ctype, btype = seen[name]
+                    events.append(self._event(target, name, BLOB_DELETED, "DeleteBlob", ctype, btype, None))
+            rows = self.queue.route(events, EVENTGRID, BLOB, connection=target.connection, container=target.container)
+            with self.queue.transaction() as db:
+                self.queue.insert(db, rows)
+                db.executemany("INSERT OR REPLACE INTO blobs_seen VALUES (?,?,?,?,?,?)",
+                               [(*key, n, b.etag, b.content_type, b.blob_type) for n, b in changed.items()])
+                db.executemany("DELETE FROM blobs_seen WHERE connection=? AND container=? AND name=?",
+                               [(*key, n) for n in deleted])
+                db.execute("INSERT OR REPLACE INTO blob_meta VALUES ('sequencer', ?)", (self._sequencer,))
+                if not watched:
+                    db.execute("INSERT INTO blobs_watched VALUES (?,?,?)", (*key, format_time(self.clock.now())))
+            if not watched:
+                log.info("watching container %s (%d blobs already there: no events for them)", target.container,
+                         len(current))
+            self.queue.wake()
+            total += len(events)
         self.emitted += total
         return total
 
-    def _event(self, client: Any, container: str, name: str, etype: str, blob: Any) -> dict[str, Any]:
-        account = client.account_name
-        url = f"{client.url.rstrip('/')}/{name}"
-        data: dict[str, Any] = {
-            "api": "PutBlob" if etype == BLOB_CREATED else "DeleteBlob",
-            "clientRequestId": str(uuid.uuid4()),
-            "requestId": str(uuid.uuid4()),
-            "contentType": (blob.content_settings.content_type if blob is not None and blob.content_settings
-                            else "application/octet-stream") or "application/octet-stream",
-            "blobType": "BlockBlob",
-            "url": url,
-            "sequencer": self._sequencer(),
-            "storageDiagnostics": {"batchId": str(uuid.uuid4())},
-        }
+    def _event(self, target: _Target, name: str, etype: str, api: str, content_type: str | None,
+               blob_type: str | None, blob: _Blob | None) -> dict[str, Any]:
+        self._sequencer += 1
+        data: dict[str, Any] = {"api": api, "clientRequestId": str(uuid.uuid4()), "requestId": str(uuid.uuid4())}
         if blob is not None:
-            data["eTag"] = blob.etag
-            data["contentLength"] = int(blob.size or 0)
+            etag = blob.etag if blob.etag.startswith('"') else f'"{blob.etag}"'
+            data.update({"eTag": etag, "contentType": content_type, "contentLength": blob.size})
+        else:
+            data["contentType"] = content_type or "application/octet-stream"
+        data.update({
+            "blobType": blob_type or "BlockBlob",
+            "url": target.client.get_blob_client(name).url,
+            "sequencer": f"{self._sequencer:032X}",
+            "storageDiagnostics": {"batchId": str(uuid.uuid4())},
+        })
+        account = target.client.account_name
         return {
-            "id": str(uuid.uuid4()),
-            "topic": f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/devhost/providers/"
+            "topic": f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
                      f"Microsoft.Storage/storageAccounts/{account}",
-            "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+            "subject": f"/blobServices/default/containers/{target.container}/blobs/{name}",
             "eventType": etype,
-            "eventTime": iso(self.clock.now()),
-            "data": json.loads(json.dumps(data)),
+            "eventTime": format_time(self.clock.now()),
+            "id": str(uuid.uuid4()),
+            "data": data,
             "dataVersion": "",
             "metadataVersion": "1",
         }
-
-
-def _ensure_container(client: Any) -> None:
-    from azure.core.exceptions import ResourceExistsError
-
-    try:
-        client.create_container()
-    except ResourceExistsError:
-        pass

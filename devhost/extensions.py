@@ -1,75 +1,127 @@
-"""devhost part 2: Event Grid (webhook, subscriptions, custom topics), the blob watcher and timers."""
+"""devhost's event sources, assembled: the Event Grid webhook, subscriptions and their delivery
+queue, custom topics, the blob watcher and timer triggers.
+
+``build_extensions(host)`` is what ``DevHost`` loads; each part has ``add_routes(app)``,
+``async start()`` and ``async stop()``. Start order is queue, blob watcher, timers (stop is
+the reverse), so nothing is emitted before the queue can take it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import eventgrid
 from .blobwatch import BlobWatcher
-from .config import _key
-from .eventgrid import EventGridWebhook
-from .subscriptions import Router, TopicEndpoint, load_subscriptions
+from .config import ConfigError
+from .delivery import DeliveryQueue
+from .eventgrid_webhook import EventGridTrigger, EventGridWebhook
+from .subscriptions import BLOB, TOPIC, SubscriptionError, blob_connections, load_subscriptions
 from .timers import Timers
+from .topics import TopicEndpoint, topic_keys
 
 if TYPE_CHECKING:
     from .server import DevHost
 
 
-class _Routes:
-    """Adapts a routes-only component to the extension interface."""
+@dataclass
+class EventOptions:
+    """The settings the event sources read (all optional)."""
+
+    blob_poll_seconds: float = 0.25
+    delivery_concurrency: int = 16
+    subscription_id: str = "00000000-0000-0000-0000-000000000000"
+    resource_group: str = "devhost"
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, str]) -> EventOptions:
+        """``DEVHOST_BLOB_POLL_SECONDS``, ``DEVHOST_EVENTGRID_CONCURRENCY``, ``DEVHOST_AZURE_SUBSCRIPTION_ID``,
+        ``DEVHOST_RESOURCE_GROUP``; a bad value is a ConfigError naming the setting."""
+        opts = cls()
+        try:
+            opts.blob_poll_seconds = float(settings.get("DEVHOST_BLOB_POLL_SECONDS") or opts.blob_poll_seconds)
+            if not 0.01 <= opts.blob_poll_seconds <= 3600:
+                raise ValueError("must be between 0.01 and 3600")
+        except ValueError as exc:
+            raise ConfigError(f"setting DEVHOST_BLOB_POLL_SECONDS: {exc}") from exc
+        try:
+            opts.delivery_concurrency = int(settings.get("DEVHOST_EVENTGRID_CONCURRENCY")
+                                            or opts.delivery_concurrency)
+            if opts.delivery_concurrency < 1:
+                raise ValueError("must be a positive integer")
+        except ValueError as exc:
+            raise ConfigError(f"setting DEVHOST_EVENTGRID_CONCURRENCY: {exc}") from exc
+        opts.subscription_id = settings.get("DEVHOST_AZURE_SUBSCRIPTION_ID") or opts.subscription_id
+        opts.resource_group = settings.get("DEVHOST_RESOURCE_GROUP") or opts.resource_group
+        return opts
+
+
+class _Part:
+    """Adapts a component to the extension interface; missing hooks do nothing."""
 
     def __init__(self, component: Any) -> None:
         self.component = component
 
     def add_routes(self, app: web.Application) -> None:
-        self.component.add_routes(app)
+        if hasattr(self.component, "add_routes"):
+            self.component.add_routes(app)
 
     async def start(self) -> None:
-        return None
+        if hasattr(self.component, "start"):
+            await self.component.start()
 
     async def stop(self) -> None:
-        return None
+        if hasattr(self.component, "stop"):
+            await self.component.stop()
 
 
-class _Service:
-    """Adapts a start/stop component to the extension interface."""
+class _Status:
+    """``GET /admin/devhost/eventgrid`` (master key): queue depth and counters."""
 
-    def __init__(self, component: Any) -> None:
-        self.component = component
+    def __init__(self, host: DevHost, queue: DeliveryQueue, watcher: BlobWatcher | None,
+                 timers: Timers | None) -> None:
+        self.host, self.queue, self.watcher, self.timers = host, queue, watcher, timers
 
     def add_routes(self, app: web.Application) -> None:
-        return None
+        app.router.add_get("/admin/devhost/eventgrid", self.handle)
 
-    async def start(self) -> None:
-        await self.component.start()
-
-    async def stop(self) -> None:
-        await self.component.stop()
+    async def handle(self, request: web.Request) -> web.Response:
+        key = request.headers.get("x-functions-key") or request.query.get("code")
+        if not key or key != self.host.config.master_key:
+            return web.json_response({"error": "the master key is required"}, status=401)
+        return web.json_response({**self.queue.stats(),
+                                  "blobEventsEmitted": self.watcher.emitted if self.watcher else 0,
+                                  "timerInvocations": self.timers.fired if self.timers else {}})
 
 
 def build_extensions(host: DevHost) -> list[Any]:
-    """The extension components for this app and its subscriptions file."""
+    """The event components for this app and its subscriptions file."""
     cfg = host.config
-    def binding() -> str:
-        return host.client_binding_for(f"http://127.0.0.1:{cfg.port}")  # the port is known once bound
+    opts = EventOptions.from_settings(cfg.settings)
 
-    eventgrid._CLIENT_BINDING["value"] = binding
+    def client_binding() -> str:
+        return host.client_binding_for(f"http://{cfg.host}:{cfg.port}")  # read late: the port is bound at start
+
+    trigger = EventGridTrigger(host.index, client_binding)
     subs = load_subscriptions(cfg.subscriptions_path, host.index)
-    router = Router(subs, host.index, host.clock, cfg.state_dir)
-    topics = sorted({s.topic for s in subs if s.source_type == "topic"})
-    topic_keys = {t: _key(cfg.settings, cfg.state_dir, f"DEVHOST_TOPIC_KEY_{t.upper()}") for t in topics}
-    parts: list[Any] = [
-        _Routes(EventGridWebhook(host.index, {cfg.system_key, cfg.master_key})),
-        _Routes(TopicEndpoint(router, topic_keys)),
-        _Service(router),
-    ]
-    if any(s.source_type == "blob" for s in subs):
-        interval = float(cfg.settings.get("DEVHOST_BLOB_POLL_SECONDS", "1"))
-        parts.append(_Service(BlobWatcher(router, host.clock, cfg.settings, interval)))
-    timers = Timers(host.index, host.clock, cfg.settings, cfg.state_dir, binding)
-    if timers.functions:
-        parts.append(_Service(timers))
-    host.router = router
+    queue = DeliveryQueue(cfg.state_dir, subs, trigger, host.clock, opts.delivery_concurrency)
+    parts: list[Any] = [_Part(EventGridWebhook(trigger, {cfg.system_key, cfg.master_key})), _Part(queue)]
+    topics = sorted({s.topic for s in subs if s.source_type == TOPIC})
+    if topics:
+        keys = topic_keys(topics, cfg.settings, cfg.state_dir)
+        parts.append(_Part(TopicEndpoint(queue, subs, keys, opts.subscription_id, opts.resource_group)))
+    watcher = None
+    if any(s.source_type == BLOB for s in subs):
+        try:
+            watcher = BlobWatcher(queue, subs, blob_connections(subs, cfg.settings), host.clock,
+                                  opts.blob_poll_seconds, opts.subscription_id, opts.resource_group)
+        except ValueError as exc:  # the SDK's words for a malformed connection string
+            raise SubscriptionError(f"a blob subscription's storage connection string is invalid: {exc}") from exc
+        parts.append(_Part(watcher))
+    timers = Timers(host.index, host.clock, cfg.settings, cfg.state_dir, client_binding)
+    if timers.timers:
+        parts.append(_Part(timers))
+    parts.append(_Part(_Status(host, queue, watcher, timers if timers.timers else None)))
+    host.router = queue
     return parts

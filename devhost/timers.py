@@ -1,136 +1,234 @@
-"""Timer triggers: NCRONTAB (6 fields, seconds first) or TimeSpan schedules, on devhost's clock.
+"""Timer triggers on devhost's clock: NCRONTAB (6 fields, seconds first) or TimeSpan schedules.
 
-Follows https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer :
-``run_on_startup`` fires once when the host starts; with ``use_monitor`` the last and next
-occurrences are kept (SQLite) and an occurrence missed while the host was down fires once
-at start with ``past_due=True``. Like Azure's singleton timer, several occurrences that fall
-due at once (the virtual clock moved a day) coalesce into one invocation, ``past_due=True``.
+Follows https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer and the
+timer extension's listener:
+
+- ``schedule`` is ``{second} {minute} {hour} {day} {month} {day-of-week}`` in UTC, or a TimeSpan
+  (``hh:mm:ss``; ``d.hh:mm:ss``; ``dd:hh:mm`` when the first number is 24 or more), or
+  ``%Setting%``;
+- ``useMonitor`` (default: true when occurrences are at least a minute apart) keeps
+  Last/Next/LastUpdated in ``<state>/timers.sqlite``; at start, if the stored Next has passed,
+  the function runs once at once with ``past_due=True``; else ``runOnStartup`` runs it once;
+- each function is a singleton: one invocation at a time; a failure is logged and the schedule
+  goes on (timers do not retry);
+- the function gets ``func.TimerRequest`` decoded by ``azure.functions``' own converter, with
+  ``schedule_status`` as it stood before the run (empty without the monitor).
+
+Virtual clock: when time jumps past several occurrences at once, they coalesce into one
+invocation with ``past_due=True`` (as the single timer would fire once, late); a jump past
+exactly one occurrence fires it normally.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import logging
 import re
 import sqlite3
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.functions import timer as func_timer
+from azure.functions import meta
+from azure.functions.timer import TimerRequestConverter
 from croniter import croniter
 
-from .app_loader import TIMER_TRIGGER, FunctionIndex, FunctionInfo
+from .app_loader import DURABLE_CLIENT, TIMER_TRIGGER, FunctionIndex, FunctionInfo
 from .clock import Clock
-from .history import iso, parse_iso
 
 log = logging.getLogger("devhost.timers")
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})$")
 _SETTING = re.compile(r"^%([^%]+)%$")
+_NEVER = datetime(1, 1, 1, tzinfo=UTC)  # .NET's default(DateTime): "no last run"
 
 
 class ScheduleError(Exception):
-    """A timer schedule is invalid; the message names the function."""
+    """A timer schedule is invalid; the message names the function and the schedule."""
+
+
+def _timespan(text: str) -> timedelta | None:
+    """A .NET TimeSpan string as Functions reads it, or None if it is not one."""
+    days = 0
+    body = text
+    m = re.match(r"^(\d+)\.(\d+:\d+(?::\d+)?)$", text)
+    if m:
+        days, body = int(m.group(1)), m.group(2)
+    parts = body.split(":")
+    if not all(p.isdigit() for p in parts) or len(parts) not in (2, 3, 4):
+        return None
+    nums = [int(p) for p in parts]
+    if len(parts) == 4:  # d:hh:mm:ss
+        return timedelta(days=days + nums[0], hours=nums[1], minutes=nums[2], seconds=nums[3])
+    if len(parts) == 3 and not m and nums[0] >= 24:  # "24:00:00" is 24 days: dd:hh:mm
+        return timedelta(days=nums[0], hours=nums[1], minutes=nums[2])
+    seconds = nums[2] if len(parts) == 3 else 0
+    return timedelta(days=days, hours=nums[0], minutes=nums[1], seconds=seconds)
 
 
 class Schedule:
-    """Next occurrence after a moment, for NCRONTAB or TimeSpan."""
+    """Occurrences of an NCRONTAB expression or a TimeSpan interval."""
 
     def __init__(self, text: str, function: str) -> None:
-        self.text = text
-        m = _TIMESPAN.match(text)
-        self.interval: timedelta | None = None
-        if m:
-            days, hours, minutes, seconds = (int(x or 0) for x in m.groups())
-            self.interval = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        self.text = text.strip()
+        self.interval = _timespan(self.text)
+        if self.interval is not None:
             if self.interval.total_seconds() <= 0:
-                raise ScheduleError(f"{function}: a TimeSpan schedule must be positive, got {text!r}")
-        elif len(text.split()) != 6 or not croniter.is_valid(text, second_at_beginning=True):
-            raise ScheduleError(f"{function}: {text!r} is not a 6-field NCRONTAB expression or a TimeSpan")
+                raise ScheduleError(f"function {function}: a TimeSpan schedule must be positive, got {text!r}")
+        elif len(self.text.split()) != 6 or not croniter.is_valid(self.text, second_at_beginning=True):
+            raise ScheduleError(f"function {function}: schedule {text!r} is neither a 6-field NCRONTAB expression "
+                                "({second} {minute} {hour} {day} {month} {day-of-week}) nor a TimeSpan (hh:mm:ss)")
 
     def next_after(self, moment: datetime) -> datetime:
-        """The first occurrence strictly after ``moment``."""
+        """The first occurrence strictly after ``moment`` (for a TimeSpan: ``moment`` + interval)."""
         if self.interval is not None:
             return moment + self.interval
-        return croniter(self.text, moment, second_at_beginning=True).get_next(datetime)  # type: ignore[no-any-return]
+        nxt: datetime = croniter(self.text, moment, second_at_beginning=True).get_next(datetime)
+        return nxt
+
+    def monitored_by_default(self, now: datetime) -> bool:
+        """useMonitor's default: true unless occurrences come more often than once a minute."""
+        first = self.next_after(now)
+        return self.next_after(first) - first >= timedelta(minutes=1)
+
+
+@dataclass
+class _Status:
+    last: datetime
+    next: datetime
+    last_updated: datetime
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class _Timer:
+    def __init__(self, fn: FunctionInfo, schedule: Schedule, use_monitor: bool, run_on_startup: bool) -> None:
+        self.fn = fn
+        self.schedule = schedule
+        self.use_monitor = use_monitor
+        self.run_on_startup = run_on_startup
+        self.status: _Status | None = None
+        self.wake = asyncio.Event()
 
 
 class Timers:
-    """Fires every timer-triggered function of the app on schedule."""
+    """Fires the app's timer-triggered functions on schedule."""
 
     def __init__(self, index: FunctionIndex, clock: Clock, settings: dict[str, str], state_dir: Path,
                  client_binding: Any) -> None:
         self.clock = clock
         self.client_binding = client_binding
-        self.functions: list[tuple[FunctionInfo, Schedule]] = []
+        self.state_dir = state_dir
+        self.timers: list[_Timer] = []
+        now = clock.now()
         for fn in index.of_type(TIMER_TRIGGER):
-            text = str(fn.trigger.get("schedule", ""))
+            text = str(fn.trigger.get("schedule") or "")
             m = _SETTING.match(text)
             if m:
-                if m.group(1) not in settings:
-                    raise ScheduleError(f"{fn.name}: schedule setting {m.group(1)!r} is not set")
+                if not settings.get(m.group(1)):
+                    raise ScheduleError(f"function {fn.name}: schedule setting {m.group(1)!r} is not set")
                 text = settings[m.group(1)]
-            self.functions.append((fn, Schedule(text, fn.name)))
-        self.db = sqlite3.connect(str(state_dir / "timers.sqlite"), check_same_thread=False, isolation_level=None)
-        self.db.execute("CREATE TABLE IF NOT EXISTS timers (name TEXT PRIMARY KEY, last TEXT, next TEXT)")
-        self._task: asyncio.Task[None] | None = None
+            schedule = Schedule(text, fn.name)
+            monitor = fn.trigger.get("useMonitor")
+            self.timers.append(_Timer(fn, schedule, schedule.monitored_by_default(now) if monitor is None
+                                      else bool(monitor), bool(fn.trigger.get("runOnStartup", False))))
+        self.db: sqlite3.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.fired: dict[str, int] = {}
+        clock.on_advance(self._poke)
 
+    def _poke(self) -> None:
+        if self._loop is not None:
+            for timer in self.timers:
+                self._loop.call_soon_threadsafe(timer.wake.set)
+
+    # -- schedule monitor (SQLite) ---------------------------------------------------------
+    def _load(self, timer: _Timer) -> _Status | None:
+        assert self.db is not None
+        row = self.db.execute("SELECT schedule, last, next, last_updated FROM timers WHERE name=?",
+                              (timer.fn.name,)).fetchone()
+        if row is None or row[0] != timer.schedule.text:  # a changed schedule starts afresh
+            return None
+        return _Status(*(datetime.fromisoformat(v) for v in row[1:]))
+
+    def _save(self, timer: _Timer) -> None:
+        assert self.db is not None and timer.status is not None
+        s = timer.status
+        self.db.execute("INSERT OR REPLACE INTO timers VALUES (?,?,?,?,?)",
+                        (timer.fn.name, timer.schedule.text, _iso(s.last), _iso(s.next), _iso(s.last_updated)))
+
+    # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """Fire start-up occurrences, then run the schedule loop."""
+        """Decide each timer's start-up invocation, then run one loop per timer."""
+        self._loop = asyncio.get_running_loop()
+        self.db = sqlite3.connect(str(self.state_dir / "timers.sqlite"), isolation_level=None,
+                                  check_same_thread=False)
+        self.db.execute("CREATE TABLE IF NOT EXISTS timers (name TEXT PRIMARY KEY, schedule TEXT NOT NULL, "
+                        "last TEXT NOT NULL, next TEXT NOT NULL, last_updated TEXT NOT NULL)")
         now = self.clock.now()
-        for fn, schedule in self.functions:
-            row = self.db.execute("SELECT last, next FROM timers WHERE name=?", (fn.name,)).fetchone()
-            use_monitor = fn.trigger.get("useMonitor", True)
-            if row and use_monitor and row[1] and parse_iso(row[1]) <= now:
-                await self._fire(fn, schedule, past_due=True)
-            elif fn.trigger.get("runOnStartup"):
-                await self._fire(fn, schedule, past_due=False)
-            elif not row or not use_monitor:
-                self._save(fn.name, None, schedule.next_after(now))
-        self._task = asyncio.create_task(self._run())
+        for timer in self.timers:
+            startup = None
+            if timer.use_monitor:
+                timer.status = self._load(timer)
+                if timer.status is not None and now > timer.status.next:
+                    startup = "past_due"
+            if startup is None and timer.run_on_startup:
+                startup = "run_on_startup"
+            if timer.status is None:
+                timer.status = _Status(_NEVER, timer.schedule.next_after(now), _NEVER)
+            log.info("timer %s: schedule %r, next %s%s", timer.fn.name, timer.schedule.text, _iso(timer.status.next),
+                     f", {startup} now" if startup else "")
+            self._tasks.append(asyncio.create_task(self._run(timer, startup), name=f"timer-{timer.fn.name}"))
 
     async def stop(self) -> None:
-        """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
-        self.db.close()
+        """Stop the loops."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.db is not None:
+            self.db.close()
 
-    def _save(self, name: str, last: datetime | None, nxt: datetime) -> None:
-        self.db.execute("INSERT OR REPLACE INTO timers VALUES (?,?,?)", (name, iso(last) if last else None, iso(nxt)))
+    async def _run(self, timer: _Timer, startup: str | None) -> None:
+        if startup is not None:
+            await self._fire(timer, past_due=startup == "past_due")
+        while True:
+            assert timer.status is not None
+            now = self.clock.now()
+            due = timer.status.next
+            if now >= due:
+                # Several occurrences passed at once (the clock jumped): one late, past-due invocation.
+                await self._fire(timer, past_due=timer.schedule.next_after(due) <= now)
+                continue
+            timer.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(timer.wake.wait(), timeout=min((due - now).total_seconds(), 1.0))
 
-    async def _fire(self, fn: FunctionInfo, schedule: Schedule, past_due: bool) -> None:
-        now = self.clock.now()
-        row = self.db.execute("SELECT last FROM timers WHERE name=?", (fn.name,)).fetchone()
-        nxt = schedule.next_after(now)
-        request = func_timer.TimerRequest(past_due=past_due, schedule_status={
-            "Last": row[0] if row and row[0] else None, "Next": iso(nxt), "LastUpdated": iso(now)},
-            schedule={"AdjustForDST": True})
-        self._save(fn.name, now, nxt)  # saved first: a crash mid-run does not fire it twice
+    async def _fire(self, timer: _Timer, past_due: bool) -> None:
+        fn = timer.fn
+        assert timer.status is not None
+        status = {"Last": _iso(timer.status.last), "Next": _iso(timer.status.next),
+                  "LastUpdated": _iso(timer.status.last_updated)} if timer.use_monitor else None
+        info = {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": status, "IsPastDue": past_due}
+        request = TimerRequestConverter.decode(meta.Datum(json.dumps(info), "json"), trigger_metadata={})
         kwargs: dict[str, Any] = {fn.trigger_param: request}
-        for binding in fn.bindings:
-            if binding.get("type") == "durableClient":
-                kwargs[binding["name"]] = self.client_binding()
+        for binding in fn.input_bindings(DURABLE_CLIENT):
+            kwargs[binding["name"]] = self.client_binding()
+        started = self.clock.now()
         try:
             if fn.is_async:
                 await fn.func(**kwargs)
             else:
                 await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn.func, **kwargs))
-        except Exception:  # a failing timer function is logged; the next occurrence still fires
+        except Exception:  # timers do not retry: log it, and the next occurrence still fires
             log.exception("timer function %s failed", fn.name)
         self.fired[fn.name] = self.fired.get(fn.name, 0) + 1
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            now = self.clock.now()
-            for fn, schedule in self.functions:
-                row = self.db.execute("SELECT next FROM timers WHERE name=?", (fn.name,)).fetchone()
-                if row is None or row[0] is None:
-                    self._save(fn.name, None, schedule.next_after(now))
-                    continue
-                due = parse_iso(row[0])
-                if due <= now:
-                    # late by more than a scheduling slip: occurrences were missed (clock moved, host busy)
-                    await self._fire(fn, schedule, past_due=(now - due) > timedelta(seconds=1))
+        timer.status = _Status(started, timer.schedule.next_after(started), started)
+        if timer.use_monitor:
+            self._save(timer)
