@@ -1,0 +1,379 @@
+"""The Azure ML platform: azure-ai-ml ``MLClient`` with ``DefaultAzureCredential`` (managed identity in Azure).
+
+Mapping of the port onto Azure ML:
+  * training: a ``command`` job on a compute cluster with the landing blob as a ``uri_file`` input,
+    running the same ``python -m mlops.training`` entry point; the job is submitted and polled
+    (never waited on inside an activity);
+  * registry: MLflow-format model assets with lineage tags. Azure ML's registry has no aliases,
+    so an alias is a tag ``alias.<name>=true`` kept on exactly one version;
+  * serving: ``ManagedOnlineDeployment`` on a managed online endpoint, ``traffic`` and
+    ``mirror_traffic`` on the endpoint, validated against Azure ML's limits before sending
+    (https://learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints);
+  * health: Azure Monitor metrics of the deployment through azure-monitor-query.
+
+``ModelRegistered`` is published by Azure ML itself through the workspace's Event Grid system
+topic, so ``register_model`` publishes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import NotFoundError, PlatformError
+from .base import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
+
+log = logging.getLogger("mlops.platform.azureml")
+T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_MIRROR_PERCENT = 50
+ALIAS_TAG = "alias.{}"
+
+# Azure ML job statuses -> the port's states.
+# https://learn.microsoft.com/azure/machine-learning/how-to-track-monitor-analyze-runs
+_JOB_STATES = {
+    "NotStarted": "queued", "Queued": "queued", "Preparing": "running", "Provisioning": "running",
+    "Starting": "running", "Running": "running", "Finalizing": "running", "Completed": "succeeded",
+    "Failed": "failed", "NotResponding": "failed", "Canceled": "canceled", "CancelRequested": "canceled",
+    "Paused": "running",
+}
+_PROVISIONING = {"Creating": "running", "Updating": "running", "Succeeded": "succeeded", "Failed": "failed",
+                 "Canceled": "failed", "Deleting": "running"}
+
+# Managed online deployment metrics in Azure Monitor (Microsoft.MachineLearningServices/workspaces/
+# onlineEndpoints/deployments): https://learn.microsoft.com/azure/machine-learning/monitor-azure-machine-learning-reference
+METRICS = ("RequestLatency_P50", "RequestLatency_P95", "RequestLatency_P99", "RequestsPerMinute")
+
+
+@dataclass(frozen=True)
+class AzureMLConfig:
+    """Where the workspace is and how jobs and deployments run."""
+
+    subscription_id: str
+    resource_group: str
+    workspace: str
+    compute: str
+    environment: str
+    instance_type: str = "Standard_DS3_v2"
+    instance_count: int = 1
+    code_dir: str = str(ROOT)
+    retries: int = 4
+    region: str = "westeurope"  # the workspace's region: Azure Monitor's regional metrics endpoint
+
+
+def validate_split(deployments: set[str], split: TrafficSplit) -> None:
+    """Azure ML's rules for traffic and mirror traffic, checked before anything is sent."""
+    for name in list(split.traffic) + list(split.mirror_traffic):
+        if name not in deployments:
+            raise PlatformError(f"deployment {name}", "does not exist on the endpoint")
+    total = sum(split.traffic.values())
+    if split.traffic and total not in (0, 100):
+        raise PlatformError("traffic", f"must add up to 100, got {total}")
+    mirrored = {k: v for k, v in split.mirror_traffic.items() if v > 0}
+    if len(mirrored) > 1:
+        raise PlatformError("mirror_traffic", "may name at most one deployment")
+    for name, pct in mirrored.items():
+        if pct > MAX_MIRROR_PERCENT:
+            raise PlatformError("mirror_traffic", f"at most {MAX_MIRROR_PERCENT} %, got {pct} for {name}")
+        if split.traffic.get(name, 0) > 0:
+            raise PlatformError(f"deployment {name}", "cannot take live and mirrored traffic at once")
+
+
+class AzureMLPlatform:
+    """Implements mlops.platform.base.Platform on an Azure ML workspace."""
+
+    def __init__(self, config: AzureMLConfig, ml_client: Any = None, metrics_client: Any = None,
+                 credential: Any = None, metrics_reader: Callable[[str], dict[str, float]] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.config = config
+        self._credential = credential
+        self._ml = ml_client
+        self._metrics = metrics_client
+        self._metrics_reader = metrics_reader
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> AzureMLPlatform:
+        """Build from mlops.settings.Settings (the azureml settings are required there)."""
+        return cls(AzureMLConfig(settings.azureml_subscription_id, settings.azureml_resource_group,
+                                 settings.azureml_workspace, settings.azureml_compute, settings.azureml_environment))
+
+    # -- clients ---------------------------------------------------------------------------
+    @property
+    def credential(self) -> Any:
+        """DefaultAzureCredential: the app's managed identity in Azure."""
+        if self._credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential()
+        return self._credential
+
+    @property
+    def ml(self) -> Any:
+        """The workspace's MLClient."""
+        if self._ml is None:
+            from azure.ai.ml import MLClient
+
+            c = self.config
+            self._ml = MLClient(self.credential, c.subscription_id, c.resource_group, c.workspace)
+        return self._ml
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """One Azure call: throttling retried with backoff (Retry-After honoured), errors named."""
+        from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+
+        for attempt in range(self.config.retries + 1):
+            try:
+                return fn()
+            except ResourceNotFoundError as exc:
+                raise NotFoundError(what, "not found in the Azure ML workspace") from exc
+            except ClientAuthenticationError as exc:
+                raise PlatformError(what, f"the app's identity could not authenticate: {exc.message}") from exc
+            except HttpResponseError as exc:
+                status = getattr(exc, "status_code", None)
+                if status in (429, 503) and attempt < self.config.retries:
+                    headers = getattr(getattr(exc, "response", None), "headers", {}) or {}
+                    delay = float(headers.get("Retry-After", 2 ** attempt))
+                    log.warning("throttled on %s, retrying in %.0f s", what, delay)
+                    self._sleep(min(delay, 60.0))
+                    continue
+                raise PlatformError(what, f"HTTP {status}: {exc.message}", retryable=status in (429, 503)) from exc
+        raise PlatformError(what, "retries exhausted", retryable=True)
+
+    # -- data ------------------------------------------------------------------------------
+    def read_data(self, data: DataRef) -> bytes:
+        """Read the landed blob with the app's identity."""
+        from azure.storage.blob import BlobClient
+
+        client = BlobClient.from_blob_url(data.url, credential=self.credential)
+        return bytes(self._call(f"blob {data.url}", lambda: client.download_blob().readall()))
+
+    # -- training --------------------------------------------------------------------------
+    def training_job(self, request: TrainRequest) -> Any:
+        """The command job for a training request (exposed for tests and for reading)."""
+        from azure.ai.ml import Input, command
+        from azure.ai.ml.constants import AssetTypes
+
+        args = (f"--data ${{{{inputs.data}}}} --label {request.label} --algorithm {request.algorithm} "
+                f"--test-fraction {request.test_fraction} --seed {request.seed} "
+                f"--params '{json.dumps(request.params)}' --output ./outputs")
+        return command(
+            code=self.config.code_dir,
+            command=f"python -m mlops.training.azureml_entry {args}",
+            inputs={"data": Input(type=AssetTypes.URI_FILE, path=request.data.url)},
+            environment=self.config.environment,
+            compute=self.config.compute,
+            experiment_name=request.model,
+            display_name=f"{request.model}-{request.run_id}"[:100],
+            tags={"run_id": request.run_id, "policy_hash": request.policy_hash, "data_url": request.data.url,
+                  "data_etag": request.data.etag},
+        )
+
+    def submit_training(self, request: TrainRequest) -> JobStatus:
+        """Submit the job and return at once."""
+        job = self._call(f"training job for {request.model}",
+                         lambda: self.ml.jobs.create_or_update(self.training_job(request)))
+        return JobStatus(job_id=job.name, state=_JOB_STATES.get(job.status, "queued"))  # type: ignore[arg-type]
+
+    def get_job(self, job_id: str) -> JobStatus:
+        """Poll a job; metrics come through MLflow on the workspace's tracking URI once it completed."""
+        job = self._call(f"job {job_id}", lambda: self.ml.jobs.get(job_id))
+        state = _JOB_STATES.get(job.status, "running")
+        metrics: dict[str, float] = {}
+        model_uri = ""
+        if state == "succeeded":
+            metrics = self._read_metrics(job_id)
+            model_uri = f"azureml://jobs/{job_id}/outputs/artifacts/paths/model/"
+        return JobStatus(job_id=job_id, state=state, message=str(job.status), tracking_run_id=job_id,  # type: ignore[arg-type]
+                         model_uri=model_uri, metrics=metrics)
+
+    def _read_metrics(self, job_id: str) -> dict[str, float]:
+        if self._metrics_reader is not None:
+            return self._metrics_reader(job_id)
+        import mlflow  # needs azureml-mlflow in Azure for the azureml:// tracking URI
+
+        workspace = self._call("workspace", lambda: self.ml.workspaces.get(self.config.workspace))
+        mlflow.set_tracking_uri(workspace.mlflow_tracking_uri)
+        return dict(mlflow.get_run(job_id).data.metrics)
+
+    def evaluate(self, model_uri: str, data: DataRef, label: str, test_fraction: float, seed: int) -> dict[str, float]:
+        """Score a registered model on the same held-out split the training used.
+
+        Loads the model through MLflow on the workspace's tracking URI (azureml-mlflow in Azure).
+        """
+        import io
+
+        import mlflow.sklearn
+        import pandas as pd
+
+        from ..training.split import metrics, split
+
+        frame = pd.read_csv(io.BytesIO(self.read_data(data)))
+        _, x_test, _, y_test = split(frame, label, test_fraction, seed)
+        return metrics(mlflow.sklearn.load_model(model_uri), x_test, y_test)
+
+    # -- registry --------------------------------------------------------------------------
+    def _version(self, model: Any) -> ModelVersion:
+        tags = dict(model.tags or {})
+        aliases = [k.split(".", 1)[1] for k, v in tags.items() if k.startswith("alias.") and v == "true"]
+        return ModelVersion(name=model.name, version=str(model.version), model_uri=str(model.path or ""),
+                            tags=tags, aliases=aliases, created_at=str(getattr(model, "creation_context", "") or ""))
+
+    def register_model(self, model: str, job: JobStatus, tags: dict[str, str]) -> ModelVersion:
+        """An MLflow model asset from the job's output, with lineage tags."""
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Model
+
+        entity = Model(path=job.model_uri, type=AssetTypes.MLFLOW_MODEL, name=model,
+                       tags={k: str(v) for k, v in tags.items()}, description=f"trained by job {job.job_id}")
+        return self._version(self._call(f"model {model}", lambda: self.ml.models.create_or_update(entity)))
+
+    def get_model_version(self, model: str, version: str) -> ModelVersion:
+        """One version; NotFoundError if absent."""
+        return self._version(self._call(f"{model} v{version}", lambda: self.ml.models.get(model, version=version)))
+
+    def list_model_versions(self, model: str) -> list[ModelVersion]:
+        """All versions, oldest first."""
+        found = self._call(f"model {model}", lambda: list(self.ml.models.list(name=model)))
+        return sorted((self._version(m) for m in found), key=lambda v: int(v.version))
+
+    def get_alias(self, model: str, alias: str) -> ModelVersion | None:
+        """The version tagged ``alias.<alias>=true``."""
+        try:
+            versions = self.list_model_versions(model)
+        except NotFoundError:
+            return None
+        tagged = [v for v in versions if v.tags.get(ALIAS_TAG.format(alias)) == "true"]
+        return tagged[-1] if tagged else None
+
+    def set_alias(self, model: str, alias: str, version: str) -> None:
+        """Move the alias tag to one version (removed from the others)."""
+        key = ALIAS_TAG.format(alias)
+        for existing in self._call(f"model {model}", lambda: list(self.ml.models.list(name=model))):
+            has = (existing.tags or {}).get(key) == "true"
+            wanted = str(existing.version) == str(version)
+            if wanted == has:
+                continue
+            if wanted:
+                existing.tags = {**(existing.tags or {}), key: "true"}
+            else:
+                existing.tags = {k: v for k, v in existing.tags.items() if k != key}
+            self._save_model(existing)
+
+    def _save_model(self, entity: Any) -> None:
+        self._call(f"{entity.name} v{entity.version}", lambda: self.ml.models.create_or_update(entity))
+
+    def set_version_tags(self, model: str, version: str, tags: dict[str, str]) -> None:
+        """Add tags to a version."""
+        existing = self._call(f"{model} v{version}", lambda: self.ml.models.get(model, version=version))
+        existing.tags = {**(existing.tags or {}), **{k: str(v) for k, v in tags.items()}}
+        self._call(f"{model} v{version}", lambda: self.ml.models.create_or_update(existing))
+
+    # -- serving ---------------------------------------------------------------------------
+    def deployment_spec(self, endpoint: str, deployment: str, model: ModelVersion) -> Any:
+        """The ManagedOnlineDeployment for a model version (MLflow models need no scoring script)."""
+        from azure.ai.ml.entities import ManagedOnlineDeployment
+
+        return ManagedOnlineDeployment(name=deployment, endpoint_name=endpoint,
+                                       model=f"azureml:{model.name}:{model.version}",
+                                       instance_type=self.config.instance_type,
+                                       instance_count=self.config.instance_count,
+                                       tags={"model": model.name, "version": model.version})
+
+    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
+        """Start creating the deployment at 0 %; the orchestration polls ``get_operation``."""
+        spec = self.deployment_spec(endpoint, deployment, model)
+        self._call(f"deployment {deployment}", lambda: self.ml.online_deployments.begin_create_or_update(spec))
+        return Operation(operation_id=f"{endpoint}/{deployment}", state="running")
+
+    def get_operation(self, operation_id: str) -> Operation:
+        """The deployment's provisioning state."""
+        endpoint, _, deployment = operation_id.partition("/")
+        dep = self._call(f"deployment {deployment}",
+                         lambda: self.ml.online_deployments.get(name=deployment, endpoint_name=endpoint))
+        state = str(getattr(dep, "provisioning_state", "Creating"))
+        return Operation(operation_id=operation_id, state=_PROVISIONING.get(state, "running"), message=state)  # type: ignore[arg-type]
+
+    def get_traffic(self, endpoint: str) -> TrafficSplit:
+        """The endpoint's traffic and mirror traffic."""
+        ep = self._call(f"endpoint {endpoint}", lambda: self.ml.online_endpoints.get(endpoint))
+        return TrafficSplit(traffic=dict(ep.traffic or {}), mirror_traffic=dict(ep.mirror_traffic or {}))
+
+    def set_traffic(self, endpoint: str, split: TrafficSplit) -> TrafficSplit:
+        """Validate against Azure ML's limits, then update the endpoint."""
+        ep = self._call(f"endpoint {endpoint}", lambda: self.ml.online_endpoints.get(endpoint))
+        deployments = set(self.list_deployments(endpoint))
+        validate_split(deployments, split)
+        ep.traffic = {d: split.traffic.get(d, 0) for d in deployments}
+        ep.mirror_traffic = {k: v for k, v in split.mirror_traffic.items() if v > 0}
+        self._call(f"endpoint {endpoint}", lambda: self.ml.online_endpoints.begin_create_or_update(ep))
+        return TrafficSplit(traffic=dict(ep.traffic), mirror_traffic=dict(ep.mirror_traffic))
+
+    def delete_deployment(self, endpoint: str, deployment: str) -> None:
+        """Start deleting a deployment with no traffic."""
+        self._call(f"deployment {deployment}",
+                   lambda: self.ml.online_deployments.begin_delete(name=deployment, endpoint_name=endpoint))
+
+    def list_deployments(self, endpoint: str) -> dict[str, str]:
+        """Deployment -> model."""
+        found = self._call(f"endpoint {endpoint}", lambda: list(self.ml.online_deployments.list(endpoint)))
+        return {d.name: str(d.model) for d in found}
+
+    def score(self, endpoint: str, deployment: str, rows: list[dict[str, Any]]) -> list[Any]:
+        """Invoke one deployment with a request file (``input_data`` rows)."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump({"input_data": rows}, handle)
+        raw = self._call(f"deployment {deployment}", lambda: self.ml.online_endpoints.invoke(
+            endpoint_name=endpoint, deployment_name=deployment, request_file=handle.name))
+        Path(handle.name).unlink(missing_ok=True)
+        answer = json.loads(raw)
+        return list(answer["predictions"] if isinstance(answer, dict) else answer)
+
+    def deployment_resource_id(self, endpoint: str, deployment: str) -> str:
+        """The Azure resource id Azure Monitor keys the deployment's metrics by."""
+        c = self.config
+        return (f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}/providers/"
+                f"Microsoft.MachineLearningServices/workspaces/{c.workspace}/onlineEndpoints/{endpoint}/"
+                f"deployments/{deployment}")
+
+    def deployment_metrics(self, endpoint: str, deployment: str, start: str, end: str) -> DeploymentMetrics:
+        """Latency percentiles and request rate from Azure Monitor. Errors and predictions are not
+        metrics Azure Monitor has for a deployment: errors count as 0 here (use an Azure Monitor
+        alert for them), and predictions need the model data collector (not wired yet)."""
+        if self._metrics is None:
+            # azure-monitor-query 2.x moved metrics to azure-monitor-querymetrics' MetricsClient, which
+            # talks to the regional metrics endpoint.
+            from azure.monitor.querymetrics import MetricsClient
+
+            self._metrics = MetricsClient(f"https://{self.config.region}.metrics.monitor.azure.com", self.credential)
+        window = (datetime.fromisoformat(start), datetime.fromisoformat(end))
+        metrics_client = self._metrics
+        results = self._call(f"metrics of {deployment}", lambda: metrics_client.query_resources(
+            resource_ids=[self.deployment_resource_id(endpoint, deployment)],
+            metric_namespace="Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+            metric_names=list(METRICS), timespan=window, aggregations=["Average", "Total"]))
+        values: dict[str, float] = {}
+        for metric in (getattr(results[0], "metrics", []) if results else []):
+            points = [p for series in metric.timeseries for p in series.data]
+            if metric.name == "RequestsPerMinute":
+                values[metric.name] = float(sum((p.total or 0) for p in points))
+            else:
+                averages = [p.average for p in points if p.average is not None]
+                values[metric.name] = float(max(averages)) if averages else 0.0
+        return DeploymentMetrics(deployment=deployment, request_count=int(values.get("RequestsPerMinute", 0)),
+                                 error_count=0, latency_p50_ms=values.get("RequestLatency_P50", 0.0),
+                                 latency_p95_ms=values.get("RequestLatency_P95", 0.0),
+                                 latency_p99_ms=values.get("RequestLatency_P99", 0.0))
+
+    def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
+        """Not available without Azure ML's model data collector; drift then comes from Azure ML's own
+        DatasetDriftDetected events instead of the app's monitor."""
+        return []
