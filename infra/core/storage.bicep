@@ -1,0 +1,53 @@
+// Storage for the Functions host (AzureWebJobsStorage, Durable task hub, deployment package),
+// the landing container for training data and the app's control store. No shared keys:
+// everything uses Microsoft Entra ID (the app's managed identity).
+param name string
+param location string
+param tags object
+
+var landing = 'landing'
+var deployment = 'app-package'
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35:the Flex Consumption app reaches it without VNet integration in this template; access is Entra ID only (no shared keys)
+  // checkov:skip=CKV_AZURE_59:public endpoint needed by the Functions host and Event Grid without a VNet; shared keys are disabled
+  // checkov:skip=CKV_AZURE_206:zone-redundant (ZRS) is the chosen replication for host and landing data
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: { name: 'Standard_ZRS' }
+  properties: {
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+  }
+}
+
+resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: { enabled: true, days: 7 }
+  }
+}
+
+resource landingContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: landing
+  properties: { publicAccess: 'None' }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: deployment
+  properties: { publicAccess: 'None' }
+}
+
+output name string = account.name
+output id string = account.id
+output landingContainer string = landing
+output deploymentContainer string = deployment

@@ -1,0 +1,84 @@
+// Event Grid subscriptions to the app's Event Grid-triggered functions (AzureFunction destination:
+// no webhook key to handle). Deployed once the functions exist (see docs/deploy.md).
+param functionAppName string
+param storageTopicName string
+param amlTopicName string
+param customTopicName string
+param landingContainer string
+
+resource site 'Microsoft.Web/sites@2024-04-01' existing = {
+  name: functionAppName
+}
+
+resource storageTopic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' existing = {
+  name: storageTopicName
+}
+
+resource customTopic 'Microsoft.EventGrid/topics@2024-06-01-preview' existing = {
+  name: customTopicName
+}
+
+var retry = { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 }
+
+resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = {
+  parent: storageTopic
+  name: 'landing-blobs'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: { resourceId: '${site.id}/functions/on_blob_created', maxEventsPerBatch: 1 }
+    }
+    filter: {
+      includedEventTypes: [ 'Microsoft.Storage.BlobCreated' ]
+      subjectBeginsWith: '/blobServices/default/containers/${landingContainer}/'
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    retryPolicy: retry
+  }
+}
+
+resource amlTopic 'Microsoft.EventGrid/systemTopics@2024-06-01-preview' existing = if (!empty(amlTopicName)) {
+  name: amlTopicName
+}
+
+resource modelRegistered 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = if (!empty(amlTopicName)) {
+  parent: amlTopic
+  name: 'model-registered'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: { resourceId: '${site.id}/functions/on_model_registered', maxEventsPerBatch: 1 }
+    }
+    filter: { includedEventTypes: [ 'Microsoft.MachineLearningServices.ModelRegistered' ] }
+    eventDeliverySchema: 'EventGridSchema'
+    retryPolicy: retry
+  }
+}
+
+resource datasetDrift 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = if (!empty(amlTopicName)) {
+  parent: amlTopic
+  name: 'dataset-drift'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: { resourceId: '${site.id}/functions/on_drift_event', maxEventsPerBatch: 1 }
+    }
+    filter: { includedEventTypes: [ 'Microsoft.MachineLearningServices.DatasetDriftDetected' ] }
+    eventDeliverySchema: 'EventGridSchema'
+    retryPolicy: retry
+  }
+}
+
+resource appDrift 'Microsoft.EventGrid/topics/eventSubscriptions@2024-06-01-preview' = {
+  parent: customTopic
+  name: 'app-drift'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: { resourceId: '${site.id}/functions/on_drift_event', maxEventsPerBatch: 1 }
+    }
+    filter: { includedEventTypes: [ 'MLOps.Model.DriftDetected' ] }
+    eventDeliverySchema: 'EventGridSchema'
+    retryPolicy: retry
+  }
+}
