@@ -10,7 +10,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from mlops import runtime
+from mlops import runtime, telemetry
 from mlops.gates import validate_data as check_data
 from mlops.platform.base import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
 from mlops.policy import Policy, load_policy
@@ -94,7 +94,9 @@ def get_alias_activity(request: dict[str, Any]) -> dict[str, Any] | None:
 def register_activity(request: dict[str, Any]) -> dict[str, Any]:
     """Register the trained model with lineage tags (announces ModelRegistered)."""
     job = JobStatus.from_dict(request["job"])
-    return runtime.platform().register_model(request["model"], job, request["tags"]).to_dict()
+    version = runtime.platform().register_model(request["model"], job, request["tags"])
+    telemetry.emit("ModelRegistered", model=version.name, version=version.version, run_id=request["tags"].get("run_id"))
+    return version.to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=SET_ALIAS)
@@ -134,6 +136,8 @@ def set_traffic_activity(request: dict[str, Any]) -> dict[str, Any]:
     split = TrafficSplit(traffic={k: int(v) for k, v in request["traffic"].items()},
                          mirror_traffic={k: int(v) for k, v in request.get("mirror_traffic", {}).items()})
     applied = runtime.platform().set_traffic(request["endpoint"], split)
+    telemetry.emit("TrafficChanged", model=request.get("model", request["endpoint"]), endpoint=request["endpoint"],
+                   traffic=applied.traffic, mirror=applied.mirror_traffic)
     return {**applied.to_dict(), "applied_at": _now()}
 
 
@@ -186,3 +190,5 @@ def take_pending_activity(model: str) -> dict[str, Any] | None:
 def record_incident_activity(incident: dict[str, Any]) -> None:
     """Append an incident to the model's log."""
     runtime.control().record_incident(incident)
+    telemetry.emit("RolledBack", model=incident["model"], version=incident["to_version"], run_id=incident["run_id"],
+                   from_version=incident["from_version"], reason=incident["reason"])

@@ -16,8 +16,12 @@ CONTROL_CONTAINER = "mlops-control"
 
 @functools.cache
 def settings() -> Settings:
-    """Settings, parsed once; a missing or bad one raises SettingError naming it."""
-    return load_settings()
+    """Settings, parsed once; a missing or bad one raises SettingError naming it. Turns on telemetry."""
+    parsed = load_settings()
+    from . import telemetry
+
+    telemetry.configure(parsed.appinsights_connection_string)
+    return parsed
 
 
 def blob_service():  # type: ignore[no-untyped-def]

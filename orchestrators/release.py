@@ -95,7 +95,7 @@ def release(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
     status.traffic = split
 
     def set_traffic(traffic: dict[str, int], mirror: dict[str, int] | None = None) -> Generator[Any, Any, Any]:
-        applied = yield context.call_activity(SET_TRAFFIC, {"endpoint": endpoint, "traffic": traffic,
+        applied = yield context.call_activity(SET_TRAFFIC, {"endpoint": endpoint, "model": model, "traffic": traffic,
                                                             "mirror_traffic": mirror or {}})
         status.traffic = applied
         publish()

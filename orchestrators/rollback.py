@@ -85,7 +85,7 @@ def rollback(context: df.DurableOrchestrationContext):  # type: ignore[no-untype
             status.finish("failed", f"could not redeploy v{previous['version']}: {op.get('message', '')}")
             publish()
             raise RuntimeError(status.message)
-    applied = yield context.call_activity(SET_TRAFFIC, {"endpoint": endpoint,
+    applied = yield context.call_activity(SET_TRAFFIC, {"endpoint": endpoint, "model": model,
                                                         "traffic": {good_dep: 100, bad_dep: 0},
                                                         "mirror_traffic": {}})
     status.traffic = applied
