@@ -63,3 +63,17 @@ def test_azd_project_points_at_a_python_function_app() -> None:
     text = (ROOT / "azure.yaml").read_text()
     assert "host: function" in text and "language: python" in text
     assert (INFRA / "main.bicep").exists() and (INFRA / "main.parameters.json").exists()
+
+
+def test_the_azure_requirements_resolve_into_a_clean_environment(tmp_path: Path) -> None:
+    """What the Function App installs in Azure resolves on its own (pip's resolver, nothing installed)."""
+    import sys
+
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+                             "--disable-pip-version-check", "--report", str(report), "-r",
+                             str(ROOT / "requirements.txt")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+    assert {"azure-functions", "azure-functions-durable", "azure-ai-ml", "azure-eventgrid"} <= names
+    assert "mlflow" not in names and "devhost" not in names  # local-only tools stay out of the app
