@@ -23,8 +23,10 @@ from mlops.runs import (
     GET_OPERATION,
     GET_TRAFFIC,
     LOAD_POLICY,
+    QUEUE_RETRAIN,
     RECORD_INCIDENT,
     REGISTER_MODEL,
+    RETRAIN,
     SET_ALIAS,
     SET_TRAFFIC,
     SMOKE_TEST,
@@ -32,6 +34,7 @@ from mlops.runs import (
     TAG_VERSION,
     TAKE_PENDING,
     VALIDATE_DATA,
+    Request,
 )
 
 bp = df.Blueprint()
@@ -192,3 +195,20 @@ def record_incident_activity(incident: dict[str, Any]) -> None:
     runtime.control().record_incident(incident)
     telemetry.emit("RolledBack", model=incident["model"], version=incident["to_version"], run_id=incident["run_id"],
                    from_version=incident["from_version"], reason=incident["reason"])
+
+
+@bp.activity_trigger(input_name="request", activity=QUEUE_RETRAIN)
+def queue_retrain_activity(request: dict[str, Any]) -> dict[str, Any] | None:
+    """Queue a retrain on the newest data file landed for the model (None if there is none)."""
+    model = request["model"]
+    container = runtime.blob_service().get_container_client(runtime.settings().landing_container)
+    blobs = [b for b in container.list_blobs(name_starts_with=f"{model}/") if b.size]
+    if not blobs:
+        return None
+    newest = max(blobs, key=lambda b: b.last_modified)
+    data = {"url": f"{container.url.rstrip('/')}/{newest.name}", "etag": newest.etag,
+            "content_length": int(newest.size)}
+    queued = Request(kind=RETRAIN, model=model, dedup_key=f"after:{request['after']}", payload={"data": data},
+                     requested_by="rollback")
+    runtime.control().put_request(queued)
+    return queued.to_dict()

@@ -40,6 +40,7 @@ SMOKE_TEST = "smoke_test"
 DEPLOYMENT_METRICS = "deployment_metrics"
 TAKE_PENDING = "take_pending_request"
 RECORD_INCIDENT = "record_incident"
+QUEUE_RETRAIN = "queue_retrain_on_latest_data"
 
 # -- external events operators send --------------------------------------------------------
 APPROVAL_EVENT = "approval"

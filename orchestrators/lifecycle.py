@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from mlops.runs import LIFECYCLE, TAKE_PENDING, Request, event_data
+from mlops.runs import LIFECYCLE, QUEUE_RETRAIN, ROLLBACK, TAKE_PENDING, Request, event_data
 
 bp = df.Blueprint()
 
@@ -31,6 +31,7 @@ def model_lifecycle(context: df.DurableOrchestrationContext):  # type: ignore[no
         request = Request.from_dict(taken)
         context.set_custom_status({"model": model, "running": request.run_id, "kind": request.kind,
                                    "history": history})
+        result = None
         try:
             result = yield context.call_sub_orchestrator(request.kind, {**request.payload, "model": model},
                                                          request.run_id)
@@ -38,4 +39,7 @@ def model_lifecycle(context: df.DurableOrchestrationContext):  # type: ignore[no
         except Exception as exc:  # the run failed: its verdict is in its own output; keep serving the model
             verdict = "failed: " + str(exc).splitlines()[0][:300]
         history.append({"run_id": request.run_id, "kind": request.kind, "verdict": verdict})
+        if request.kind == ROLLBACK and isinstance(result, dict) and result.get("retrain"):
+            # policy monitoring.on_drift asks for a retrain on fresh data after the rollback
+            yield context.call_activity(QUEUE_RETRAIN, {"model": model, "after": request.run_id})
     context.continue_as_new({"model": model, "history": history})
