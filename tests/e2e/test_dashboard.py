@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
 from stacklab import Lab
 
 from mlops.cli import LOCAL_OPERATOR
@@ -59,29 +61,40 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         driver.quit()
 
 
-def test_dashboard_shows_live_stages_and_traffic_and_approves_a_run(operator_lab: Lab, browser: object) -> None:
-    from selenium.webdriver.common.by import By
+def click_when_fresh(driver: object, selector: str, attempts: int = 20) -> None:
+    """Click the element `selector` names, looking it up again if a refresh replaced it meanwhile."""
+    for _ in range(attempts):
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()  # type: ignore[attr-defined]
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    raise AssertionError(f"{selector} kept being replaced; could not click it")
 
+
+def test_dashboard_shows_live_stages_and_traffic_and_approves_a_run(operator_lab: Lab, browser: object) -> None:
     driver = browser  # type: ignore[assignment]
     lab = operator_lab
     driver.get(f"{lab.info.devhost_url}/api/dashboard?code={lab.info.function_key}")  # type: ignore[attr-defined]
     lab.land("gated", "ui.csv", to_csv_bytes(generate(400, seed=5)))
     stages_seen: set[str] = set()
-    approve = None
+    approvable = False
     for _ in range(240):  # bounded: about a minute
-        rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-run^='retrain-gated-']")  # type: ignore[attr-defined]
-        if rows:
-            stages_seen.add(rows[0].get_attribute("data-stage"))
-            buttons = rows[0].find_elements(By.CSS_SELECTOR, "button[data-act='approve']")
-            if buttons:
-                approve = buttons[0]
-                break
+        try:
+            rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-run^='retrain-gated-']")  # type: ignore[attr-defined]
+            if rows:
+                stages_seen.add(rows[0].get_attribute("data-stage"))
+                if rows[0].find_elements(By.CSS_SELECTOR, "button[data-act='approve']"):
+                    approvable = True
+                    break
+        except StaleElementReferenceException:
+            pass  # the page re-rendered the row between two calls; look again
         time.sleep(0.25)
-    assert approve is not None, f"no Approve button appeared; stages seen {stages_seen}"
+    assert approvable, f"no Approve button appeared; stages seen {stages_seen}"
     assert len(stages_seen - {""}) >= 2, f"the stage did not update live: {stages_seen}"
     OUTPUT.mkdir(exist_ok=True)
     driver.save_screenshot(str(OUTPUT / "dashboard-waiting-for-approval.png"))  # type: ignore[attr-defined]
-    approve.click()
+    click_when_fresh(driver, "tr[data-run^='retrain-gated-'] button[data-act='approve']")
     driver.switch_to.alert.accept()  # type: ignore[attr-defined]  # "approve run …?"
     prompt = driver.switch_to.alert  # type: ignore[attr-defined]
     prompt.send_keys("checked in the browser test")
@@ -94,8 +107,11 @@ def test_dashboard_shows_live_stages_and_traffic_and_approves_a_run(operator_lab
 
     def bar_shows_gated() -> bool:
         lab.advance(61)  # the release's bake is on the virtual clock
-        bars = driver.find_elements(By.CSS_SELECTOR, "div[data-model='gated'] .bar")  # type: ignore[attr-defined]
-        return bool(bars) and "gated-v1" in (bars[0].get_attribute("data-split") or "")
+        try:
+            bars = driver.find_elements(By.CSS_SELECTOR, "div[data-model='gated'] .bar")  # type: ignore[attr-defined]
+            return bool(bars) and "gated-v1" in (bars[0].get_attribute("data-split") or "")
+        except StaleElementReferenceException:
+            return False  # re-rendered between the two calls; the next poll looks again
 
     lab.wait(bar_shows_gated, timeout=120, what="the traffic bar to show gated-v1")
     driver.save_screenshot(str(OUTPUT / "dashboard-after-release.png"))  # type: ignore[attr-defined]
