@@ -62,22 +62,28 @@ class DriftThresholds:
 # --------------------------------------------------------------------------------------------- statistics
 
 
-def _sorted_finite(x: Any) -> np.ndarray:
-    """The sample sorted, without NaN and infinities."""
-    a = np.sort(np.asarray(x, dtype=float).ravel())
-    # NaN sorts last and -inf first: look at the ends before paying for a mask
-    if len(a) and not (np.isfinite(a[0]) and np.isfinite(a[-1])):
-        a = a[np.isfinite(a)]
-    return a
+def _finite(x: Any) -> np.ndarray:
+    """The sample as a contiguous float array, without NaN and infinities."""
+    a = np.ascontiguousarray(np.asarray(x, dtype=float).ravel())
+    return a if np.isfinite(a).all() else a[np.isfinite(a)]
+
+
+def _psi_from_counts(below_ref: np.ndarray, n_ref: int, below_cur: np.ndarray, n_cur: int) -> float:
+    # below_*: how many values lie under each edge; values in [e_i, e_i+1) share a bin
+    r = np.diff(below_ref, prepend=0, append=n_ref) / n_ref
+    c = np.diff(below_cur, prepend=0, append=n_cur) / n_cur
+    r, c = np.where(r > 0, r, EPS), np.where(c > 0, c, EPS)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def _decile_edges(bins: int) -> np.ndarray:
+    return np.linspace(0, 1, bins + 1)[1:-1]
 
 
 def _psi_sorted(ref: np.ndarray, cur: np.ndarray, bins: int) -> float:
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
-    # values in [e_i, e_i+1) share a bin; counting on the sorted samples costs O(bins * log n)
-    r = np.diff(np.searchsorted(ref, edges, side="left"), prepend=0, append=len(ref)) / len(ref)
-    c = np.diff(np.searchsorted(cur, edges, side="left"), prepend=0, append=len(cur)) / len(cur)
-    r, c = np.where(r > 0, r, EPS), np.where(c > 0, c, EPS)
-    return float(np.sum((c - r) * np.log(c / r)))
+    edges = np.unique(np.quantile(ref, _decile_edges(bins)))
+    return _psi_from_counts(np.searchsorted(ref, edges, side="left"), len(ref),
+                            np.searchsorted(cur, edges, side="left"), len(cur))
 
 
 def _ks_statistic_sorted(ref: np.ndarray, cur: np.ndarray) -> float:
@@ -88,6 +94,87 @@ def _ks_statistic_sorted(ref: np.ndarray, cur: np.ndarray) -> float:
     above = np.arange(1, n1 + 1) / n1 - np.searchsorted(cur, ref, side="right") / n2
     below = np.arange(1, n2 + 1) / n2 - np.searchsorted(ref, cur, side="right") / n1
     return float(max(np.clip(below.max(), 0, 1), above.max()))
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """numpy.quantile's interpolation (method "linear"), to the last bit."""
+    diff = b - a
+    out = np.asarray(a + diff * t, dtype=float)
+    np.subtract(b, diff * (1 - t), out=out, where=t >= 0.5)
+    return out
+
+
+_BUCKETS = 8192  # equal-width buckets of the bucketed comparison
+_BUCKETED_MIN_N = 20_000  # below this many values in all, sorting both samples is as quick
+
+
+def _psi_and_ks_bucketed(ref: np.ndarray, cur: np.ndarray, bins: int) -> tuple[float, float] | None:
+    """PSI and the KS statistic of two unsorted samples, equal to the sorted computation, without sorting them.
+
+    Both samples are cut into equal-width buckets on a shared scale. The cut is monotone
+    (x < y never puts y in a lower bucket), so the bucket counts give both empirical CDFs
+    exactly at every bucket end. Inside a bucket |F_ref - F_cur| can grow by at most the bucket's
+    own shares, so only the few buckets that could beat the best bucket-end value, and those
+    holding the deciles, are sorted and searched. Returns None when the scale is unusable (all
+    values equal, or a range that overflows); the caller then sorts.
+    """
+    n1, n2 = len(ref), len(cur)
+    lo, hi = min(ref.min(), cur.min()), max(ref.max(), cur.max())
+    width = hi - lo
+    if not (np.isfinite(width) and width > 0):
+        return None
+    scale = _BUCKETS / width
+
+    def bucket(x: np.ndarray) -> np.ndarray:
+        return np.minimum(((x - lo) * scale).astype(np.intp), _BUCKETS - 1)
+
+    b1, b2 = bucket(ref), bucket(cur)
+    h1, h2 = np.bincount(b1, minlength=_BUCKETS), np.bincount(b2, minlength=_BUCKETS)
+    c1, c2 = np.cumsum(h1), np.cumsum(h2)
+    ends = c1 / n1 - c2 / n2  # F_ref - F_cur after each bucket: exact
+    starts = np.concatenate([[0.0], ends[:-1]])
+    best = float(np.abs(ends).max())
+    reach = np.maximum(starts + h1 / n1, h2 / n2 - starts)  # the most |F_ref - F_cur| can be inside
+    chosen = np.zeros(_BUCKETS, dtype=bool)
+    chosen[reach > best] = True
+    # the reference's order statistics that numpy.quantile interpolates between, and every bucket
+    # from one to the next (the edge lies there, and so may current values)
+    virtual = (n1 - 1) * _decile_edges(bins)
+    prev = np.floor(virtual).astype(np.intp)
+    nxt = np.minimum(prev + 1, n1 - 1)
+    lo_b, hi_b = np.searchsorted(c1, prev, side="right"), np.searchsorted(c1, nxt, side="right")
+    for first, last in zip(lo_b, hi_b, strict=True):
+        chosen[first:last + 1] = True
+    # the chosen values, sorted; off[b] turns a rank among them into a rank in the whole sample
+    s1, s2 = np.sort(ref[chosen[b1]]), np.sort(cur[chosen[b2]])
+    off1 = (c1 - h1) - (np.cumsum(np.where(chosen, h1, 0)) - np.where(chosen, h1, 0))
+    off2 = (c2 - h2) - (np.cumsum(np.where(chosen, h2, 0)) - np.where(chosen, h2, 0))
+    # KS: the sorted computation, on the chosen values only, with their ranks in the whole samples
+    d = best
+    if len(s1):
+        k1 = bucket(s1)
+        above = (off1[k1] + np.arange(1, len(s1) + 1)) / n1 - (off2[k1] + np.searchsorted(s2, s1, "right")) / n2
+        d = max(d, float(above.max()))
+    if len(s2):
+        k2 = bucket(s2)
+        below = (off2[k2] + np.arange(1, len(s2) + 1)) / n2 - (off1[k2] + np.searchsorted(s1, s2, "right")) / n1
+        d = max(d, float(below.max()))
+    # PSI: the deciles from their order statistics, and the counts under each edge
+    edges = np.unique(_lerp(s1[prev - off1[lo_b]], s1[nxt - off1[hi_b]], virtual - prev))
+    ke = bucket(edges)
+    under1 = off1[ke] + np.searchsorted(s1, edges, side="left")
+    under2 = off2[ke] + np.searchsorted(s2, edges, side="left")
+    return _psi_from_counts(under1, n1, under2, n2), float(np.clip(d, 0, 1))
+
+
+def _psi_and_ks(ref: np.ndarray, cur: np.ndarray, bins: int) -> tuple[float, float]:
+    """PSI and the KS statistic of two finite, non-empty, unsorted samples."""
+    if len(ref) + len(cur) >= _BUCKETED_MIN_N:
+        result = _psi_and_ks_bucketed(ref, cur, bins)
+        if result is not None:
+            return result
+    r, c = np.sort(ref), np.sort(cur)
+    return _psi_sorted(r, c, bins), _ks_statistic_sorted(r, c)
 
 
 def _ks_asymptotic_pvalues(d: np.ndarray, n1: np.ndarray, n2: np.ndarray) -> np.ndarray:
@@ -102,8 +189,7 @@ def psi(reference: Any, current: Any, bins: int = 10) -> np.ndarray:
     A value on an edge belongs to the upper bin; NaN and infinite values are left out.
     """
     ref, cur = _as_2d(reference), _as_2d(current)
-    return np.array([_psi_sorted(_sorted_finite(ref[:, j]), _sorted_finite(cur[:, j]), bins)
-                     for j in range(ref.shape[1])])
+    return np.array([_psi_and_ks(_finite(ref[:, j]), _finite(cur[:, j]), bins)[0] for j in range(ref.shape[1])])
 
 
 def ks_2samp(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -112,12 +198,16 @@ def ks_2samp(reference: Any, current: Any) -> tuple[np.ndarray, np.ndarray]:
     NaN and infinite values are left out first (they are missing values in a request log).
     """
     ref, cur = _as_2d(reference), _as_2d(current)
-    pairs = [(_sorted_finite(ref[:, j]), _sorted_finite(cur[:, j])) for j in range(ref.shape[1])]
-    return _ks_columns(pairs)
+    _, d, p = _numeric_columns([(_finite(ref[:, j]), _finite(cur[:, j])) for j in range(ref.shape[1])], 10)
+    return d, p
 
 
-def _ks_columns(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    d = np.array([_ks_statistic_sorted(r, c) for r, c in pairs])
+def _numeric_columns(pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+                     bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PSI, KS statistic and KS p-value of each (reference, current) pair of finite, non-empty samples."""
+    both = [_psi_and_ks(r, c, bins) for r, c in pairs]
+    psis = np.array([v for v, _ in both], dtype=float)
+    d = np.array([v for _, v in both], dtype=float)
     n1 = np.array([len(r) for r, _ in pairs], dtype=float)
     n2 = np.array([len(c) for _, c in pairs], dtype=float)
     p = _ks_asymptotic_pvalues(d, n1, n2) if len(pairs) else np.empty(0)
@@ -130,7 +220,7 @@ def _ks_columns(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
                 warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
                 exact = stats.ks_2samp(r, c)
             d[j], p[j] = float(exact.statistic), float(exact.pvalue)
-    return d, p
+    return psis, d, p
 
 
 def _as_2d(x: Any) -> np.ndarray:
@@ -282,7 +372,7 @@ def drift_report(reference: Columns, current: Columns, thresholds: DriftThreshol
         r_num = None if name == PREDICTION or name in categorical_features else _numeric(ref)
         c_num = None if r_num is None else _numeric(cur)
         if r_num is not None and c_num is not None:
-            numeric.append((name, _sorted_finite(r_num), _sorted_finite(c_num)))
+            numeric.append((name, _finite(r_num), _finite(c_num)))
         else:
             results[name] = _categorical_feature(name, ref, cur, limits)
     results.update(_numeric_features(numeric, limits, bins))
@@ -297,9 +387,9 @@ def _numeric_features(columns: list[tuple[str, np.ndarray, np.ndarray]], limits:
         if not (len(r) and len(c)):
             out[name] = FeatureDrift(name, "numeric", False, "psi", None, limits.psi, len(r), len(c),
                                      note="no values to compare")
-    d, p = _ks_columns([(r, c) for _, r, c in usable])
+    values, d, p = _numeric_columns([(r, c) for _, r, c in usable], bins)
     for j, (name, r, c) in enumerate(usable):
-        value = _psi_sorted(r, c, bins)
+        value = float(values[j])
         drifted = value > limits.psi and p[j] < limits.ks_pvalue
         out[name] = FeatureDrift(name, "numeric", bool(drifted), "psi", value, limits.psi, len(r), len(c), psi=value,
                                  ks_statistic=float(d[j]), ks_pvalue=float(p[j]))

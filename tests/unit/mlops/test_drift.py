@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from mlops import drift
 from mlops.drift import EPS, PREDICTION, DriftThresholds, categorical, drift_report, ks_2samp, psi
 from mlops.policy import Monitoring
 
@@ -82,6 +83,70 @@ def test_psi_of_a_constant_reference_uses_one_edge() -> None:
     # every reference value sits on the single edge 5: 0 | 1; the current 1/2 | 1/2
     expected = (0.5 - EPS) * math.log(0.5 / EPS) + (0.5 - 1) * math.log(0.5 / 1)
     assert psi([5, 5, 5, 5], [4, 4, 5, 6])[0] == pytest.approx(expected, rel=1e-12)
+
+
+# --------------------------------------------------------------------------------------------- large samples
+
+
+def _large_samples(kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Samples that go through the bucketed path, including the shapes that make buckets uneven."""
+    n1, n2 = 60_000, 45_000
+    if kind == "normal shifted":
+        return rng.normal(size=n1), rng.normal(0.03, 1.0, size=n2)
+    if kind == "identical distribution":
+        return rng.normal(size=n1), rng.normal(size=n2)
+    if kind == "rounded, many ties":
+        return np.round(rng.normal(size=n1), 1), np.round(rng.normal(0.1, 1.2, size=n2), 1)
+    if kind == "integers":
+        return rng.integers(0, 5, size=n1).astype(float), rng.integers(0, 6, size=n2).astype(float)
+    if kind == "half zeros":
+        r, c = rng.normal(size=n1), rng.normal(0.2, 1.0, size=n2)
+        r[: n1 // 2] = 0.0
+        c[: n2 // 3] = 0.0
+        return r, c
+    if kind == "heavy tail with outliers":
+        r, c = rng.lognormal(0, 2, size=n1), rng.lognormal(0.1, 2, size=n2)
+        r[:3] = [1e12, -1e9, 5e11]
+        return r, c
+    if kind == "disjoint ranges":
+        return rng.uniform(0, 1, size=n1), rng.uniform(2, 3, size=n2)
+    if kind == "a few reference values":
+        return rng.normal(size=5), rng.normal(size=n2)
+    if kind == "values on the decile edges":
+        r = np.repeat(np.arange(10.0), n1 // 10)
+        return r, np.concatenate([r[: n2 // 2], rng.uniform(0, 9, size=n2 - n2 // 2)])
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["normal shifted", "identical distribution", "rounded, many ties", "integers",
+                                  "half zeros", "heavy tail with outliers", "disjoint ranges",
+                                  "a few reference values", "values on the decile edges"])
+def test_large_samples_give_the_same_psi_and_ks_as_sorting_them(rng, kind) -> None:
+    ref, cur = _large_samples(kind, rng)
+    assert len(ref) + len(cur) >= drift._BUCKETED_MIN_N  # the bucketed path, not the sorted one
+    fast = drift._psi_and_ks_bucketed(ref, cur, 10)
+    assert fast is not None
+    r, c = np.sort(ref), np.sort(cur)
+    assert fast == (drift._psi_sorted(r, c, 10), drift._ks_statistic_sorted(r, c))  # to the last bit
+    assert fast[1] == stats.ks_2samp(ref, cur, method="asymp").statistic
+
+
+@pytest.mark.parametrize("bins", [2, 4, 10, 20])
+def test_large_sample_deciles_equal_numpy_quantile(rng, bins) -> None:
+    ref = np.round(rng.normal(size=50_001), 3)
+    r = np.sort(ref)
+    edges = drift._decile_edges(bins)
+    virtual = (len(r) - 1) * edges
+    prev = np.floor(virtual).astype(np.intp)
+    ours = drift._lerp(r[prev], r[np.minimum(prev + 1, len(r) - 1)], virtual - prev)
+    assert np.array_equal(ours, np.quantile(r, edges))
+
+
+def test_samples_with_one_value_in_all_are_compared_by_sorting() -> None:
+    same = np.full(30_000, 2.5)
+    assert drift._psi_and_ks_bucketed(same, same, 10) is None  # no scale to cut
+    assert psi(same, same)[0] == 0.0
+    assert ks_2samp(same, same)[0][0] == 0.0
 
 
 # --------------------------------------------------------------------------------------------- categorical
