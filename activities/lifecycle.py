@@ -10,12 +10,13 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from mlops import runtime, telemetry
+from mlops import cleanup, runtime, telemetry
 from mlops.gates import validate_data as check_data
 from mlops.platform.base import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
 from mlops.policy import Policy, load_policy
 from mlops.runs import (
     BEGIN_DEPLOYMENT,
+    CLEAN_UP,
     DEPLOYMENT_METRICS,
     EVALUATE_MODEL,
     GET_ALIAS,
@@ -201,14 +202,28 @@ def record_incident_activity(incident: dict[str, Any]) -> None:
 def queue_retrain_activity(request: dict[str, Any]) -> dict[str, Any] | None:
     """Queue a retrain on the newest data file landed for the model (None if there is none)."""
     model = request["model"]
-    container = runtime.blob_service().get_container_client(runtime.settings().landing_container)
-    blobs = [b for b in container.list_blobs(name_starts_with=f"{model}/") if b.size]
-    if not blobs:
+    data = runtime.newest_landed(model)
+    if data is None:
         return None
-    newest = max(blobs, key=lambda b: b.last_modified)
-    data = {"url": f"{container.url.rstrip('/')}/{newest.name}", "etag": newest.etag,
-            "content_length": int(newest.size)}
     queued = Request(kind=RETRAIN, model=model, dedup_key=f"after:{request['after']}", payload={"data": data},
                      requested_by="rollback")
     runtime.control().put_request(queued)
     return queued.to_dict()
+
+
+@bp.activity_trigger(input_name="request", activity=CLEAN_UP)
+def clean_up_activity(request: dict[str, Any]) -> list[dict[str, str]]:
+    """Delete the model's deployments whose rollback window ended or whose version was turned down.
+
+    ``request``: model, and now (the orchestration's clock). Returns what was deleted, and why.
+    """
+    model = request["model"]
+    policy = load_policy(model, runtime.settings().policy_dir)
+    platform = runtime.platform()
+    removed = []
+    for removal in cleanup.plan(platform, model, policy.release.endpoint, datetime.fromisoformat(request["now"])):
+        platform.delete_deployment(policy.release.endpoint, removal.deployment)
+        telemetry.emit("DeploymentDeleted", model=model, version=removal.version, deployment=removal.deployment,
+                       reason=removal.reason)
+        removed.append({"deployment": removal.deployment, "version": removal.version, "reason": removal.reason})
+    return removed

@@ -41,6 +41,7 @@ DEPLOYMENT_METRICS = "deployment_metrics"
 TAKE_PENDING = "take_pending_request"
 RECORD_INCIDENT = "record_incident"
 QUEUE_RETRAIN = "queue_retrain_on_latest_data"
+CLEAN_UP = "clean_up_deployments"
 
 # -- external events operators send --------------------------------------------------------
 APPROVAL_EVENT = "approval"
@@ -100,6 +101,13 @@ class Request(Json):
     def run_id(self) -> str:
         """The deterministic instance id of the run this request starts."""
         return f"{self.kind}-{self.model}-{short_hash(self.dedup_key)}"
+
+
+def deployment_name(model: str, version: str) -> str:
+    """Azure ML deployment names: letters, digits and dashes, starting with a letter, at most 32."""
+    safe = "".join(ch if ch.isalnum() else "-" for ch in model.lower()).strip("-") or "model"
+    suffix = f"-v{version}"
+    return (safe[: 32 - len(suffix)] + suffix) if safe[0].isalpha() else ("m" + safe)[: 32 - len(suffix)] + suffix
 
 
 def lifecycle_id(model: str) -> str:

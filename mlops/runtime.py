@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import Any
 
 from .control import BlobControlStore, ControlStore
 from .platform.base import Platform
@@ -54,3 +55,14 @@ def platform() -> Platform:
 def control() -> ControlStore:
     """The control store in the app's storage account."""
     return BlobControlStore(blob_service().get_container_client(CONTROL_CONTAINER))
+
+
+def newest_landed(model: str) -> dict[str, Any] | None:
+    """The newest non-empty data file landed for the model, as a retrain's ``data`` (None if there is none)."""
+    container = blob_service().get_container_client(settings().landing_container)
+    blobs = [b for b in container.list_blobs(name_starts_with=f"{model}/") if b.size]
+    if not blobs:
+        return None
+    newest = max(blobs, key=lambda b: b.last_modified)
+    return {"url": f"{container.url.rstrip('/')}/{newest.name}", "etag": newest.etag,
+            "content_length": int(newest.size)}

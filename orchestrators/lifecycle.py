@@ -4,14 +4,17 @@ Triggers queue requests in the control store and make sure this orchestration ru
 (instance id ``lifecycle-<model>``). It takes the most urgent pending request, runs it as a
 sub-orchestration with the request's deterministic id, and repeats until nothing waits.
 After ten runs it continues as new so its history stays short; nothing is lost because the
-requests live in the control store, not in this orchestration's event queue.
+requests live in the control store, not in this orchestration's event queue. When nothing
+waits, it deletes the deployments that are due (mlops.cleanup) before it ends.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import azure.durable_functions as df
 
-from mlops.runs import LIFECYCLE, QUEUE_RETRAIN, ROLLBACK, TAKE_PENDING, Request, event_data
+from mlops.runs import CLEAN_UP, LIFECYCLE, QUEUE_RETRAIN, ROLLBACK, TAKE_PENDING, Request, event_data
 
 bp = df.Blueprint()
 
@@ -26,8 +29,15 @@ def model_lifecycle(context: df.DurableOrchestrationContext):  # type: ignore[no
     for _ in range(RUNS_PER_EXECUTION):
         taken = yield context.call_activity(TAKE_PENDING, model)
         if taken is None:
-            context.set_custom_status({"model": model, "running": None, "history": history})
-            return {"model": model, "runs": history}
+            # between runs nothing else touches the model's deployments: delete the ones that are due
+            done: dict[str, Any] = {"model": model, "runs": history}
+            try:
+                done["cleaned"] = yield context.call_activity(CLEAN_UP, {
+                    "model": model, "now": context.current_utc_datetime.isoformat()})
+            except Exception as exc:  # the next idle lifecycle tries again; the runs are not held up
+                done["cleanup_error"] = str(exc).splitlines()[0][:300]
+            context.set_custom_status({**done, "running": None, "history": history})
+            return done
         request = Request.from_dict(taken)
         context.set_custom_status({"model": model, "running": request.run_id, "kind": request.kind,
                                    "history": history})

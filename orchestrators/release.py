@@ -40,6 +40,7 @@ from mlops.runs import (
     TAG_VERSION,
     RunFailed,
     RunStatus,
+    deployment_name,
     event_data,
 )
 
@@ -47,13 +48,6 @@ bp = df.Blueprint()
 
 DEPLOY_POLL_SECONDS = 5
 DEPLOY_TIMEOUT_MINUTES = 30
-
-
-def deployment_name(model: str, version: str) -> str:
-    """Azure ML deployment names: letters, digits and dashes, starting with a letter, at most 32."""
-    safe = "".join(ch if ch.isalnum() else "-" for ch in model.lower()).strip("-") or "model"
-    suffix = f"-v{version}"
-    return (safe[: 32 - len(suffix)] + suffix) if safe[0].isalpha() else ("m" + safe)[: 32 - len(suffix)] + suffix
 
 
 def live_deployment(traffic: dict[str, int], exclude: str) -> str | None:

@@ -28,9 +28,9 @@ from mlops.runs import (
     SET_TRAFFIC,
     TAG_VERSION,
     RunStatus,
+    deployment_name,
     event_data,
 )
-from orchestrators.release import deployment_name
 
 bp = df.Blueprint()
 

@@ -7,6 +7,7 @@ changes nothing; Event Grid validates the envelope before the function runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -83,7 +84,22 @@ async def on_model_registered(event: func.EventGridEvent, client: df.DurableOrch
                                  payload={"version": parsed.version}))
 
 
-async def _rollback_for(client: df.DurableOrchestrationClient, drift: DriftDetected) -> dict[str, Any]:
+async def _act_on_drift(client: df.DurableOrchestrationClient, drift: DriftDetected) -> dict[str, Any] | None:
+    """Per the model's policy (``monitoring.on_drift``): roll back (then maybe retrain), or retrain only."""
+    try:
+        policy = await asyncio.to_thread(load_policy, drift.model, runtime.settings().policy_dir)
+    except PolicyError as exc:
+        log.error("drift on %s ignored: %s", drift.model, exc)
+        return None
+    if policy.monitoring.on_drift == "retrain":
+        # the champion stays: an older model would meet the drifted inputs no better
+        data = await asyncio.to_thread(runtime.newest_landed, drift.model)
+        if data is None:
+            log.warning("drift on %s: policy on_drift is retrain, but no data has landed for it; nothing to do",
+                        drift.model)
+            return None
+        return await submit(client, Request(kind=RETRAIN, model=drift.model, dedup_key=f"drift:{drift.dedup_key}",
+                                            payload={"data": data, "reason": drift.reason}, requested_by="drift"))
     payload = {"reason": drift.reason, "version": drift.version, "source": drift.source,
                "evidence": drift.evidence}
     return await submit(client, Request(kind=ROLLBACK, model=drift.model, dedup_key=drift.dedup_key,
@@ -93,7 +109,7 @@ async def _rollback_for(client: df.DurableOrchestrationClient, drift: DriftDetec
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_drift_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
-    """The app's drift event or Azure ML's DatasetDriftDetected -> roll back (per policy)."""
+    """The app's drift event or Azure ML's DatasetDriftDetected -> roll back or retrain (per policy)."""
     try:
         parsed = parse_event(event_to_dict(event))
     except EventError as exc:
@@ -102,7 +118,7 @@ async def on_drift_event(event: func.EventGridEvent, client: df.DurableOrchestra
     if not isinstance(parsed, DriftDetected):
         log.warning("unexpected event type %s on on_drift_event", event.event_type)
         return
-    await _rollback_for(client, parsed)
+    await _act_on_drift(client, parsed)
 
 
 @bp.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -6,7 +6,8 @@ Every tick (MLOPS_MONITOR_SCHEDULE, NCRONTAB):
     publish the app's drift event to the custom topic (EventGridPublisherClient), which
     routes it to ``on_drift_event`` like any Event Grid event;
   * start the lifecycle of any model whose requests are still pending (a request queued just
-    as its lifecycle finished).
+    as its lifecycle finished), or that has deployments due for deletion (mlops.cleanup): the
+    lifecycle deletes them between runs.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from mlops import runtime
+from mlops import cleanup, runtime
 from mlops.drift import drift_report
 from mlops.errors import SettingError
 from mlops.events import APP_DRIFT_EVENT_TYPE
 from mlops.policy import load_policy
-from orchestrators.release import deployment_name
+from mlops.runs import deployment_name
 
 from .submit import ensure_lifecycle
 
@@ -96,7 +97,21 @@ def scan_and_publish(now: datetime) -> list[str]:
 @bp.durable_client_input(client_name="client")
 async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     """Drift checks (in a worker thread: they block on I/O), then the reconciler."""
-    await asyncio.to_thread(scan_and_publish, datetime.now(UTC))
-    pending = await asyncio.to_thread(runtime.control().models_with_pending)
-    for model in pending:
+    now = datetime.now(UTC)
+    await asyncio.to_thread(scan_and_publish, now)
+    pending = set(await asyncio.to_thread(runtime.control().models_with_pending))
+    for model in sorted(pending | set(await asyncio.to_thread(models_due_for_cleanup, now))):
         await ensure_lifecycle(client, model)
+
+
+def models_due_for_cleanup(now: datetime) -> list[str]:
+    """Models with a deployment to delete at ``now``. Blocking I/O."""
+    s, due = runtime.settings(), []
+    for path in sorted(Path(s.policy_dir).glob("*.y*ml")):
+        try:
+            policy = load_policy(path.stem, s.policy_dir)
+            if cleanup.plan(runtime.platform(), policy.model, policy.release.endpoint, now):
+                due.append(policy.model)
+        except Exception:  # one model's failure must not stop the others; the log says which and why
+            log.exception("clean-up check failed", extra={"model": path.stem})
+    return due

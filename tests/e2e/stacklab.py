@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from typing import Any
 import requests
 from azure.storage.blob import BlobServiceClient
 
+from mlops.events import APP_DRIFT_EVENT_TYPE
 from mlops.gateway.client import GatewayClient
+from mlops.sampledata import generate, to_csv_bytes
 from mlops.stack import StackInfo
 
 TERMINAL = {"Completed", "Failed", "Terminated"}
@@ -24,6 +27,14 @@ def run_input(instance: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str):
             value = json.loads(value)
     return value if isinstance(value, dict) else {}
+
+
+def drift_event(model: str, version: str) -> dict[str, Any]:
+    """The app's own drift event for ``model`` ``version`` (Event Grid schema), as the monitor publishes it."""
+    return {"id": str(uuid.uuid4()), "subject": f"models/{model}:{version}", "eventType": APP_DRIFT_EVENT_TYPE,
+            "eventTime": "2026-11-24T12:00:00Z", "dataVersion": "1.0",
+            "data": {"model": model, "version": version,
+                     "features": {"f0": {"statistic": "psi", "value": 0.9, "threshold": 0.2}}}}
 
 
 class Lab:
@@ -40,6 +51,13 @@ class Lab:
         blob = self.blobs.get_blob_client("landing", f"{model}/{name}")
         blob.upload_blob(content, overwrite=True)
         return str(blob.url)
+
+    def land_and_promote(self, model: str, name: str, seed: int) -> None:
+        """Land good sample data for ``model`` and wait until the release it causes completes."""
+        releases = {i["instanceId"] for i in self.instances(f"release-{model}-")}
+        self.land(model, name, to_csv_bytes(generate(400, seed=seed)))
+        self.wait(lambda: next((i for i in self.instances(f"release-{model}-") if i["instanceId"] not in releases
+                                and i["runtimeStatus"] == "Completed"), None), what=f"the release after {name}")
 
     def durable(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """The Durable HTTP API with the system key."""

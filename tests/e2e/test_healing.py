@@ -1,37 +1,41 @@
-"""A drift rollback with ``on_drift: rollback_and_retrain`` queues a retrain on the newest data."""
+"""What a drift event does per ``monitoring.on_drift``.
+
+``rollback_and_retrain`` rolls back, then retrains on the newest data; ``retrain`` keeps the
+champion and only retrains.
+"""
 
 from __future__ import annotations
 
-import uuid
-
-from stacklab import Lab, run_input
-
-from mlops.events import APP_DRIFT_EVENT_TYPE
-from mlops.sampledata import generate, to_csv_bytes
-
-MODEL = "healer"
-
-
-def _promoted(lab: Lab, name: str, seed: int) -> None:
-    releases = {i["instanceId"] for i in lab.instances(f"release-{MODEL}-")}
-    lab.land(MODEL, name, to_csv_bytes(generate(400, seed=seed)))
-    lab.wait(lambda: next((i for i in lab.instances(f"release-{MODEL}-") if i["instanceId"] not in releases
-                           and i["runtimeStatus"] == "Completed"), None), what=f"the release after {name}")
+from stacklab import Lab, drift_event, run_input
 
 
 def test_drift_rollback_then_retrains_on_the_newest_data(lab: Lab) -> None:
-    _promoted(lab, "one.csv", 11)
-    _promoted(lab, "two.csv", 12)
-    lab.idle(MODEL)
-    retrains = {i["instanceId"] for i in lab.instances(f"retrain-{MODEL}-")}
-    event = {"id": str(uuid.uuid4()), "subject": f"models/{MODEL}:2", "eventType": APP_DRIFT_EVENT_TYPE,
-             "eventTime": "2026-11-24T12:00:00Z", "dataVersion": "1.0",
-             "data": {"model": MODEL, "version": "2", "features": {"f0": {"statistic": "psi", "value": 0.9,
-                                                                          "threshold": 0.2}}}}
-    assert lab.publish([event]).status_code == 200
-    rollback = lab.finished(f"rollback-{MODEL}-")[0]
+    model = "healer"
+    lab.land_and_promote(model, "one.csv", 11)
+    lab.land_and_promote(model, "two.csv", 12)
+    lab.idle(model)
+    retrains = {i["instanceId"] for i in lab.instances(f"retrain-{model}-")}
+    assert lab.publish([drift_event(model, "2")]).status_code == 200
+    rollback = lab.finished(f"rollback-{model}-")[0]
     assert rollback["output"]["verdict"] == "rolled back" and rollback["output"]["retrain"] is True
-    fresh = lab.wait(lambda: next((i for i in lab.instances(f"retrain-{MODEL}-") if i["instanceId"] not in retrains),
+    fresh = lab.wait(lambda: next((i for i in lab.instances(f"retrain-{model}-") if i["instanceId"] not in retrains),
                                   None), what="the retrain after the rollback")
-    assert run_input(fresh)["data"]["url"].endswith(f"/landing/{MODEL}/two.csv")
+    assert run_input(fresh)["data"]["url"].endswith(f"/landing/{model}/two.csv")
     assert lab.finished(fresh["instanceId"])[0]["runtimeStatus"] == "Completed"
+
+
+def test_drift_with_on_drift_retrain_keeps_the_champion_and_retrains_on_the_newest_data(lab: Lab) -> None:
+    model = "tuner"
+    lab.land_and_promote(model, "first.csv", 21)
+    lab.land(model, "empty.csv", b"")  # not data: the retrain must skip it
+    lab.idle(model)
+    retrains = {i["instanceId"] for i in lab.instances(f"retrain-{model}-")}
+    assert lab.publish([drift_event(model, "1")]).status_code == 200
+    fresh = lab.wait(lambda: next((i for i in lab.instances(f"retrain-{model}-") if i["instanceId"] not in retrains),
+                                  None), what="the retrain the drift asked for")
+    assert run_input(fresh)["data"]["url"].endswith(f"/landing/{model}/first.csv")
+    assert lab.finished(fresh["instanceId"])[0]["runtimeStatus"] == "Completed"
+    assert lab.instances(f"rollback-{model}-") == []  # no rollback was started
+    overview = lab.http.get(f"{lab.info.devhost_url}/api/models/{model}",
+                            headers={"x-functions-key": lab.info.function_key}, timeout=30).json()
+    assert overview["incidents"] == []  # the champion was never rolled back
