@@ -266,6 +266,13 @@ class Episode:
     def run(self, messages: list[Message]) -> EpisodeResult:
         """Append the messages' events, replay the orchestrator, and act on its new actions."""
         inst = self.inst
+        # The Functions host sends past events with IsPlayed true and this episode's with false;
+        # the SDK derives context.is_replaying from it (DurableTask.Core HistoryEvent.IsPlayed).
+        # Played events are a prefix, so only the last episode's need marking.
+        for past in reversed(inst.history):
+            if past.get("IsPlayed"):
+                break
+            past["IsPlayed"] = True
         self._append(event(EventType.ORCHESTRATOR_STARTED, -1, self.now))
         for msg in messages:
             body = dict(msg.body)

@@ -13,6 +13,17 @@ def test_chaining_returns_activity_results_in_order(patterns_host: DevHostProces
     assert status["output"] == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
 
 
+def test_replay_marks_earlier_episodes_events_played_as_the_functions_host_does(
+        patterns_host: DevHostProcess) -> None:
+    iid = patterns_host.start_orchestration("replay_flags")
+    output = patterns_host.wait_for(iid)["output"]
+    # the last episode replays two steps from history and runs the final one for the first time
+    assert output["is_replaying"] == [True, True, False]
+    played = output["played"]
+    # the events before the last OrchestratorStarted are played; that one and the completion after it are new
+    assert played[-2:] == [False, False] and all(played[:-2]), played
+
+
 def test_fan_out_fan_in_sums_all_results_and_sets_custom_status(patterns_host: DevHostProcess) -> None:
     iid = patterns_host.start_orchestration("fan_out", 50)
     status = patterns_host.wait_for(iid)

@@ -146,6 +146,17 @@ def chaining(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def replay_flags(context: df.DurableOrchestrationContext):
+    """Reports what replay looks like from inside: is_replaying after each step, and IsPlayed per event."""
+    flags = [context.is_replaying]
+    yield context.call_activity("say_hello", "Tokyo")
+    flags.append(context.is_replaying)
+    yield context.call_activity("say_hello", "Seattle")
+    flags.append(context.is_replaying)
+    return {"is_replaying": flags, "played": [e.is_played for e in context.histories]}
+
+
+@app.orchestration_trigger(context_name="context")
 def sequence5(context: df.DurableOrchestrationContext):
     out = []
     for city in ["Tokyo", "Seattle", "London", "Paris", "Lima"]:
