@@ -43,6 +43,7 @@ from mlops.runs import (
     deployment_name,
     event_data,
 )
+from orchestrators.status import StatusReporter
 
 bp = df.Blueprint()
 
@@ -74,8 +75,7 @@ def release(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
     status = RunStatus.new(RELEASE, model, stage_names)
     status.version = version
 
-    def publish() -> None:
-        context.set_custom_status(status.to_dict())
+    publish = StatusReporter(context, status).publish
 
     candidate = yield context.call_activity(GET_ALIAS, {"model": model, "version": version})
     if candidate is None:

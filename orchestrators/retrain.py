@@ -35,17 +35,18 @@ from mlops.runs import (
     RunStatus,
     event_data,
 )
+from orchestrators.status import StatusReporter
 
 bp = df.Blueprint()
 
 STAGES = ["validate", "train", "evaluate", "gates", "approval", "register"]
 
 
-def _fail(context: df.DurableOrchestrationContext, status: RunStatus, stage: str, message: str,
+def _fail(context: df.DurableOrchestrationContext, reporter: StatusReporter, stage: str, message: str,
           **detail: Any) -> RunFailed:
-    status.end(stage, context.current_utc_datetime, ok=False, **detail)
-    status.finish("failed", message)
-    context.set_custom_status(status.to_dict())
+    reporter.status.end(stage, context.current_utc_datetime, ok=False, **detail)
+    reporter.status.finish("failed", message)
+    reporter.publish()
     return RunFailed(message)
 
 
@@ -57,8 +58,8 @@ def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
     status = RunStatus.new(RETRAIN, model, STAGES)
     status.message = f"data {data['url']}"
 
-    def publish() -> None:
-        context.set_custom_status(status.to_dict())
+    reporter = StatusReporter(context, status)
+    publish = reporter.publish
 
     policy_dict = yield context.call_activity(LOAD_POLICY, model)
     policy = Policy.from_dict(policy_dict)
@@ -68,7 +69,7 @@ def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
     publish()
     report = yield context.call_activity(VALIDATE_DATA, {"model": model, "data": data, "policy": policy_dict})
     if not report["passed"]:
-        raise _fail(context, status, "validate", "data validation failed: " + "; ".join(report["problems"]),
+        raise _fail(context, reporter, "validate", "data validation failed: " + "; ".join(report["problems"]),
                     report=report)
     data = {**data, "sha256": report.get("sha256", "")}
     status.end("validate", context.current_utc_datetime, rows=report.get("rows"))
@@ -86,7 +87,7 @@ def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
     polls = 0
     while job["state"] not in ("succeeded", "failed", "canceled"):
         if context.current_utc_datetime >= deadline:
-            raise _fail(context, status, "train", f"training timed out after {training.timeout_minutes} minutes",
+            raise _fail(context, reporter, "train", f"training timed out after {training.timeout_minutes} minutes",
                         job=job["job_id"])
         yield context.create_timer(context.current_utc_datetime + timedelta(seconds=training.poll_seconds))
         job = yield context.call_activity(GET_JOB, job["job_id"])
@@ -94,7 +95,7 @@ def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
         status.stages[1].detail["polls"] = polls
         publish()
     if job["state"] != "succeeded":
-        raise _fail(context, status, "train", f"training {job['state']}: {job.get('message', '')}", job=job["job_id"])
+        raise _fail(context, reporter, "train", f"training {job['state']}: {job.get('message', '')}", job=job["job_id"])
     status.end("train", context.current_utc_datetime, job=job["job_id"], metrics=job.get("metrics", {}))
 
     # 3. evaluate candidate and champion on the same held-out data
@@ -121,7 +122,7 @@ def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
     status.gates = [v.to_dict() for v in gate_report.verdicts]
     if not gate_report.passed:
         failed = [v.reason for v in gate_report.verdicts if not v.passed]
-        raise _fail(context, status, "gates", "gate failed: " + "; ".join(failed))
+        raise _fail(context, reporter, "gates", "gate failed: " + "; ".join(failed))
     status.end("gates", context.current_utc_datetime)
 
     # 5. optional human approval: the Approval event races a timer; a timeout is a rejection
@@ -134,12 +135,12 @@ def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
         answer = context.wait_for_external_event(APPROVAL_EVENT)
         winner = yield context.task_any([answer, timeout])
         if winner == timeout:
-            raise _fail(context, status, "approval",
+            raise _fail(context, reporter, "approval",
                         f"approval timed out after {approval.timeout_hours} h: rejected")
         timeout.cancel()
         decision = event_data(answer.result)
         if not decision.get("approved"):
-            raise _fail(context, status, "approval",
+            raise _fail(context, reporter, "approval",
                         f"rejected by {decision.get('by', 'an operator')}: {decision.get('reason', 'no reason given')}",
                         decision=decision)
         status.end("approval", context.current_utc_datetime, decision=decision)

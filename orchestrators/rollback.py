@@ -31,6 +31,7 @@ from mlops.runs import (
     deployment_name,
     event_data,
 )
+from orchestrators.status import StatusReporter
 
 bp = df.Blueprint()
 
@@ -42,8 +43,7 @@ def rollback(context: df.DurableOrchestrationContext):  # type: ignore[no-untype
     reason = request.get("reason", "rollback requested")
     status = RunStatus.new(ROLLBACK, model, ["assess", "restore", "record"])
 
-    def publish() -> None:
-        context.set_custom_status(status.to_dict())
+    publish = StatusReporter(context, status).publish
 
     status.begin("assess", context.current_utc_datetime)
     publish()

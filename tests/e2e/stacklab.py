@@ -110,6 +110,10 @@ class Lab:
                               headers={"aeg-sas-key": self.info.topic_key, "Content-Type": "application/json"},
                               timeout=30)
 
+    def log(self) -> str:
+        """devhost's log: the host's and the app's records."""
+        return (Path(self.info.state_dir) / "devhost.log").read_text(errors="replace")
+
     def log_tail(self) -> str:
         """The end of devhost's log."""
-        return (Path(self.info.state_dir) / "devhost.log").read_text(errors="replace")[-4000:]
+        return self.log()[-4000:]

@@ -28,6 +28,15 @@ def test_good_csv_is_trained_gated_registered_with_lineage_and_released(lab: Lab
     assert mv.tags["data_etag"] and len(mv.tags["data_sha256"]) == 64
     assert mv.tags["run_id"] == retrain["instanceId"] and mv.tags["policy_hash"]
     assert float(mv.tags["metric.accuracy"]) > 0.6
+    # telemetry: each stage change and gate verdict is sent once, though the orchestrator replayed many times
+    facts = [line.split(": ", 1)[1].split(" model=")[0] + " " + line.split(" stage=")[-1].split(" ")[0]
+             for line in lab.log().splitlines() if f" run={retrain['instanceId']} " in line
+             and "mlops.events" in line and " stage=" in line]
+    assert sorted(facts) == sorted([f"StageStarted {s}" for s in ("validate", "train", "evaluate", "register")]
+                                   + [f"StageEnded {s}" for s in stages]), facts
+    gate_facts = [line for line in lab.log().splitlines()
+                  if f"GateVerdict model=credit version=- run={retrain['instanceId']} " in line]
+    assert len(gate_facts) == len(retrain["output"]["gates"]) and all("passed=True" in g for g in gate_facts)
     # ModelRegistered went through the custom topic and started the release, which promoted v1
     release = lab.finished("release-credit-")[0]
     assert release["runtimeStatus"] == "Completed" and release["output"]["verdict"] == "promoted"
