@@ -20,7 +20,8 @@ from rich.table import Table
 
 from .stack import Stack, StackError, StackInfo, call
 
-console = Console()
+# a log or a pipe has no width: rich would wrap at 80 columns and cut run ids; 120 keeps tables whole
+console = Console() if sys.stdout.isatty() else Console(width=120)
 DEFAULT_STATE = Path(os.environ.get("MLOPS_LOCAL_STATE", ".mlops"))
 
 

@@ -195,7 +195,10 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
                    land("broken.csv", to_csv_bytes(generate(500, seed=3, schema_break=True))))
     finally:
         traffic.stop()
-        table = Table("step", "run", "model", "version", "verdict", "duration", title="summary")
+        table = Table("step", title="summary")
+        table.add_column("run", no_wrap=True)  # whole, so it can be pasted into `mlops run <id>`
+        for name in ("model", "version", "verdict", "duration"):
+            table.add_column(name, no_wrap=True)
         for s in story.steps:
             table.add_row(("[green]✔ " if s.ok else "[red]✘ ") + s.title.strip(), s.run, MODEL, s.version,
                           s.verdict, f"{s.seconds:.0f} s")
