@@ -15,6 +15,7 @@ Fault injection (error rate, added latency per deployment) is a local testing ai
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import random
@@ -61,7 +62,7 @@ def validate_split(deployments: set[str], traffic: dict[str, int], mirror: dict[
         if name not in deployments:
             raise GatewayError(400, f"deployment {name!r} does not exist on this endpoint")
     for name, pct in {**traffic, **mirror}.items():
-        if not isinstance(pct, int) or not 0 <= pct <= 100:
+        if not isinstance(pct, int) or isinstance(pct, bool) or not 0 <= pct <= 100:
             raise GatewayError(400, f"percent for {name!r} must be an integer 0..100, got {pct!r}")
     total = sum(traffic.values())
     if traffic and total not in (0, 100):
@@ -96,6 +97,8 @@ class Gateway:
         self.models: dict[str, Any] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
+        # mirrored requests get threads of their own: a slow shadow must never make live requests wait
+        self.mirror_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror")
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
         self.log_queue: list[tuple[Any, ...]] = []
         self._lock = asyncio.Lock()
@@ -140,11 +143,12 @@ class Gateway:
             self.db.executemany("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?)", rows)
 
     # -- scoring -----------------------------------------------------------------------------
-    def predict(self, endpoint: str, deployment: str, rows: list[dict[str, Any]]) -> list[Any]:
+    def predict(self, deployment: str, dep: dict[str, Any], rows: list[dict[str, Any]]) -> list[Any]:
         """Run one deployment's model (in a worker thread), with injected faults."""
         import pandas as pd
 
-        dep = self.endpoints[endpoint]["deployments"][deployment]
+        # ``dep`` is the deployment as routed, not looked up again by name: it may have been deleted or
+        # redeployed while the request waited for a thread, and the request must still be answered by it
         faults = dep.get("faults", {})
         if faults.get("latency_ms"):
             time.sleep(float(faults["latency_ms"]) / 1000)
@@ -170,15 +174,24 @@ class Gateway:
 def build_app(gw: Gateway) -> web.Application:
     """The aiohttp application."""
 
+    def authorized(request: web.Request) -> bool:
+        if not gw.key:
+            return True
+        # constant time, on bytes: compare_digest refuses non-ASCII str, and aiohttp hands such header
+        # bytes over as surrogate escapes
+        given = request.headers.get("x-gateway-key", "").encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(given, gw.key.encode("utf-8", "surrogateescape"))
+
     @web.middleware
     async def auth_and_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.path != "/health" and gw.key and request.headers.get("x-gateway-key") != gw.key:
+        if request.path != "/health" and not authorized(request):
             return web.json_response({"error": "a valid x-gateway-key header is required"}, status=401)
         try:
             return await handler(request)
         except GatewayError as exc:
             return web.json_response({"error": str(exc)}, status=exc.status)
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        # AttributeError: a body of the wrong JSON shape, e.g. a list where an object belongs
+        except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
             return web.json_response({"error": f"bad request: {exc}"}, status=400)
 
     app = web.Application(middlewares=[auth_and_errors], client_max_size=20 * 1024 * 1024)
@@ -245,10 +258,12 @@ def build_app(gw: Gateway) -> web.Application:
         ep = gw.endpoint(name)
         if request.method == "PUT":
             body = await request.json()
-            new_traffic = {k: int(v) for k, v in (body.get("traffic") or {}).items()}
-            new_mirror = {k: int(v) for k, v in (body.get("mirror_traffic") or {}).items() if int(v) > 0}
+            # no coercion: Azure ML takes whole percents only, and 99.9 must be refused, not rounded
+            new_traffic = dict(body.get("traffic") or {})
+            new_mirror = dict(body.get("mirror_traffic") or {})
             full = {**{d: 0 for d in ep["deployments"]}, **new_traffic}
             validate_split(set(ep["deployments"]), full, new_mirror)
+            new_mirror = {k: v for k, v in new_mirror.items() if v > 0}
             async with gw._lock:
                 ep["traffic"], ep["mirror_traffic"] = full, new_mirror  # one swap: atomic for readers
                 gw.save(name)
@@ -266,11 +281,13 @@ def build_app(gw: Gateway) -> web.Application:
         gw.save(name)
         return web.json_response(ep["deployments"][dep]["faults"])
 
-    async def run(name: str, dep: str, rows: list[dict[str, Any]], mirrored: bool) -> tuple[int, Any]:
+    async def run(name: str, dep: str, spec: dict[str, Any], rows: list[dict[str, Any]],
+                  mirrored: bool) -> tuple[int, Any]:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            out: Any = await loop.run_in_executor(gw.pool, gw.predict, name, dep, rows)
+            out: Any = await loop.run_in_executor(gw.mirror_pool if mirrored else gw.pool, gw.predict, dep, spec,
+                                                  rows)
             status = 200
         except GatewayError as exc:
             out, status = {"error": str(exc)}, exc.status
@@ -286,7 +303,7 @@ def build_app(gw: Gateway) -> web.Application:
             raise GatewayError(404, f"endpoint {name!r} not found")
         ep = gw.endpoints[name]
         body = await request.json()
-        rows = body.get("input_data", body.get("data"))
+        rows = body.get("input_data", body.get("data")) if isinstance(body, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise GatewayError(400, "body must be {\"input_data\": [ {column: value}, ... ]}")
         traffic, mirror = ep["traffic"], ep["mirror_traffic"]  # one consistent snapshot for this request
@@ -295,10 +312,10 @@ def build_app(gw: Gateway) -> web.Application:
             raise GatewayError(404 if dep else 503, f"no deployment to serve: {dep or 'traffic is 0 everywhere'}")
         for shadow, pct in mirror.items():
             if not request.headers.get(DEPLOYMENT_HEADER) and gw.rng.uniform(0, 100) < pct:
-                task = asyncio.create_task(run(name, shadow, rows, True))
+                task = asyncio.create_task(run(name, shadow, ep["deployments"][shadow], rows, True))
                 loop_tasks.add(task)
                 task.add_done_callback(loop_tasks.discard)
-        status, out = await run(name, dep, rows, False)
+        status, out = await run(name, dep, ep["deployments"][dep], rows, False)
         payload = {"predictions": out} if status == 200 else out
         return web.json_response(payload, status=status, headers={DEPLOYMENT_HEADER: dep})
 
