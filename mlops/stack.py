@@ -160,10 +160,12 @@ class Stack:
                                                        str(info.azurite_port), "--location",
                                                        str(self.state_dir / "azurite"), "--skipApiVersionCheck",
                                                        "--loose", "--silent"], base_env)
+        # the key goes by environment: on a command line any local user could read it (ps), and a key
+        # starting with "-" would be taken for an option
         info.pids["gateway"] = self._spawn("gateway", [sys.executable, "-m", "mlops.gateway", "--port",
                                                        str(info.gateway_port), "--state-dir",
-                                                       str(self.state_dir / "gateway"), "--key", info.gateway_key],
-                                           base_env)
+                                                       str(self.state_dir / "gateway")],
+                                           {**base_env, "MLOPS_GATEWAY_KEY": info.gateway_key})
         self.info = info
         self._save()
         self._wait("azurite", f"http://127.0.0.1:{info.azurite_port}/", info.pids["azurite"], 60)

@@ -1,4 +1,4 @@
-"""``python -m mlops.gateway --port 7081 --state-dir DIR [--key KEY]``: run the local scoring gateway."""
+"""``python -m mlops.gateway --port 7081 --state-dir DIR``: run the local scoring gateway (key: $MLOPS_GATEWAY_KEY)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7081)
     parser.add_argument("--state-dir", type=Path, default=Path(".devhost/gateway"))
     parser.add_argument("--key", default=os.environ.get("MLOPS_GATEWAY_KEY"),
-                        help="admin and scoring key (header x-gateway-key); default: $MLOPS_GATEWAY_KEY")
+                        help="admin and scoring key (header x-gateway-key); default and preferred: $MLOPS_GATEWAY_KEY, "
+                             "which other local users cannot read from the process list")
     parser.add_argument("--seed", type=int, default=None, help="seed the traffic router (tests)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -92,10 +92,13 @@ class Gateway:
         self.db.execute("""CREATE TABLE IF NOT EXISTS requests (ts TEXT, endpoint TEXT, deployment TEXT,
             latency_ms REAL, status INTEGER, mirrored INTEGER, inputs TEXT, outputs TEXT)""")
         self.db.execute("CREATE INDEX IF NOT EXISTS requests_window ON requests(endpoint, deployment, ts)")
+        # operations are kept like Azure ML keeps them: a client polling across a restart still finds its own
+        self.db.execute("CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, state TEXT NOT NULL)")
         self.endpoints: dict[str, dict[str, Any]] = {
             name: json.loads(state) for name, state in self.db.execute("SELECT name, state FROM endpoints")}
         self.models: dict[str, Any] = {}
-        self.operations: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {
+            op_id: json.loads(state) for op_id, state in self.db.execute("SELECT id, state FROM operations")}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
         # mirrored requests get threads of their own: a slow shadow must never make live requests wait
         self.mirror_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror")
@@ -111,6 +114,40 @@ class Gateway:
     def save(self, name: str) -> None:
         """Persist one endpoint."""
         self.db.execute("INSERT OR REPLACE INTO endpoints VALUES (?, ?)", (name, json.dumps(self.endpoints[name])))
+
+    def set_operation(self, op: dict[str, Any]) -> None:
+        """Record an operation's state (persisted)."""
+        self.operations[op["operation_id"]] = op
+        self.db.execute("INSERT OR REPLACE INTO operations VALUES (?, ?)", (op["operation_id"], json.dumps(op)))
+
+    def begin_deployment(self, endpoint: str, deployment: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Record a deployment request as a running operation (``finish_deployment`` carries it out)."""
+        op = {"operation_id": uuid.uuid4().hex, "state": "running", "message": f"loading {body['model_uri']}",
+              "request": {"endpoint": endpoint, "deployment": deployment, "model_uri": body["model_uri"],
+                          "model_name": body.get("model_name", ""),
+                          "model_version": str(body.get("model_version", ""))}}
+        self.set_operation(op)
+        return op
+
+    async def finish_deployment(self, op: dict[str, Any]) -> None:
+        """Load the model and put the deployment in place; the outcome goes to the operation, as in Azure ML."""
+        req = op["request"]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.loader, self.load_model, req["model_uri"])
+            ep = self.endpoint(req["endpoint"])
+            existing = ep["deployments"].get(req["deployment"]) or {}
+            ep["deployments"][req["deployment"]] = {
+                "model_uri": req["model_uri"], "model_name": req["model_name"],
+                "model_version": req["model_version"], "faults": existing.get("faults", {})}
+            ep["traffic"].setdefault(req["deployment"], 0)
+            self.save(req["endpoint"])
+            self.set_operation({**op, "state": "succeeded", "message": "deployed"})
+        except Exception as exc:  # reported through the operation, as Azure ML does
+            self.set_operation({**op, "state": "failed", "message": str(exc)})
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        """Operations a restart cut short: they are carried out again."""
+        return [op for op in self.operations.values() if op["state"] == "running" and "request" in op]
 
     def load_model(self, model_uri: str) -> Any:
         """Load (once) an MLflow model."""
@@ -200,40 +237,30 @@ def build_app(gw: Gateway) -> web.Application:
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    def background(job: Any) -> None:
+        task = asyncio.create_task(job)
+        loop_tasks.add(task)
+        task.add_done_callback(loop_tasks.discard)
+
     async def put_deployment(request: web.Request) -> web.Response:
         name, dep = request.match_info["endpoint"], request.match_info["deployment"]
         body = await request.json()
-        model_uri = body["model_uri"]
-        ep = gw.endpoint(name)
-        existing = ep["deployments"].get(dep)
-        op_id = uuid.uuid4().hex
-        if existing and existing["model_uri"] == model_uri and model_uri in gw.models:
-            gw.operations[op_id] = {"operation_id": op_id, "state": "succeeded", "message": "already deployed"}
-            return web.json_response({"operation_id": op_id}, status=202)
-        gw.operations[op_id] = {"operation_id": op_id, "state": "running", "message": f"loading {model_uri}"}
-
-        async def load() -> None:
-            try:
-                await asyncio.get_running_loop().run_in_executor(gw.loader, gw.load_model, model_uri)
-                ep["deployments"][dep] = {"model_uri": model_uri, "model_name": body.get("model_name", ""),
-                                          "model_version": str(body.get("model_version", "")),
-                                          "faults": existing.get("faults", {}) if existing else {}}
-                ep["traffic"].setdefault(dep, 0)
-                gw.save(name)
-                gw.operations[op_id] = {"operation_id": op_id, "state": "succeeded", "message": "deployed"}
-            except Exception as exc:  # reported through the operation, as Azure ML does
-                gw.operations[op_id] = {"operation_id": op_id, "state": "failed", "message": str(exc)}
-
-        task = asyncio.create_task(load())
-        loop_tasks.add(task)
-        task.add_done_callback(loop_tasks.discard)
-        return web.json_response({"operation_id": op_id}, status=202)
+        if not isinstance(body, dict) or not isinstance(body.get("model_uri"), str):
+            raise GatewayError(400, "body must be {\"model_uri\": \"...\", \"model_name\", \"model_version\"}")
+        existing = gw.endpoint(name)["deployments"].get(dep)
+        if existing and existing["model_uri"] == body["model_uri"] and body["model_uri"] in gw.models:
+            op = {"operation_id": uuid.uuid4().hex, "state": "succeeded", "message": "already deployed"}
+            gw.set_operation(op)
+            return web.json_response({"operation_id": op["operation_id"]}, status=202)
+        op = gw.begin_deployment(name, dep, body)
+        background(gw.finish_deployment(op))
+        return web.json_response({"operation_id": op["operation_id"]}, status=202)
 
     async def get_operation(request: web.Request) -> web.Response:
         op = gw.operations.get(request.match_info["operation_id"])
         if op is None:
             raise GatewayError(404, f"operation {request.match_info['operation_id']!r} not found")
-        return web.json_response(op)
+        return web.json_response({k: v for k, v in op.items() if k != "request"})
 
     async def list_deployments(request: web.Request) -> web.Response:
         ep = gw.endpoint(request.match_info["endpoint"])
@@ -376,6 +403,9 @@ def build_app(gw: Gateway) -> web.Application:
                 gw.flush()
 
         await gw.reload()
+        for op in gw.interrupted():
+            log.info("resuming deployment operation %s after a restart", op["operation_id"])
+            background(gw.finish_deployment(op))
         task = asyncio.create_task(loop())
         yield
         task.cancel()

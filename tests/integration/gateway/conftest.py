@@ -53,9 +53,10 @@ class GatewayProcess:
 
     def start(self, timeout: float = 30) -> GatewayProcess:
         """Start the process and wait until /health answers (it answers once persisted models are loaded)."""
-        cmd = [sys.executable, "-m", "mlops.gateway", "--port", str(self.port), "--state-dir", str(self.state_dir),
-               "--key", self.key]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        cmd = [sys.executable, "-m", "mlops.gateway", "--port", str(self.port), "--state-dir", str(self.state_dir)]
+        # the key by environment, as `mlops up` passes it (token_urlsafe may start with "-")
+        env = {**os.environ, "MLOPS_GATEWAY_KEY": self.key,
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         log.close()

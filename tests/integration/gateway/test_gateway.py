@@ -477,3 +477,36 @@ def test_after_a_restart_deployments_traffic_and_scoring_are_back(own_gateway: G
     resp = gw.score(name, ROWS, deployment="B")
     assert (resp.status_code, resp.json()) == (200, {"predictions": ONES})
     assert gw.metrics(name, "A")["request_count"] == 4  # the request log survived too
+
+
+def test_a_deployment_cut_short_by_a_crash_is_carried_out_after_the_restart(own_gateway: GatewayProcess,
+                                                                             models: Models) -> None:
+    gw, name = own_gateway, _new_endpoint()
+    assert gw.deploy(name, "A", models.zero)["state"] == "succeeded"
+    gw.stop()
+    gw.start()  # a fresh process: the first load imports MLflow, so the next one runs for a while
+    resp = gw.call("PUT", f"/endpoints/{name}/deployments/B",
+                   json={"model_uri": models.one, "model_name": "B", "model_version": "2"})
+    assert resp.status_code == 202, resp.text
+    op_id = resp.json()["operation_id"]
+    assert gw.call("GET", f"/operations/{op_id}").json()["state"] == "running"
+    assert gw.proc is not None
+    gw.proc.kill()  # SIGKILL: no shutdown code runs
+    gw.proc.wait(timeout=30)
+    gw.start()
+
+    assert gw.wait_operation(op_id)["state"] == "succeeded"  # the caller's operation id is still known
+    assert gw.deployments(name) == {"A": models.zero, "B": models.one}
+    assert gw.score(name, ROWS, deployment="B").json() == {"predictions": ONES}
+
+
+def test_a_finished_operation_can_still_be_polled_after_a_restart(own_gateway: GatewayProcess,
+                                                                  models: Models) -> None:
+    gw, name = own_gateway, _new_endpoint()
+    resp = gw.call("PUT", f"/endpoints/{name}/deployments/A",
+                   json={"model_uri": models.zero, "model_name": "A", "model_version": "1"})
+    op = gw.wait_operation(resp.json()["operation_id"])
+    assert op["state"] == "succeeded"
+    gw.stop()
+    gw.start()
+    assert gw.wait_operation(op["operation_id"]) == op
