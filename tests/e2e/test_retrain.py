@@ -118,10 +118,15 @@ def _approval_run(lab: Lab, name: str) -> dict:
 
 def test_approval_gate_approve_reject_and_timeout(lab: Lab) -> None:
     versions_before = len(_platform(lab).list_model_versions("gated"))
+    releases = {i["instanceId"] for i in lab.instances("release-gated-")}
     run = _approval_run(lab, "a.csv")
     lab.durable("POST", f"instances/{run['instanceId']}/raiseEvent/approval",
                 data=json.dumps({"approved": True, "by": "alice"})).raise_for_status()
     assert lab.finished(run["instanceId"])[0]["runtimeStatus"] == "Completed"
+    # the approved model's release bakes on the virtual clock; the next run waits for it (serial per model)
+    lab.wait(lambda: any(i["runtimeStatus"] == "Completed" for i in lab.instances("release-gated-")
+                         if i["instanceId"] not in releases),
+             what="the approved model's release", tick=lambda: lab.advance(61))
 
     run = _approval_run(lab, "bb.csv")
     lab.durable("POST", f"instances/{run['instanceId']}/raiseEvent/approval",
