@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .server import Gateway, build_app
+from .server import MAX_MIRRORED_IN_FLIGHT, Gateway, build_app
 
 
 def main() -> None:
@@ -21,9 +21,11 @@ def main() -> None:
                         help="admin and scoring key (header x-gateway-key); default and preferred: $MLOPS_GATEWAY_KEY, "
                              "which other local users cannot read from the process list")
     parser.add_argument("--seed", type=int, default=None, help="seed the traffic router (tests)")
+    parser.add_argument("--max-mirrored", type=int, default=MAX_MIRRORED_IN_FLIGHT,
+                        help="mirrored requests running or queued at most; beyond it requests are not mirrored")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gateway = Gateway(args.state_dir, args.key, args.seed)
+    gateway = Gateway(args.state_dir, args.key, args.seed, args.max_mirrored)
     print(f"scoring gateway ready on http://127.0.0.1:{args.port}", flush=True)
     web.run_app(build_app(gateway), host="127.0.0.1", port=args.port, print=None, access_log=None)
 

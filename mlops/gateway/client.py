@@ -83,7 +83,8 @@ class GatewayClient:
         """Metrics over [start, end]."""
         body = self._call("GET", f"/endpoints/{quote(endpoint)}/metrics", f"deployment {deployment}",
                           params={"deployment": deployment, "start": start, "end": end}).json()
-        return DeploymentMetrics(**body)
+        known = DeploymentMetrics.__dataclass_fields__  # the gateway may report more than the port needs
+        return DeploymentMetrics(**{k: v for k, v in body.items() if k in known})
 
     def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
         """Logged inputs with predictions."""

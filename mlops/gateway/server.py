@@ -34,6 +34,7 @@ log = logging.getLogger("mlops.gateway")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 MAX_MIRROR_PERCENT = 50  # Azure ML: mirror traffic may not exceed 50 %
+MAX_MIRRORED_IN_FLIGHT = 64  # default bound on mirrored requests running or queued; beyond it they are skipped
 
 
 def _ts(moment: datetime | None = None) -> str:
@@ -80,7 +81,8 @@ def validate_split(deployments: set[str], traffic: dict[str, int], mirror: dict[
 class Gateway:
     """State, models and the request log."""
 
-    def __init__(self, state_dir: Path, key: str | None, seed: int | None = None) -> None:
+    def __init__(self, state_dir: Path, key: str | None, seed: int | None = None,
+                 max_mirrored: int = MAX_MIRRORED_IN_FLIGHT) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.key = key
@@ -104,6 +106,9 @@ class Gateway:
         self.mirror_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror")
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
         self.log_queue: list[tuple[Any, ...]] = []
+        self.max_mirrored = max_mirrored
+        self.mirrored_in_flight = 0
+        self.mirror_skipped: dict[tuple[str, str], int] = {}  # (endpoint, deployment) -> count since start
         self._lock = asyncio.Lock()
 
     # -- state -------------------------------------------------------------------------------
@@ -339,9 +344,19 @@ def build_app(gw: Gateway) -> web.Application:
             raise GatewayError(404 if dep else 503, f"no deployment to serve: {dep or 'traffic is 0 everywhere'}")
         for shadow, pct in mirror.items():
             if not request.headers.get(DEPLOYMENT_HEADER) and gw.rng.uniform(0, 100) < pct:
+                if gw.mirrored_in_flight >= gw.max_mirrored:
+                    # mirroring is best effort: a shadow slower than the traffic must not pile up work
+                    skipped = gw.mirror_skipped.get((name, shadow), 0)
+                    if skipped % 100 == 0:
+                        log.warning("shadow %s/%s is behind: %d mirrored requests in flight, not mirroring "
+                                    "(%d skipped so far)", name, shadow, gw.mirrored_in_flight, skipped + 1)
+                    gw.mirror_skipped[(name, shadow)] = skipped + 1
+                    continue
+                gw.mirrored_in_flight += 1
                 task = asyncio.create_task(run(name, shadow, ep["deployments"][shadow], rows, True))
                 loop_tasks.add(task)
                 task.add_done_callback(loop_tasks.discard)
+                task.add_done_callback(lambda _: setattr(gw, "mirrored_in_flight", gw.mirrored_in_flight - 1))
         status, out = await run(name, dep, ep["deployments"][dep], rows, False)
         payload = {"predictions": out} if status == 200 else out
         return web.json_response(payload, status=status, headers={DEPLOYMENT_HEADER: dep})
@@ -367,7 +382,8 @@ def build_app(gw: Gateway) -> web.Application:
         return web.json_response({"deployment": dep, "request_count": len(rows),
                                   "error_count": sum(1 for r in rows if r[1] >= 500),
                                   "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
-                                  "predictions": predictions})
+                                  "predictions": predictions,
+                                  "mirror_skipped": gw.mirror_skipped.get((name, dep), 0)})
 
     async def requests_log(request: web.Request) -> web.Response:
         name = request.match_info["endpoint"]

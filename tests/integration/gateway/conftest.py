@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,10 @@ class Models:
 class GatewayProcess:
     """A gateway subprocess on one state directory, and helpers to call it over HTTP."""
 
-    def __init__(self, state_dir: Path, key: str | None = None, port: int | None = None) -> None:
+    def __init__(self, state_dir: Path, key: str | None = None, port: int | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.state_dir = Path(state_dir)
+        self.extra_args = extra_args
         self.key = key or secrets.token_urlsafe(18)
         self.port = port or free_port()
         self.log_path = self.state_dir.parent / f"{self.state_dir.name}.log"
@@ -53,7 +55,8 @@ class GatewayProcess:
 
     def start(self, timeout: float = 30) -> GatewayProcess:
         """Start the process and wait until /health answers (it answers once persisted models are loaded)."""
-        cmd = [sys.executable, "-m", "mlops.gateway", "--port", str(self.port), "--state-dir", str(self.state_dir)]
+        cmd = [sys.executable, "-m", "mlops.gateway", "--port", str(self.port), "--state-dir", str(self.state_dir),
+               *self.extra_args]
         # the key by environment, as `mlops up` passes it (token_urlsafe may start with "-")
         env = {**os.environ, "MLOPS_GATEWAY_KEY": self.key,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -219,3 +222,20 @@ def own_gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
         yield gw
     finally:
         gw.stop()
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    """Start gateway processes with extra command-line options; all are stopped at the end."""
+    started: list[GatewayProcess] = []
+
+    def start(*extra_args: str) -> GatewayProcess:
+        gw = GatewayProcess(tmp_path / f"gateway-{len(started)}", extra_args=extra_args)
+        started.append(gw)
+        return gw.start()
+
+    try:
+        yield start
+    finally:
+        for gw in started:
+            gw.stop()

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -335,6 +335,28 @@ def test_a_slow_shadow_never_delays_the_clients(gateway: GatewayProcess, endpoin
             break
         time.sleep(0.1)
     assert gateway.metrics(endpoint, "B")["request_count"] > 0
+
+
+def test_a_shadow_that_falls_behind_is_skipped_not_queued_and_catches_up(
+        gateway_factory: Callable[..., GatewayProcess], models: Models) -> None:
+    # one mirrored request at most: while the slow shadow answers one, the others are not mirrored
+    gw, name = gateway_factory("--max-mirrored", "1"), _new_endpoint()
+    assert gw.deploy(name, "A", models.zero)["state"] == "succeeded"
+    assert gw.deploy(name, "B", models.one)["state"] == "succeeded"
+    gw.faults(name, "B", latency_ms=3000)
+    assert gw.set_traffic(name, {"A": 100}, {"B": 50}).status_code == 200
+    for _ in range(30):
+        resp = gw.score(name, ROWS)
+        assert (resp.status_code, resp.headers[DEPLOYMENT_HEADER]) == (200, "A")
+    assert gw.metrics(name, "B")["mirror_skipped"] > 0, "every request was mirrored although the shadow was busy"
+    assert "is behind" in gw.log_tail()
+    gw.faults(name, "B")
+    for _ in range(100):  # bounded: the one mirrored request ends, then mirroring resumes
+        gw.score(name, ROWS)
+        if gw.metrics(name, "B")["request_count"] >= 2:
+            break
+        time.sleep(0.1)
+    assert gw.metrics(name, "B")["request_count"] >= 2
 
 
 # -- atomic traffic changes ------------------------------------------------------------------------
