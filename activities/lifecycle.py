@@ -202,7 +202,7 @@ def record_incident_activity(incident: dict[str, Any]) -> None:
 def queue_retrain_activity(request: dict[str, Any]) -> dict[str, Any] | None:
     """Queue a retrain on the newest data file landed for the model (None if there is none)."""
     model = request["model"]
-    data = runtime.newest_landed(model)
+    data = runtime.newest_landed(model, load_policy(model, runtime.settings().policy_dir).data.allowed_suffixes)
     if data is None:
         return None
     queued = Request(kind=RETRAIN, model=model, dedup_key=f"after:{request['after']}", payload={"data": data},

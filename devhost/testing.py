@@ -39,18 +39,80 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class DevHostProcess:
+class ServerProcess:
+    """A server child process writing to a log file: start it, wait until it answers, stop or kill it.
+
+    The base of ``DevHostProcess``; usable for any local server a test needs beside devhost.
+    """
+
+    name = "the server"
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def launch(self, cmd: list[str], env: dict[str, str], cwd: Path, ready: Callable[[], bool],
+               timeout: float) -> None:
+        """Start ``cmd`` and wait until ``ready()`` holds; a child that exits or never gets ready is an error."""
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if ready():
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start within {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the process log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait (SIGKILL after 10 s); the exit code (None if it was not running)."""
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+class DevHostProcess(ServerProcess):
     """A devhost subprocess serving one app, with helpers for the Durable HTTP API."""
+
+    name = "devhost"
 
     def __init__(self, app_path: Path, state_dir: Path, virtual_clock: bool = False,
                  env: dict[str, str] | None = None, port: int | None = None, log_path: Path | None = None) -> None:
         self.app_path = Path(app_path).resolve()
         self.state_dir = Path(state_dir).resolve()
+        super().__init__(log_path or self.state_dir / "devhost.log")
         self.virtual_clock = virtual_clock
         self.env = dict(env or {})
         self.port = port or free_port()
-        self.log_path = log_path or self.state_dir / "devhost.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.session = requests.Session()
 
     # -- process ---------------------------------------------------------------------------
@@ -69,47 +131,15 @@ class DevHostProcess:
                                                           env.get("PYTHONPATH")]))
         runtime = self.state_dir / "runtime.json"
         runtime.unlink(missing_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.app_path.parent)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"devhost exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if runtime.exists():
-                try:
-                    self.session.get(self.base_url + "/", timeout=2)
-                    return self
-                except requests.ConnectionError:
-                    pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"devhost did not start within {timeout}s:\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the process log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        def ready() -> bool:
+            if not runtime.exists():  # written once devhost has bound its ports
+                return False
+            self.session.get(self.base_url + "/", timeout=2)  # any answer will do: it serves
+            return True
 
-    def stop(self) -> None:
-        """SIGTERM and wait (SIGKILL after 10 s)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        self.launch(cmd, env, self.app_path.parent, ready, timeout)
+        return self
 
     def restart(self) -> DevHostProcess:
         """Start again on the same state directory and port."""

@@ -23,7 +23,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlparse
 from azure.core.messaging import CloudEvent
 from azure.eventgrid import EventGridEvent, SystemEventNames
 
+from ._json import Json as _Json
 from .errors import EventError
 
 log = logging.getLogger("mlops.events")
@@ -46,12 +47,6 @@ _BLOB_SUBJECT = re.compile(r"^/blobServices/default/containers/(?P<container>[^/
 _BLOB_SUBJECT_HELP = "/blobServices/default/containers/<c>/blobs/<model>/<file>"
 _MODEL_SUBJECT = re.compile(r"^models/(?P<name>[^:/]+):(?P<version>[^:/]+)$")
 _AZUREML_DRIFT_SUFFIX = "-drift"
-
-
-class _Json:
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of the event."""
-        return asdict(self)  # type: ignore[call-overload,no-any-return]
 
 
 @dataclass(frozen=True)
@@ -336,6 +331,17 @@ def _blob_created(env: Envelope) -> BlobCreated:
                        api=_field(d, "api", "data.", required=False) or "")
 
 
+def not_data(blob_name: str, content_length: int, allowed_suffixes: tuple[str, ...] = (".csv",)) -> str | None:
+    """Why a landed file is not training data, or None if it is (the rule for events and for listings)."""
+    if not blob_name.lower().endswith(tuple(s.lower() for s in allowed_suffixes)):
+        return f"unsupported file type (allowed: {', '.join(allowed_suffixes)})"
+    if content_length <= 0:
+        # Data Lake (hierarchical namespace) accounts send BlobCreated for CreateFile with length 0,
+        # then again for FlushWithClose with the content: only the second is data.
+        return "empty blob"
+    return None
+
+
 def landing_blob(event: BlobCreated, landing_container: str,
                  allowed_suffixes: tuple[str, ...] = (".csv",)) -> BlobCreated | None:
     """The event if it is training data for a model, else None with the reason logged."""
@@ -344,12 +350,8 @@ def landing_blob(event: BlobCreated, landing_container: str,
         why = f"container {event.container!r} is not the landing container {landing_container!r}"
     elif not event.model:
         why = "blob is not in a model folder (<model>/<file>)"
-    elif not event.blob_name.lower().endswith(tuple(s.lower() for s in allowed_suffixes)):
-        why = f"unsupported file type (allowed: {', '.join(allowed_suffixes)})"
-    elif event.content_length <= 0:
-        # Data Lake (hierarchical namespace) accounts send BlobCreated for CreateFile with length 0,
-        # then again for FlushWithClose with the content: only the second is data.
-        why = "empty blob"
+    else:
+        why = not_data(event.blob_name, event.content_length, allowed_suffixes)
     if why is None:
         return event
     log.info("blob ignored: %s", why, extra={"reason": why, "event_id": event.event_id, "container": event.container,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-T = TypeVar("T")
+from ._json import Json
 
 # -- orchestrations ------------------------------------------------------------------------
 LIFECYCLE = "model_lifecycle"
@@ -50,20 +50,6 @@ RESUME_EVENT = "resume"
 ABORT_EVENT = "abort"
 
 Kind = Literal["retrain", "release", "rollback"]
-
-
-class Json:
-    """Mixin: dataclass <-> JSON-safe dict."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of this object."""
-        return asdict(self)  # type: ignore[call-overload,no-any-return]
-
-    @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        """Build from a dict made by ``to_dict`` (unknown keys are ignored)."""
-        known = getattr(cls, "__dataclass_fields__", {})
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def event_data(value: Any) -> dict[str, Any]:

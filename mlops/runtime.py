@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from .control import BlobControlStore, ControlStore
+from .events import not_data
 from .platform.base import Platform
 from .settings import Settings, load_settings
 
@@ -57,10 +58,14 @@ def control() -> ControlStore:
     return BlobControlStore(blob_service().get_container_client(CONTROL_CONTAINER))
 
 
-def newest_landed(model: str) -> dict[str, Any] | None:
-    """The newest non-empty data file landed for the model, as a retrain's ``data`` (None if there is none)."""
+def newest_landed(model: str, allowed_suffixes: tuple[str, ...]) -> dict[str, Any] | None:
+    """The newest data file landed for the model, as a retrain's ``data`` (None if there is none).
+
+    What counts as data is what the BlobCreated trigger accepts (``mlops.events.not_data``).
+    """
     container = blob_service().get_container_client(settings().landing_container)
-    blobs = [b for b in container.list_blobs(name_starts_with=f"{model}/") if b.size]
+    blobs = [b for b in container.list_blobs(name_starts_with=f"{model}/")
+             if not_data(b.name, int(b.size or 0), allowed_suffixes) is None]
     if not blobs:
         return None
     newest = max(blobs, key=lambda b: b.last_modified)

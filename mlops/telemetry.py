@@ -22,6 +22,8 @@ from .runs import RunStatus
 
 log = logging.getLogger("mlops.events")
 _configured = False
+# a dimension with one of these names would clash with the LogRecord's own attributes
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
 def configure(connection_string: str | None) -> bool:
@@ -47,9 +49,6 @@ def emit(name: str, *, model: str, version: str | None = None, run_id: str | Non
     detail = "".join(f" {k}={v}" for k, v in flat.items())
     log.info("%s model=%s version=%s run=%s%s", name, model, version or "-", run_id or "-", detail,
              extra={"microsoft.custom_event.name": name, **fields})
-
-
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
 def _scalar(value: Any) -> str | int | float | bool:

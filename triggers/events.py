@@ -93,7 +93,7 @@ async def _act_on_drift(client: df.DurableOrchestrationClient, drift: DriftDetec
         return None
     if policy.monitoring.on_drift == "retrain":
         # the champion stays: an older model would meet the drifted inputs no better
-        data = await asyncio.to_thread(runtime.newest_landed, drift.model)
+        data = await asyncio.to_thread(runtime.newest_landed, drift.model, policy.data.allowed_suffixes)
         if data is None:
             log.warning("drift on %s: policy on_drift is retrain, but no data has landed for it; nothing to do",
                         drift.model)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -31,6 +32,7 @@ from mlops.runs import deployment_name
 from .submit import ensure_lifecycle
 
 log = logging.getLogger("mlops.monitor")
+T = TypeVar("T")
 bp = df.Blueprint()
 
 
@@ -72,25 +74,34 @@ def check_model(model: str, now: datetime) -> dict[str, Any] | None:
             "window": {"start": start, "end": now.isoformat()}}
 
 
+def _each_model(what: str, check: Callable[[str], T | None]) -> dict[str, T]:
+    """``check`` for every model with a policy: model -> its non-None answers. Blocking I/O.
+
+    One model's failure must not stop the others; the log says which and why.
+    """
+    answers: dict[str, T] = {}
+    for path in sorted(Path(runtime.settings().policy_dir).glob("*.y*ml")):
+        try:
+            answer = check(path.stem)
+        except Exception:
+            log.exception("%s failed", what, extra={"model": path.stem})
+            continue
+        if answer is not None:
+            answers[path.stem] = answer
+    return answers
+
+
 def scan_and_publish(now: datetime) -> list[str]:
     """Check every model with a policy; publish a drift event for each that drifted. Blocking I/O."""
     from azure.eventgrid import EventGridEvent
 
-    drifted = []
-    for path in sorted(Path(runtime.settings().policy_dir).glob("*.y*ml")):
-        model = path.stem
-        try:
-            drift = check_model(model, now)
-        except Exception:  # one model's failure must not stop the others; the log says which and why
-            log.exception("drift check failed", extra={"model": model})
-            continue
-        if drift is not None:
-            event = EventGridEvent(subject=f"models/{model}:{drift['version']}", event_type=APP_DRIFT_EVENT_TYPE,
-                                   data=drift, data_version="1.0")
-            _publisher().send([event])
-            log.warning("drift detected", extra={"model": model, "version": drift["version"]})
-            drifted.append(model)
-    return drifted
+    drifted = _each_model("drift check", lambda model: check_model(model, now))
+    for model, drift in drifted.items():
+        event = EventGridEvent(subject=f"models/{model}:{drift['version']}", event_type=APP_DRIFT_EVENT_TYPE,
+                               data=drift, data_version="1.0")
+        _publisher().send([event])
+        log.warning("drift detected", extra={"model": model, "version": drift["version"]})
+    return list(drifted)
 
 
 @bp.timer_trigger(schedule="%MLOPS_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
@@ -106,12 +117,8 @@ async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClien
 
 def models_due_for_cleanup(now: datetime) -> list[str]:
     """Models with a deployment to delete at ``now``. Blocking I/O."""
-    s, due = runtime.settings(), []
-    for path in sorted(Path(s.policy_dir).glob("*.y*ml")):
-        try:
-            policy = load_policy(path.stem, s.policy_dir)
-            if cleanup.plan(runtime.platform(), policy.model, policy.release.endpoint, now):
-                due.append(policy.model)
-        except Exception:  # one model's failure must not stop the others; the log says which and why
-            log.exception("clean-up check failed", extra={"model": path.stem})
-    return due
+    def due(model: str) -> bool | None:
+        policy = load_policy(model, runtime.settings().policy_dir)
+        return bool(cleanup.plan(runtime.platform(), policy.model, policy.release.endpoint, now)) or None
+
+    return list(_each_model("clean-up check", due))

@@ -83,8 +83,7 @@ class GatewayClient:
         """Metrics over [start, end]."""
         body = self._call("GET", f"/endpoints/{quote(endpoint)}/metrics", f"deployment {deployment}",
                           params={"deployment": deployment, "start": start, "end": end}).json()
-        known = DeploymentMetrics.__dataclass_fields__  # the gateway may report more than the port needs
-        return DeploymentMetrics(**{k: v for k, v in body.items() if k in known})
+        return DeploymentMetrics.from_dict(body)  # the gateway may report more than the port needs
 
     def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
         """Logged inputs with predictions."""

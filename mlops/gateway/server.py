@@ -107,7 +107,6 @@ class Gateway:
         self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
         self.log_queue: list[tuple[Any, ...]] = []
         self.max_mirrored = max_mirrored
-        self.mirrored_in_flight = 0
         self.mirror_skipped: dict[tuple[str, str], int] = {}  # (endpoint, deployment) -> count since start
         self._lock = asyncio.Lock()
 
@@ -238,14 +237,17 @@ def build_app(gw: Gateway) -> web.Application:
 
     app = web.Application(middlewares=[auth_and_errors], client_max_size=20 * 1024 * 1024)
     loop_tasks: set[asyncio.Task[Any]] = set()
+    mirroring: set[asyncio.Task[Any]] = set()  # mirrored requests running or queued
 
     async def health(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    def background(job: Any) -> None:
+    def background(job: Any, *also: set[asyncio.Task[Any]]) -> None:
+        # the event loop keeps only weak references to tasks: hold them until they end
         task = asyncio.create_task(job)
-        loop_tasks.add(task)
-        task.add_done_callback(loop_tasks.discard)
+        for held in (loop_tasks, *also):
+            held.add(task)
+            task.add_done_callback(held.discard)
 
     async def put_deployment(request: web.Request) -> web.Response:
         name, dep = request.match_info["endpoint"], request.match_info["deployment"]
@@ -344,19 +346,15 @@ def build_app(gw: Gateway) -> web.Application:
             raise GatewayError(404 if dep else 503, f"no deployment to serve: {dep or 'traffic is 0 everywhere'}")
         for shadow, pct in mirror.items():
             if not request.headers.get(DEPLOYMENT_HEADER) and gw.rng.uniform(0, 100) < pct:
-                if gw.mirrored_in_flight >= gw.max_mirrored:
+                if len(mirroring) >= gw.max_mirrored:
                     # mirroring is best effort: a shadow slower than the traffic must not pile up work
                     skipped = gw.mirror_skipped.get((name, shadow), 0)
                     if skipped % 100 == 0:
                         log.warning("shadow %s/%s is behind: %d mirrored requests in flight, not mirroring "
-                                    "(%d skipped so far)", name, shadow, gw.mirrored_in_flight, skipped + 1)
+                                    "(%d skipped so far)", name, shadow, len(mirroring), skipped + 1)
                     gw.mirror_skipped[(name, shadow)] = skipped + 1
                     continue
-                gw.mirrored_in_flight += 1
-                task = asyncio.create_task(run(name, shadow, ep["deployments"][shadow], rows, True))
-                loop_tasks.add(task)
-                task.add_done_callback(loop_tasks.discard)
-                task.add_done_callback(lambda _: setattr(gw, "mirrored_in_flight", gw.mirrored_in_flight - 1))
+                background(run(name, shadow, ep["deployments"][shadow], rows, True), mirroring)
         status, out = await run(name, dep, ep["deployments"][dep], rows, False)
         payload = {"predictions": out} if status == 200 else out
         return web.json_response(payload, status=status, headers={DEPLOYMENT_HEADER: dep})

@@ -14,26 +14,13 @@ the activity boundary as JSON.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
 
-T = TypeVar("T")
+from .._json import Json as _Json
 
 JobState = Literal["queued", "running", "succeeded", "failed", "canceled"]
 OperationState = Literal["running", "succeeded", "failed"]
-
-
-class _Json:
-    """Mixin: dataclass <-> JSON-safe dict."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-safe dict of this object."""
-        return asdict(self)  # type: ignore[call-overload,no-any-return]
-
-    @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        """Build the object from a dict made by ``to_dict``."""
-        return cls(**data)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ def test_drift_rollback_then_retrains_on_the_newest_data(lab: Lab) -> None:
 def test_drift_with_on_drift_retrain_keeps_the_champion_and_retrains_on_the_newest_data(lab: Lab) -> None:
     model = "tuner"
     lab.land_and_promote(model, "first.csv", 21)
-    lab.land(model, "empty.csv", b"")  # not data: the retrain must skip it
+    lab.land(model, "empty.csv", b"")  # not data (empty) ...
+    lab.land(model, "notes.txt", b"f0,label\n1,0\n")  # ... nor this (not an allowed suffix): the retrain skips both
     lab.idle(model)
     retrains = {i["instanceId"] for i in lab.instances(f"retrain-{model}-")}
     assert lab.publish([drift_event(model, "1")]).status_code == 200

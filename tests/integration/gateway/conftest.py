@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.testing import free_port
+from devhost.testing import ServerProcess, free_port
 from mlops.gateway.client import GatewayClient
 
 REPO = Path(__file__).resolve().parents[3]
@@ -35,17 +33,18 @@ class Models:
     one: str
 
 
-class GatewayProcess:
+class GatewayProcess(ServerProcess):
     """A gateway subprocess on one state directory, and helpers to call it over HTTP."""
+
+    name = "the gateway"
 
     def __init__(self, state_dir: Path, key: str | None = None, port: int | None = None,
                  extra_args: tuple[str, ...] = ()) -> None:
         self.state_dir = Path(state_dir)
+        super().__init__(self.state_dir.parent / f"{self.state_dir.name}.log")
         self.extra_args = extra_args
         self.key = key or secrets.token_urlsafe(18)
         self.port = port or free_port()
-        self.log_path = self.state_dir.parent / f"{self.state_dir.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.session = requests.Session()
 
     @property
@@ -60,45 +59,9 @@ class GatewayProcess:
         # the key by environment, as `mlops up` passes it (token_urlsafe may start with "-")
         env = {**os.environ, "MLOPS_GATEWAY_KEY": self.key,
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the gateway exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if self.session.get(self.base_url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the gateway did not answer within {timeout}s:\n{self.log_tail()}")
+        self.launch(cmd, env, REPO, lambda: self.session.get(self.base_url + "/health", timeout=2).ok, timeout)
+        return self
 
-    def stop(self) -> int | None:
-        """SIGTERM and wait (SIGKILL after 10 s); the exit code."""
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            code = self.proc.returncode
-        self.proc = None
-        return code
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the process log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    # -- HTTP ------------------------------------------------------------------------------------
     def call(self, method: str, path: str, key: Any = DEFAULT_KEY, **kwargs: Any) -> requests.Response:
         """One request; with the gateway's key unless ``key`` says otherwise (None: no key header)."""
         headers = dict(kwargs.pop("headers", {}))
