@@ -10,10 +10,11 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from mlops import cleanup, runtime, telemetry
+from adapters import runtime
+from mlops import cleanup, telemetry
 from mlops.gates import validate_data as check_data
-from mlops.platform.base import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
-from mlops.policy import Policy, load_policy
+from mlops.policy import Policy
+from mlops.ports import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
 from mlops.runs import (
     BEGIN_DEPLOYMENT,
     CLEAN_UP,
@@ -48,7 +49,7 @@ def _now() -> str:
 @bp.activity_trigger(input_name="model", activity=LOAD_POLICY)
 def load_policy_activity(model: str) -> dict[str, Any]:
     """The model's policy, validated, as a dict (with its hash)."""
-    return load_policy(model, runtime.settings().policy_dir).to_dict()
+    return runtime.policy(model).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=VALIDATE_DATA)
@@ -153,7 +154,7 @@ def smoke_test_activity(request: dict[str, Any]) -> dict[str, Any]:
     deployment = request["deployment"]
     version = deployment.rsplit("-v", 1)[-1]
     mv = platform.get_model_version(model, version)
-    policy = load_policy(model, runtime.settings().policy_dir)
+    policy = runtime.policy(model)
     rows = list(csv.DictReader(io.StringIO(platform.read_data(DataRef(url=mv.tags["data_url"])).decode())))
     sample = [{k: _number(v) for k, v in row.items() if k != policy.label} for row in rows[: int(request["requests"])]]
     try:
@@ -202,7 +203,7 @@ def record_incident_activity(incident: dict[str, Any]) -> None:
 def queue_retrain_activity(request: dict[str, Any]) -> dict[str, Any] | None:
     """Queue a retrain on the newest data file landed for the model (None if there is none)."""
     model = request["model"]
-    data = runtime.newest_landed(model, load_policy(model, runtime.settings().policy_dir).data.allowed_suffixes)
+    data = runtime.newest_landed(model, runtime.policy(model).data.allowed_suffixes)
     if data is None:
         return None
     queued = Request(kind=RETRAIN, model=model, dedup_key=f"after:{request['after']}", payload={"data": data},
@@ -218,7 +219,7 @@ def clean_up_activity(request: dict[str, Any]) -> list[dict[str, str]]:
     ``request``: model, and now (the orchestration's clock). Returns what was deleted, and why.
     """
     model = request["model"]
-    policy = load_policy(model, runtime.settings().policy_dir)
+    policy = runtime.policy(model)
     platform = runtime.platform()
     removed = []
     for removal in cleanup.plan(platform, model, policy.release.endpoint, datetime.fromisoformat(request["now"])):

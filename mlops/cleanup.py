@@ -23,7 +23,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .platform.base import ModelVersion, Platform, TrafficSplit
+from .ports import ModelVersion, Platform, TrafficSplit
 from .runs import deployment_name
 
 KEEP_UNTIL_TAG = "retired.keep_until"

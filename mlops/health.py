@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 
-from .platform.base import DeploymentMetrics
 from .policy import Health
+from .ports import DeploymentMetrics
 
 _METRIC_FIELDS = {f.name for f in fields(DeploymentMetrics)}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -214,23 +213,19 @@ def policy_json_schema() -> dict[str, Any]:
     return Policy.model_json_schema()
 
 
-def load_policy(model: str, policy_dir: str | Path) -> Policy:
-    """Read ``<policy_dir>/<model>.yaml`` (or ``.yml``/``.json``) and validate it."""
-    folder = Path(policy_dir)
-    for suffix in (".yaml", ".yml", ".json"):
-        path = folder / f"{model}{suffix}"
-        if path.is_file():
-            break
-    else:
-        raise PolicyError("model", f"no policy file for model {model!r} in {folder} (expected {model}.yaml)")
-    text = path.read_text(encoding="utf-8")
+POLICY_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def parse_policy(model: str, text: str, source: str) -> Policy:
+    """Validate the text of ``source`` (a policy file named by its suffix) as the policy of ``model``."""
+    suffix = source[source.rfind("."):].lower() if "." in source else ""
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if suffix == ".json" else yaml.safe_load(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise PolicyError("file", f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from exc
+        raise PolicyError("file", f"{source} is not valid {suffix[1:].upper() or 'YAML'}: {exc}") from exc
     if not isinstance(data, dict):
-        raise PolicyError("file", f"{path} must hold a mapping, got {type(data).__name__}")
+        raise PolicyError("file", f"{source} must hold a mapping, got {type(data).__name__}")
     policy = Policy.from_dict(data)
     if policy.model != model:
-        raise PolicyError("model", f"{path} declares model {policy.model!r}, expected {model!r}")
+        raise PolicyError("model", f"{source} declares model {policy.model!r}, expected {model!r}")
     return policy

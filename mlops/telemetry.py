@@ -1,8 +1,8 @@
 """Telemetry: structured lifecycle events, sent to Application Insights when it is configured.
 
-``configure`` turns on azure-monitor-opentelemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is
-set (in Azure, with the managed identity). ``emit`` writes one structured log record per
-lifecycle fact (stage transition, gate verdict, traffic change, rollback) on the
+``adapters.telemetry.configure`` turns on azure-monitor-opentelemetry when
+APPLICATIONINSIGHTS_CONNECTION_STRING is set (in Azure, with the managed identity). ``emit``
+writes one structured log record per lifecycle fact (stage transition, gate verdict, traffic change, rollback) on the
 ``mlops.events`` logger, with the model, version and run id as dimensions; ``run_facts`` says
 which facts a run's status change holds (orchestrators send them once, not on every replay). The attribute
 ``microsoft.custom_event.name`` makes the Azure Monitor exporter send the record to the
@@ -21,24 +21,8 @@ from typing import Any
 from .runs import RunStatus
 
 log = logging.getLogger("mlops.events")
-_configured = False
 # a dimension with one of these names would clash with the LogRecord's own attributes
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-def configure(connection_string: str | None) -> bool:
-    """Send logs and traces to Application Insights once per process; False when not configured."""
-    global _configured
-    if _configured or not connection_string:
-        return _configured
-    try:
-        from azure.monitor.opentelemetry import configure_azure_monitor
-    except ImportError:
-        logging.getLogger("mlops.telemetry").warning("azure-monitor-opentelemetry is not installed: no telemetry")
-        return False
-    configure_azure_monitor(connection_string=connection_string, logger_name="mlops")
-    _configured = True
-    return True
 
 
 def emit(name: str, *, model: str, version: str | None = None, run_id: str | None = None, **dims: Any) -> None:

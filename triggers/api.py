@@ -18,7 +18,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from mlops import runtime
+from adapters import runtime
 from mlops.errors import MlopsError, PolicyError
 from mlops.operator import (
     ACTIONS,
@@ -36,7 +36,6 @@ from mlops.operator import (
     require_operator,
     run_summary,
 )
-from mlops.policy import load_policy
 from mlops.runs import (
     ABORT_EVENT,
     APPROVAL_EVENT,
@@ -209,12 +208,11 @@ async def run_action(req: func.HttpRequest, client: df.DurableOrchestrationClien
 
 # -- models ------------------------------------------------------------------------------------
 def _models() -> list[str]:
-    folder = Path(runtime.settings().policy_dir)
-    return sorted(p.stem for p in folder.glob("*.y*ml"))
+    return runtime.models()
 
 
 def _model_overview(model: str, detail: bool) -> dict[str, Any]:
-    policy = load_policy(model, runtime.settings().policy_dir)
+    policy = runtime.policy(model)
     platform = runtime.platform()
     champion = platform.get_alias(model, "champion")
     previous = platform.get_alias(model, "previous")

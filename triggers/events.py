@@ -15,7 +15,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from mlops import runtime
+from adapters import runtime
 from mlops.errors import EventError, PolicyError
 from mlops.events import (
     BlobCreated,
@@ -25,7 +25,6 @@ from mlops.events import (
     parse_event,
     parse_monitor_alert,
 )
-from mlops.policy import load_policy
 from mlops.runs import RELEASE, RETRAIN, ROLLBACK, Request
 
 from .submit import submit
@@ -56,7 +55,7 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
     suffixes: tuple[str, ...] = (".csv",)
     if parsed.model:
         try:  # the model's policy says which files are data
-            suffixes = tuple(load_policy(parsed.model, runtime.settings().policy_dir).data.allowed_suffixes)
+            suffixes = tuple(runtime.policy(parsed.model).data.allowed_suffixes)
         except PolicyError as exc:
             log.error("blob for a model without a valid policy ignored: %s", exc, extra={"model": parsed.model})
             return
@@ -87,7 +86,7 @@ async def on_model_registered(event: func.EventGridEvent, client: df.DurableOrch
 async def _act_on_drift(client: df.DurableOrchestrationClient, drift: DriftDetected) -> dict[str, Any] | None:
     """Per the model's policy (``monitoring.on_drift``): roll back (then maybe retrain), or retrain only."""
     try:
-        policy = await asyncio.to_thread(load_policy, drift.model, runtime.settings().policy_dir)
+        policy = await asyncio.to_thread(runtime.policy, drift.model)
     except PolicyError as exc:
         log.error("drift on %s ignored: %s", drift.model, exc)
         return None

@@ -16,17 +16,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from mlops import cleanup, runtime
+from adapters import runtime
+from mlops import cleanup
 from mlops.drift import drift_report
 from mlops.errors import SettingError
 from mlops.events import APP_DRIFT_EVENT_TYPE
-from mlops.policy import load_policy
 from mlops.runs import deployment_name
 
 from .submit import ensure_lifecycle
@@ -53,8 +52,7 @@ def _publisher() -> Any:
 
 def check_model(model: str, now: datetime) -> dict[str, Any] | None:
     """Drift of one model's live traffic against its baseline; the drift event's data if it drifted."""
-    s = runtime.settings()
-    policy = load_policy(model, s.policy_dir)
+    policy = runtime.policy(model)
     platform = runtime.platform()
     champion = platform.get_alias(model, "champion")
     if champion is None:
@@ -80,14 +78,14 @@ def _each_model(what: str, check: Callable[[str], T | None]) -> dict[str, T]:
     One model's failure must not stop the others; the log says which and why.
     """
     answers: dict[str, T] = {}
-    for path in sorted(Path(runtime.settings().policy_dir).glob("*.y*ml")):
+    for model in runtime.models():
         try:
-            answer = check(path.stem)
+            answer = check(model)
         except Exception:
-            log.exception("%s failed", what, extra={"model": path.stem})
+            log.exception("%s failed", what, extra={"model": model})
             continue
         if answer is not None:
-            answers[path.stem] = answer
+            answers[model] = answer
     return answers
 
 
@@ -118,7 +116,7 @@ async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClien
 def models_due_for_cleanup(now: datetime) -> list[str]:
     """Models with a deployment to delete at ``now``. Blocking I/O."""
     def due(model: str) -> bool | None:
-        policy = load_policy(model, runtime.settings().policy_dir)
+        policy = runtime.policy(model)
         return bool(cleanup.plan(runtime.platform(), policy.model, policy.release.endpoint, now)) or None
 
     return list(_each_model("clean-up check", due))

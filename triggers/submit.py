@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from mlops import runtime
+from adapters import runtime
 from mlops.runs import ABORT_EVENT, LIFECYCLE, RELEASE, ROLLBACK, Request, lifecycle_id
 
 log = logging.getLogger("mlops.triggers")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from stacklab import Lab
 
-from mlops.stack import Stack
+from cli.stack import Stack
 
 POLICIES = Path(__file__).parent / "policies"
 

@@ -12,10 +12,10 @@ from typing import Any
 import requests
 from azure.storage.blob import BlobServiceClient
 
+from adapters.gateway_client import GatewayClient
+from cli.sampledata import generate, to_csv_bytes
+from cli.stack import StackInfo
 from mlops.events import APP_DRIFT_EVENT_TYPE
-from mlops.gateway.client import GatewayClient
-from mlops.sampledata import generate, to_csv_bytes
-from mlops.stack import StackInfo
 
 TERMINAL = {"Completed", "Failed", "Terminated"}
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 from stacklab import Lab
 
-from mlops.sampledata import generate, to_csv_bytes
+from cli.sampledata import generate, to_csv_bytes
 
 
 def principal(name: str, *roles: str) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from stacklab import Lab
 
-from mlops.cli import main
-from mlops.sampledata import generate, to_csv_bytes
+from cli.main import main
+from cli.sampledata import generate, to_csv_bytes
 
 
 def mlops(lab: Lab, *args: str) -> tuple[int, str]:

@@ -18,9 +18,8 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from stacklab import Lab
 
-from mlops.cli import LOCAL_OPERATOR
-from mlops.sampledata import generate, to_csv_bytes
-from mlops.stack import Stack
+from cli.sampledata import generate, to_csv_bytes
+from cli.stack import LOCAL_OPERATOR, Stack
 
 POLICIES = Path(__file__).parent / "policies"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.demo
 def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "mlops.cli", "--state-dir", str(tmp_path), "demo"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "cli.main", "--state-dir", str(tmp_path), "demo"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]

@@ -9,9 +9,9 @@ from typing import Any
 
 from stacklab import Lab, run_input
 
+from adapters.local import LocalPlatform
+from cli.sampledata import generate, scoring_rows, to_csv_bytes
 from mlops.events import APP_DRIFT_EVENT_TYPE
-from mlops.platform.local import LocalPlatform
-from mlops.sampledata import generate, scoring_rows, to_csv_bytes
 
 MODEL, ENDPOINT = "canary", "canary"
 BAKE_STAGES = ("shadow", "canary 10%", "canary 50%", "canary 100%")

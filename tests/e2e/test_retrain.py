@@ -7,8 +7,8 @@ import uuid
 
 from stacklab import Lab
 
-from mlops.platform.local import LocalPlatform
-from mlops.sampledata import generate, to_csv_bytes
+from adapters.local import LocalPlatform
+from cli.sampledata import generate, to_csv_bytes
 
 
 def _platform(lab: Lab) -> LocalPlatform:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["devhost", "mlops", "triggers", "orchestrators", "activities", "function_app.py", "bench"]
+PACKAGES = ["devhost", "mlops", "adapters", "gateway", "training", "cli", "triggers", "orchestrators", "activities",
+            "function_app.py", "bench"]
 
 
 def test_ruff_finds_nothing() -> None:

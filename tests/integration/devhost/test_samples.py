@@ -84,7 +84,7 @@ def test_blueprint_sample_runs_unmodified_with_function_keys(
 @pytest.fixture
 def azurite_blob(tmp_path: Path) -> Iterator[str]:
     """A real Azurite blob service on a free port; yields its connection string."""
-    from mlops.stack import azurite_connection_string, free_port
+    from cli.stack import azurite_connection_string, free_port
 
     port = free_port()
     proc = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "azurite-blob"), "--blobHost", "127.0.0.1",

@@ -1,4 +1,4 @@
-"""Fixtures for the scoring gateway tests: ``python -m mlops.gateway`` as a real process on a free 127.0.0.1
+"""Fixtures for the scoring gateway tests: ``python -m gateway`` as a real process on a free 127.0.0.1
 port with a temp state dir and a random key, and two tiny MLflow models that answer differently."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from adapters.gateway_client import GatewayClient
 from devhost.testing import ServerProcess, free_port
-from mlops.gateway.client import GatewayClient
 
 REPO = Path(__file__).resolve().parents[3]
 KEY_HEADER = "x-gateway-key"
@@ -54,7 +54,7 @@ class GatewayProcess(ServerProcess):
 
     def start(self, timeout: float = 30) -> GatewayProcess:
         """Start the process and wait until /health answers (it answers once persisted models are loaded)."""
-        cmd = [sys.executable, "-m", "mlops.gateway", "--port", str(self.port), "--state-dir", str(self.state_dir),
+        cmd = [sys.executable, "-m", "gateway", "--port", str(self.port), "--state-dir", str(self.state_dir),
                *self.extra_args]
         # the key by environment, as `mlops up` passes it (token_urlsafe may start with "-")
         env = {**os.environ, "MLOPS_GATEWAY_KEY": self.key,
@@ -139,7 +139,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     from mlflow.models import infer_signature
     from sklearn.dummy import DummyClassifier
 
-    from mlops.sampledata import LABEL, generate
+    from cli.sampledata import LABEL, generate
 
     frame = pd.DataFrame(generate(200, seed=11))
     x, y = frame.drop(columns=[LABEL]), frame[LABEL]

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from adapters.gateway_client import DEPLOYMENT_HEADER
+from cli.sampledata import scoring_rows
 from mlops.errors import PlatformError
-from mlops.gateway.client import DEPLOYMENT_HEADER
-from mlops.platform.base import ModelVersion, TrafficSplit
-from mlops.sampledata import scoring_rows
+from mlops.ports import ModelVersion, TrafficSplit
 
 if TYPE_CHECKING:  # fixtures come from this directory's conftest.py
     from conftest import GatewayProcess, Models

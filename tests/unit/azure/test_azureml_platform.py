@@ -13,9 +13,9 @@ from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import ManagedOnlineDeployment, Model
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+from adapters.azureml import AzureMLConfig, AzureMLPlatform
 from mlops.errors import NotFoundError, PlatformError
-from mlops.platform.azureml import AzureMLConfig, AzureMLPlatform
-from mlops.platform.base import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
+from mlops.ports import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
 
 CONFIG = AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:sklearn-env@latest", code_dir="/app")
 
@@ -68,7 +68,7 @@ def test_training_is_a_command_job_with_the_blob_as_uri_file_input() -> None:
     assert job.experiment_name == "credit"
     assert job.inputs["data"].type == AssetTypes.URI_FILE
     assert job.inputs["data"].path == request.data.url
-    assert job.command.startswith("python -m mlops.training.azureml_entry --data ${{inputs.data}} --label label")
+    assert job.command.startswith("python -m training.azureml_entry --data ${{inputs.data}} --label label")
     assert "--algorithm random_forest" in job.command and '"n_estimators": 50' in job.command
     assert job.tags["run_id"] == "retrain-x" and job.tags["policy_hash"] == "abc"
 

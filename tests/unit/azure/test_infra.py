@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from mlops.settings import SETTINGS
+from adapters.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[3]
 INFRA = ROOT / "infra"

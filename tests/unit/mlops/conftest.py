@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from mlops.platform.base import DeploymentMetrics
+from mlops.ports import DeploymentMetrics
 
 REPO = Path(__file__).resolve().parents[3]
-POLICY_DIR = REPO / "policies"
+POLICY_DIR = REPO / "examples" / "policies"
 TOPIC = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"
 BLOB_SUBJECT = "/blobServices/default/containers/landing/blobs/credit/d1.csv"
 BLOB_URL = "https://acct.blob.core.windows.net/landing/credit/d1.csv"
@@ -110,5 +110,5 @@ def make_metrics() -> Callable[..., DeploymentMetrics]:
 
 @pytest.fixture
 def policy_dir() -> Path:
-    """The repository's policy folder (holds the documented example, demo.yaml)."""
+    """The example policy folder (holds the documented example, demo.yaml)."""
     return POLICY_DIR

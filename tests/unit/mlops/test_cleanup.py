@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from mlops.cleanup import KEEP_UNTIL_TAG, Removal, due_removals
-from mlops.platform.base import ModelVersion, TrafficSplit
+from mlops.ports import ModelVersion, TrafficSplit
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.policies import load_policy
 from mlops.errors import PolicyError
-from mlops.policy import Policy, load_policy, policy_json_schema
+from mlops.policy import Policy, policy_json_schema
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "policy.md"
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters import telemetry as adapters_telemetry
 from mlops import telemetry
 from mlops.gates import GateVerdict
 from mlops.runs import RunStatus
@@ -30,7 +31,7 @@ def test_emit_writes_a_custom_event_record_with_model_version_and_run(caplog: py
 
 
 def test_configure_without_a_connection_string_does_nothing() -> None:
-    assert telemetry.configure(None) is False
+    assert adapters_telemetry.configure(None) is False
 
 
 def test_stage_changes_become_started_and_ended_facts_with_durations() -> None:

@@ -7,14 +7,14 @@ from urllib.parse import quote
 
 import requests
 
-from ..errors import NotFoundError, PlatformError
-from ..platform.base import DeploymentMetrics, ModelVersion, Operation, TrafficSplit
+from mlops.errors import NotFoundError, PlatformError
+from mlops.ports import DeploymentMetrics, ModelVersion, Operation, TrafficSplit
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 
 
 class GatewayClient:
-    """Talks to ``python -m mlops.gateway`` over HTTP."""
+    """Talks to ``python -m gateway`` over HTTP."""
 
     def __init__(self, base_url: str, key: str | None = None, timeout: float = 30) -> None:
         self.base_url = base_url.rstrip("/")

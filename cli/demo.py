@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .sampledata import generate, scoring_rows, to_csv_bytes
-from .stack import Stack, StackInfo, call
+from .stack import LOCAL_OPERATOR, Stack, StackInfo, call
 
 MODEL = "credit"
 
@@ -46,7 +46,7 @@ class Traffic:
     """Live scoring traffic in a background thread (bounded; stops by itself)."""
 
     def __init__(self, info: StackInfo, endpoint: str, max_requests: int = 20_000) -> None:
-        from .gateway.client import GatewayClient
+        from adapters.gateway_client import GatewayClient
 
         self.client = GatewayClient(info.gateway_url, info.gateway_key)
         self.endpoint = endpoint
@@ -161,8 +161,6 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
         Stack(state).down()
         shutil.rmtree(state)
     with console.status("starting the local stack (Azurite, scoring gateway, devhost)…"):
-        from .cli import LOCAL_OPERATOR
-
         stack = Stack(state, extra_env=LOCAL_OPERATOR)
         info = stack.up()
     console.print(f"dashboard: {info.devhost_url}/api/dashboard?code={info.function_key}")

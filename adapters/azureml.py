@@ -2,7 +2,7 @@
 
 Mapping of the port onto Azure ML:
   * training: a ``command`` job on a compute cluster with the landing blob as a ``uri_file`` input,
-    running the same ``python -m mlops.training`` entry point; the job is submitted and polled
+    running the same ``python -m training`` entry point; the job is submitted and polled
     (never waited on inside an activity);
   * registry: MLflow-format model assets with lineage tags. Azure ML's registry has no aliases,
     so an alias is a tag ``alias.<name>=true`` kept on exactly one version;
@@ -27,13 +27,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import NotFoundError, PlatformError
-from .base import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
+from mlops.errors import NotFoundError, PlatformError
+from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
 
-log = logging.getLogger("mlops.platform.azureml")
+log = logging.getLogger("adapters.azureml")
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MAX_MIRROR_PERCENT = 50
 ALIAS_TAG = "alias.{}"
 
@@ -88,7 +88,7 @@ def validate_split(deployments: set[str], split: TrafficSplit) -> None:
 
 
 class AzureMLPlatform:
-    """Implements mlops.platform.base.Platform on an Azure ML workspace."""
+    """Implements mlops.ports.Platform on an Azure ML workspace."""
 
     def __init__(self, config: AzureMLConfig, ml_client: Any = None, metrics_client: Any = None,
                  credential: Any = None, metrics_reader: Callable[[str], dict[str, float]] | None = None,
@@ -102,7 +102,7 @@ class AzureMLPlatform:
 
     @classmethod
     def from_settings(cls, settings: Any) -> AzureMLPlatform:
-        """Build from mlops.settings.Settings (the azureml settings are required there)."""
+        """Build from adapters.settings.Settings (the azureml settings are required there)."""
         return cls(AzureMLConfig(settings.azureml_subscription_id, settings.azureml_resource_group,
                                  settings.azureml_workspace, settings.azureml_compute, settings.azureml_environment))
 
@@ -167,7 +167,7 @@ class AzureMLPlatform:
                 f"--params '{json.dumps(request.params)}' --output ./outputs")
         return command(
             code=self.config.code_dir,
-            command=f"python -m mlops.training.azureml_entry {args}",
+            command=f"python -m training.azureml_entry {args}",
             inputs={"data": Input(type=AssetTypes.URI_FILE, path=request.data.url)},
             environment=self.config.environment,
             compute=self.config.compute,
@@ -214,7 +214,7 @@ class AzureMLPlatform:
         import mlflow.sklearn
         import pandas as pd
 
-        from ..training.split import metrics, split
+        from training.split import metrics, split
 
         frame = pd.read_csv(io.BytesIO(self.read_data(data)))
         _, x_test, _, y_test = split(frame, label, test_fraction, seed)

@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from mlops.training.__main__ import train
+from training.__main__ import train
 
 
 def main() -> int:

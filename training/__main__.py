@@ -1,4 +1,4 @@
-"""``python -m mlops.training JOB_DIR``: train the job described by JOB_DIR/request.json.
+"""``python -m training JOB_DIR``: train the job described by JOB_DIR/request.json.
 
 Writes JOB_DIR/status.json atomically as the job moves (running -> succeeded/failed), logs
 params, metrics, lineage tags and the model to MLflow, and stores a baseline sample of the
@@ -45,7 +45,7 @@ def train(job_dir: Path) -> None:
     import mlflow
     import pandas as pd
 
-    from mlops.training.split import metrics, split
+    from training.split import metrics, split
 
     request = json.loads((job_dir / "request.json").read_text())
     _status(job_dir, state="running", pid=os.getpid())
@@ -57,7 +57,7 @@ def train(job_dir: Path) -> None:
     numeric = [c for c in x_train.columns if pd.api.types.is_numeric_dtype(x_train[c])]
     categorical = [c for c in x_train.columns if c not in numeric]
     pipe = _pipeline(request["algorithm"], request.get("params", {}), numeric, categorical)
-    from mlops.platform.local import tracking_lock
+    from adapters.local import tracking_lock
 
     mlflow.set_tracking_uri(request["tracking_uri"])
     with tracking_lock(Path(request["state_dir"])):

@@ -1,4 +1,4 @@
-"""``python -m mlops.gateway --port 7081 --state-dir DIR``: run the local scoring gateway (key: $MLOPS_GATEWAY_KEY)."""
+"""``python -m gateway --port 7081 --state-dir DIR``: run the local scoring gateway (key: $MLOPS_GATEWAY_KEY)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .server import MAX_MIRRORED_IN_FLIGHT, Gateway, build_app
 
 def main() -> None:
     """Parse options and serve on 127.0.0.1 until SIGINT/SIGTERM."""
-    parser = argparse.ArgumentParser(prog="python -m mlops.gateway", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     parser.add_argument("--port", type=int, default=7081)
     parser.add_argument("--state-dir", type=Path, default=Path(".devhost/gateway"))
     parser.add_argument("--key", default=os.environ.get("MLOPS_GATEWAY_KEY"),

@@ -6,12 +6,16 @@ import functools
 import logging
 from typing import Any
 
-from .control import BlobControlStore, ControlStore
-from .events import not_data
-from .platform.base import Platform
+from mlops.control import ControlStore
+from mlops.events import not_data
+from mlops.policy import Policy
+from mlops.ports import Platform
+
+from .control_store import BlobControlStore
+from .policies import load_policy, policy_models
 from .settings import Settings, load_settings
 
-log = logging.getLogger("mlops.runtime")
+log = logging.getLogger("adapters.runtime")
 
 CONTROL_CONTAINER = "mlops-control"
 
@@ -39,15 +43,25 @@ def blob_service():  # type: ignore[no-untyped-def]
                              credential=DefaultAzureCredential())
 
 
+def policy(model: str) -> Policy:
+    """The model's policy from the policy folder (MLOPS_POLICY_DIR), validated."""
+    return load_policy(model, settings().policy_dir)
+
+
+def models() -> list[str]:
+    """Every model with a policy file, sorted."""
+    return policy_models(settings().policy_dir)
+
+
 @functools.cache
 def platform() -> Platform:
     """The platform chosen by MLOPS_PLATFORM."""
     s = settings()
     if s.platform == "azureml":
-        from .platform.azureml import AzureMLPlatform
+        from .azureml import AzureMLPlatform
 
         return AzureMLPlatform.from_settings(s)  # type: ignore[no-any-return]
-    from .platform.local import LocalPlatform
+    from .local import LocalPlatform
 
     return LocalPlatform.from_settings(s, blob_service())  # type: ignore[no-any-return]
 

@@ -5,8 +5,6 @@ It talks to the operator HTTP API of the running app (and Azurite for ``land``).
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import sys
 import time
@@ -18,7 +16,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from .stack import Stack, StackError, StackInfo, call
+from .stack import LOCAL_OPERATOR, Stack, StackError, StackInfo, call
 
 # a log or a pipe has no width: rich would wrap at 80 columns and cut run ids; 120 keeps tables whole
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -65,17 +63,6 @@ def up(state: Path, virtual_clock: bool) -> None:
         except StackError as exc:
             raise click.ClickException(str(exc)) from exc
     _print_urls(info)
-
-
-def _principal(name: str, *roles: str) -> str:
-    """An App Service authentication principal (X-MS-CLIENT-PRINCIPAL), base64 JSON with claims."""
-    claims = [{"typ": "name", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
-    return base64.b64encode(json.dumps({"auth_typ": "local", "claims": claims, "name_typ": "name",
-                                        "role_typ": "roles"}).encode()).decode()
-
-
-# Locally there is no App Service authentication: devhost signs every API call in as this operator.
-LOCAL_OPERATOR = {"DEVHOST_CLIENT_PRINCIPAL": _principal("local-operator", "mlops.operator")}
 
 
 def _print_urls(info: StackInfo) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-log = logging.getLogger("mlops.gateway")
+log = logging.getLogger("gateway")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 MAX_MIRROR_PERCENT = 50  # Azure ML: mirror traffic may not exceed 50 %

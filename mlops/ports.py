@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .._json import Json as _Json
+from ._json import Json as _Json
 
 JobState = Literal["queued", "running", "succeeded", "failed", "canceled"]
 OperationState = Literal["running", "succeeded", "failed"]

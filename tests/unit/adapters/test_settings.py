@@ -1,4 +1,4 @@
-"""mlops.settings: defaults, the platform switch, and a missing or bad setting named at start."""
+"""adapters.settings: defaults, the platform switch, and a missing or bad setting named at start."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.settings import SETTINGS, load_settings
 from mlops.errors import SettingError
-from mlops.settings import SETTINGS, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 LOCAL = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
@@ -109,7 +109,7 @@ def test_settings_list_names_each_setting_once_with_its_default() -> None:
 
 def test_every_setting_the_module_reads_is_listed() -> None:
     # load_settings reads values["NAME"]; each such NAME must be a listed setting
-    tree = ast.parse((REPO / "mlops" / "settings.py").read_text())
+    tree = ast.parse((REPO / "adapters" / "settings.py").read_text())
     read = {node.slice.value for node in ast.walk(tree)
             if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "values"
             and isinstance(node.slice, ast.Constant)}

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..errors import NotFoundError, PlatformError
-from ..runs import short_hash
-from .base import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
+from mlops.errors import NotFoundError, PlatformError
+from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
+from mlops.runs import short_hash
 
-log = logging.getLogger("mlops.platform.local")
+log = logging.getLogger("adapters.local")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class ModelEventPublisher:
@@ -51,7 +51,7 @@ class ModelEventPublisher:
 
 
 class LocalPlatform:
-    """Implements mlops.platform.base.Platform on one machine."""
+    """Implements mlops.ports.Platform on one machine."""
 
     def __init__(self, state_dir: Path, blob_service: Any = None, tracking_uri: str | None = None,
                  gateway_url: str = "http://127.0.0.1:7081", gateway_key: str | None = None,
@@ -64,7 +64,7 @@ class LocalPlatform:
         self.artifact_root = (self.state_dir / "artifacts").as_uri()
         self.blob_service = blob_service
         self.publisher = publisher
-        from ..gateway.client import GatewayClient
+        from .gateway_client import GatewayClient
 
         self.gateway = GatewayClient(gateway_url, gateway_key)
         self._init_tracking_store()
@@ -80,7 +80,7 @@ class LocalPlatform:
 
     @classmethod
     def from_settings(cls, settings: Any, blob_service: Any) -> LocalPlatform:
-        """Build from mlops.settings.Settings."""
+        """Build from adapters.settings.Settings."""
         publisher = None
         if settings.eventgrid_topic_endpoint and settings.eventgrid_topic_key:
             publisher = ModelEventPublisher(settings.eventgrid_topic_endpoint, settings.eventgrid_topic_key)
@@ -113,7 +113,7 @@ class LocalPlatform:
 
     # -- training --------------------------------------------------------------------------
     def submit_training(self, request: TrainRequest) -> JobStatus:
-        """Start ``python -m mlops.training`` on a copy of the data; the same run id gives the same job."""
+        """Start ``python -m training`` on a copy of the data; the same run id gives the same job."""
         job_id = f"{request.model}-{short_hash(request.run_id or request.data.url + request.data.etag)}"
         job_dir = self.jobs_dir / job_id
         if (job_dir / "request.json").exists():
@@ -127,7 +127,7 @@ class LocalPlatform:
         (job_dir / "request.json").write_text(json.dumps(spec))
         log_file = (job_dir / "job.log").open("ab")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        proc = subprocess.Popen([sys.executable, "-m", "mlops.training", str(job_dir)], stdout=log_file,
+        proc = subprocess.Popen([sys.executable, "-m", "training", str(job_dir)], stdout=log_file,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log_file.close()
         (job_dir / "pid").write_text(str(proc.pid))
@@ -156,7 +156,7 @@ class LocalPlatform:
         import mlflow.sklearn
         import pandas as pd
 
-        from ..training.split import metrics, split
+        from training.split import metrics, split
 
         frame = pd.read_csv(io.BytesIO(self.read_data(data)))
         _, x_test, _, y_test = split(frame, label, test_fraction, seed)

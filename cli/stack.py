@@ -8,6 +8,7 @@ and the end-to-end tests.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -162,7 +163,7 @@ class Stack:
                                                        "--loose", "--silent"], base_env)
         # the key goes by environment: on a command line any local user could read it (ps), and a key
         # starting with "-" would be taken for an option
-        info.pids["gateway"] = self._spawn("gateway", [sys.executable, "-m", "mlops.gateway", "--port",
+        info.pids["gateway"] = self._spawn("gateway", [sys.executable, "-m", "gateway", "--port",
                                                        str(info.gateway_port), "--state-dir",
                                                        str(self.state_dir / "gateway")],
                                            {**base_env, "MLOPS_GATEWAY_KEY": info.gateway_key})
@@ -256,3 +257,14 @@ def call(info: StackInfo, method: str, path: str, **kwargs: Any) -> requests.Res
     headers = {"x-functions-key": info.function_key, **kwargs.pop("headers", {})}
     return requests.request(method, f"{info.devhost_url}/api/{path.lstrip('/')}", headers=headers,
                             timeout=kwargs.pop("timeout", 30), **kwargs)
+
+
+def _principal(name: str, *roles: str) -> str:
+    """An App Service authentication principal (X-MS-CLIENT-PRINCIPAL), base64 JSON with claims."""
+    claims = [{"typ": "name", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    return base64.b64encode(json.dumps({"auth_typ": "local", "claims": claims, "name_typ": "name",
+                                        "role_typ": "roles"}).encode()).decode()
+
+
+# Locally there is no App Service authentication: devhost signs every API call in as this operator.
+LOCAL_OPERATOR = {"DEVHOST_CLIENT_PRINCIPAL": _principal("local-operator", "mlops.operator")}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from .errors import SettingError
+from mlops.errors import SettingError
 
 Platform = Literal["local", "azureml"]
 Scope = Literal["all", "local", "azureml"]
