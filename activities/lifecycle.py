@@ -1,23 +1,18 @@
-"""Activities: thin adapters from JSON to one platform-port (or control-store) call each."""
+"""Activities: thin adapters. Each parses its contract (``mlops.contracts``), makes one port call, answers."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 
 from adapters import runtime
-from mlops import cleanup, telemetry
-from mlops.gates import validate_data as check_data
-from mlops.policy import Policy
-from mlops.ports import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
-from mlops.runs import (
+from mlops import cleanup, smoke, telemetry
+from mlops.contracts import (
     BEGIN_DEPLOYMENT,
-    CLEAN_UP,
+    DELETE_DEPLOYMENT,
     DEPLOYMENT_METRICS,
     EVALUATE_MODEL,
     GET_ALIAS,
@@ -25,10 +20,12 @@ from mlops.runs import (
     GET_OPERATION,
     GET_TRAFFIC,
     LOAD_POLICY,
-    QUEUE_RETRAIN,
+    NEWEST_DATA,
+    PLAN_CLEAN_UP,
+    QUEUE_REQUEST,
     RECORD_INCIDENT,
     REGISTER_MODEL,
-    RETRAIN,
+    SAMPLE_ROWS,
     SET_ALIAS,
     SET_TRAFFIC,
     SMOKE_TEST,
@@ -36,195 +33,223 @@ from mlops.runs import (
     TAG_VERSION,
     TAKE_PENDING,
     VALIDATE_DATA,
-    Request,
+    AliasChange,
+    CleanUpInput,
+    CleanUpPlan,
+    DeleteDeployment,
+    DeployInput,
+    EndpointRef,
+    EvaluateInput,
+    Evaluation,
+    FoundVersion,
+    Incident,
+    JobRef,
+    MetricsQuery,
+    ModelRef,
+    NewestData,
+    OperationRef,
+    PendingRequest,
+    Queued,
+    RegisterInput,
+    Sample,
+    SampleInput,
+    SmokeInput,
+    SmokeResult,
+    TrafficChange,
+    TrafficState,
+    ValidateInput,
+    ValidationResult,
+    VersionQuery,
+    VersionTags,
 )
+from mlops.errors import NotFoundError
+from mlops.gates import validate_data as check_data
+from mlops.policy import Policy
+from mlops.ports import DataRef, TrafficSplit, TrainRequest
+from mlops.runs import Request
 
 bp = df.Blueprint()
+Answer = dict[str, Any]
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-@bp.activity_trigger(input_name="model", activity=LOAD_POLICY)
-def load_policy_activity(model: str) -> dict[str, Any]:
+# -- policy and data ---------------------------------------------------------------------------
+@bp.activity_trigger(input_name="request", activity=LOAD_POLICY)
+def load_policy_activity(request: Answer) -> Answer:
     """The model's policy, validated, as a dict (with its hash)."""
-    return runtime.policy(model).to_dict()
+    return runtime.policy(ModelRef.from_dict(request).model).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=VALIDATE_DATA)
-def validate_data_activity(request: dict[str, Any]) -> dict[str, Any]:
+def validate_data_activity(request: Answer) -> Answer:
     """Read the landed file and check it against the policy's data rules."""
-    policy = Policy.from_dict(request["policy"])
-    raw = runtime.platform().read_data(DataRef.from_dict(request["data"]))
-    report = check_data(policy.data, policy.label, raw)
-    return {**report.to_dict(), "sha256": hashlib.sha256(raw).hexdigest()}
+    ask = ValidateInput.from_dict(request)
+    policy = Policy.from_dict(ask.policy)
+    raw = runtime.platform().read_data(ask.data)
+    return ValidationResult(check_data(policy.data, policy.label, raw), hashlib.sha256(raw).hexdigest()).to_dict()
 
 
+@bp.activity_trigger(input_name="request", activity=NEWEST_DATA)
+def newest_data_activity(request: Answer) -> Answer:
+    """The newest data file landed for the model (none: ``data`` is null)."""
+    model = ModelRef.from_dict(request).model
+    return NewestData(runtime.landing().newest(model, runtime.policy(model).data.allowed_suffixes)).to_dict()
+
+
+@bp.activity_trigger(input_name="request", activity=SAMPLE_ROWS)
+def sample_rows_activity(request: Answer) -> Answer:
+    """The first rows of a data file, without the label, as scoring requests."""
+    ask = SampleInput.from_dict(request)
+    return Sample(smoke.sample_rows(runtime.platform().read_data(DataRef(url=ask.url)), ask.label, ask.rows)).to_dict()
+
+
+# -- training and registry ---------------------------------------------------------------------
 @bp.activity_trigger(input_name="request", activity=SUBMIT_TRAINING)
-def submit_training_activity(request: dict[str, Any]) -> dict[str, Any]:
+def submit_training_activity(request: Answer) -> Answer:
     """Start the training job (idempotent for the same run id)."""
     return runtime.platform().submit_training(TrainRequest.from_dict(request)).to_dict()
 
 
-@bp.activity_trigger(input_name="job_id", activity=GET_JOB)
-def get_job_activity(job_id: str) -> dict[str, Any]:
+@bp.activity_trigger(input_name="request", activity=GET_JOB)
+def get_job_activity(request: Answer) -> Answer:
     """Poll the training job."""
-    return runtime.platform().get_job(job_id).to_dict()
+    return runtime.platform().get_job(JobRef.from_dict(request).job_id).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=EVALUATE_MODEL)
-def evaluate_activity(request: dict[str, Any]) -> dict[str, float]:
+def evaluate_activity(request: Answer) -> Answer:
     """Metrics of one model on the held-out split of the data."""
-    return runtime.platform().evaluate(request["model_uri"], DataRef.from_dict(request["data"]), request["label"],
-                                       float(request["test_fraction"]), int(request["seed"]))
+    ask = EvaluateInput.from_dict(request)
+    return Evaluation(runtime.platform().evaluate(ask.model_uri, ask.data, ask.label, ask.test_fraction,
+                                                  ask.seed)).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=GET_ALIAS)
-def get_alias_activity(request: dict[str, Any]) -> dict[str, Any] | None:
-    """A version by alias (``champion``, ``previous``) or by number; None if there is none."""
+def get_alias_activity(request: Answer) -> Answer:
+    """A version by alias (``champion``, ``previous``) or by number; ``version`` null if there is none."""
+    ask = VersionQuery.from_dict(request)
     platform = runtime.platform()
-    if request.get("version"):
-        from mlops.errors import NotFoundError
-
+    if ask.version:
         try:
-            return platform.get_model_version(request["model"], str(request["version"])).to_dict()
+            return FoundVersion(platform.get_model_version(ask.model, ask.version)).to_dict()
         except NotFoundError:
-            return None
-    found = platform.get_alias(request["model"], request["alias"])
-    return None if found is None else found.to_dict()
+            return FoundVersion(None).to_dict()
+    return FoundVersion(platform.get_alias(ask.model, ask.alias or "")).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=REGISTER_MODEL)
-def register_activity(request: dict[str, Any]) -> dict[str, Any]:
+def register_activity(request: Answer) -> Answer:
     """Register the trained model with lineage tags (announces ModelRegistered)."""
-    job = JobStatus.from_dict(request["job"])
-    version = runtime.platform().register_model(request["model"], job, request["tags"])
-    telemetry.emit("ModelRegistered", model=version.name, version=version.version, run_id=request["tags"].get("run_id"))
+    ask = RegisterInput.from_dict(request)
+    version = runtime.platform().register_model(ask.model, ask.job, ask.tags)
+    telemetry.emit("ModelRegistered", model=version.name, version=version.version, run_id=ask.tags.get("run_id"))
     return version.to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=SET_ALIAS)
-def set_alias_activity(request: dict[str, Any]) -> None:
+def set_alias_activity(request: Answer) -> None:
     """Point an alias at a version."""
-    runtime.platform().set_alias(request["model"], request["alias"], str(request["version"]))
+    ask = AliasChange.from_dict(request)
+    runtime.platform().set_alias(ask.model, ask.alias, ask.version)
 
 
 @bp.activity_trigger(input_name="request", activity=TAG_VERSION)
-def tag_version_activity(request: dict[str, Any]) -> None:
+def tag_version_activity(request: Answer) -> None:
     """Add tags to a version."""
-    runtime.platform().set_version_tags(request["model"], str(request["version"]), request["tags"])
+    ask = VersionTags.from_dict(request)
+    runtime.platform().set_version_tags(ask.model, ask.version, ask.tags)
 
 
+# -- serving -----------------------------------------------------------------------------------
 @bp.activity_trigger(input_name="request", activity=BEGIN_DEPLOYMENT)
-def begin_deployment_activity(request: dict[str, Any]) -> dict[str, Any]:
+def begin_deployment_activity(request: Answer) -> Answer:
     """Start creating a deployment at 0 % traffic."""
-    model = ModelVersion.from_dict(request["model"])
-    return runtime.platform().begin_deployment(request["endpoint"], request["deployment"], model).to_dict()
+    ask = DeployInput.from_dict(request)
+    return runtime.platform().begin_deployment(ask.endpoint, ask.deployment, ask.version).to_dict()
 
 
-@bp.activity_trigger(input_name="operation_id", activity=GET_OPERATION)
-def get_operation_activity(operation_id: str) -> dict[str, Any]:
+@bp.activity_trigger(input_name="request", activity=GET_OPERATION)
+def get_operation_activity(request: Answer) -> Answer:
     """Poll a long-running operation."""
-    return runtime.platform().get_operation(operation_id).to_dict()
+    return runtime.platform().get_operation(OperationRef.from_dict(request).operation_id).to_dict()
 
 
-@bp.activity_trigger(input_name="endpoint", activity=GET_TRAFFIC)
-def get_traffic_activity(endpoint: str) -> dict[str, Any]:
+@bp.activity_trigger(input_name="request", activity=GET_TRAFFIC)
+def get_traffic_activity(request: Answer) -> Answer:
     """The endpoint's live split."""
-    return {**runtime.platform().get_traffic(endpoint).to_dict(), "read_at": _now()}
+    split = runtime.platform().get_traffic(EndpointRef.from_dict(request).endpoint)
+    return TrafficState(split.traffic, split.mirror_traffic, _now()).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=SET_TRAFFIC)
-def set_traffic_activity(request: dict[str, Any]) -> dict[str, Any]:
-    """Replace the split; ``applied_at`` is the platform-side time metrics windows start from."""
-    split = TrafficSplit(traffic={k: int(v) for k, v in request["traffic"].items()},
-                         mirror_traffic={k: int(v) for k, v in request.get("mirror_traffic", {}).items()})
-    applied = runtime.platform().set_traffic(request["endpoint"], split)
-    telemetry.emit("TrafficChanged", model=request.get("model", request["endpoint"]), endpoint=request["endpoint"],
-                   traffic=applied.traffic, mirror=applied.mirror_traffic)
-    return {**applied.to_dict(), "applied_at": _now()}
+def set_traffic_activity(request: Answer) -> Answer:
+    """Replace the split; ``at`` is the platform-side time metrics windows start from."""
+    ask = TrafficChange.from_dict(request)
+    applied = runtime.platform().set_traffic(ask.endpoint, TrafficSplit(ask.traffic, ask.mirror_traffic))
+    telemetry.emit("TrafficChanged", model=ask.model, endpoint=ask.endpoint, traffic=applied.traffic,
+                   mirror=applied.mirror_traffic)
+    return TrafficState(applied.traffic, applied.mirror_traffic, _now()).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=SMOKE_TEST)
-def smoke_test_activity(request: dict[str, Any]) -> dict[str, Any]:
-    """Score sample rows from the model's own training data straight on the new deployment."""
-    platform = runtime.platform()
-    model = request["model"]
-    deployment = request["deployment"]
-    version = deployment.rsplit("-v", 1)[-1]
-    mv = platform.get_model_version(model, version)
-    policy = runtime.policy(model)
-    rows = list(csv.DictReader(io.StringIO(platform.read_data(DataRef(url=mv.tags["data_url"])).decode())))
-    sample = [{k: _number(v) for k, v in row.items() if k != policy.label} for row in rows[: int(request["requests"])]]
+def smoke_test_activity(request: Answer) -> Answer:
+    """Score the sample rows straight on the new deployment; a failed call is the finding, not an error."""
+    ask = SmokeInput.from_dict(request)
     try:
-        predictions = platform.score(request["endpoint"], deployment, sample)
-    except Exception as exc:  # a broken deployment is the finding, not a crash of the activity
-        return {"passed": False, "reason": f"{type(exc).__name__}: {exc}", "requests": len(sample)}
-    if len(predictions) != len(sample):
-        return {"passed": False, "reason": f"{len(predictions)} answers for {len(sample)} rows",
-                "requests": len(sample)}
-    return {"passed": True, "reason": "", "requests": len(sample)}
-
-
-def _number(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            continue
-    return value
+        answers: list[Any] | None = runtime.platform().score(ask.endpoint, ask.deployment, ask.rows)
+        error = ""
+    except Exception as exc:  # a broken deployment is what a smoke test is for
+        answers, error = None, f"{type(exc).__name__}: {exc}"
+    passed, reason = smoke.verdict(len(ask.rows), answers, error)
+    return SmokeResult(passed, reason, len(ask.rows)).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=DEPLOYMENT_METRICS)
-def deployment_metrics_activity(request: dict[str, Any]) -> dict[str, Any]:
-    """Health numbers of one deployment from ``start`` until now."""
-    metrics = runtime.platform().deployment_metrics(request["endpoint"], request["deployment"], request["start"],
-                                                    request.get("end") or _now())
-    return {**metrics.to_dict(), "error_rate": metrics.error_rate}
+def deployment_metrics_activity(request: Answer) -> Answer:
+    """Health numbers of one deployment from ``start`` until ``end`` (or now)."""
+    ask = MetricsQuery.from_dict(request)
+    return runtime.platform().deployment_metrics(ask.endpoint, ask.deployment, ask.start, ask.end or _now()).to_dict()
 
 
-@bp.activity_trigger(input_name="model", activity=TAKE_PENDING)
-def take_pending_activity(model: str) -> dict[str, Any] | None:
+# -- the lifecycle's own bookkeeping -----------------------------------------------------------
+@bp.activity_trigger(input_name="request", activity=TAKE_PENDING)
+def take_pending_activity(request: Answer) -> Answer:
     """Take the model's most urgent pending request."""
-    request = runtime.control().take_request(model)
-    return None if request is None else request.to_dict()
+    taken = runtime.control().take_request(ModelRef.from_dict(request).model)
+    return PendingRequest(None if taken is None else taken.to_dict()).to_dict()
 
 
-@bp.activity_trigger(input_name="incident", activity=RECORD_INCIDENT)
-def record_incident_activity(incident: dict[str, Any]) -> None:
+@bp.activity_trigger(input_name="request", activity=QUEUE_REQUEST)
+def queue_request_activity(request: Answer) -> Answer:
+    """Queue a lifecycle request (a duplicate dedup key is dropped)."""
+    return Queued(runtime.control().put_request(Request.from_dict(request))).to_dict()
+
+
+@bp.activity_trigger(input_name="request", activity=RECORD_INCIDENT)
+def record_incident_activity(request: Answer) -> None:
     """Append an incident to the model's log."""
-    runtime.control().record_incident(incident)
-    telemetry.emit("RolledBack", model=incident["model"], version=incident["to_version"], run_id=incident["run_id"],
-                   from_version=incident["from_version"], reason=incident["reason"])
+    incident = Incident.from_dict(request)
+    runtime.control().record_incident(incident.to_dict())
+    telemetry.emit("RolledBack", model=incident.model, version=incident.to_version, run_id=incident.run_id,
+                   from_version=incident.from_version, reason=incident.reason)
 
 
-@bp.activity_trigger(input_name="request", activity=QUEUE_RETRAIN)
-def queue_retrain_activity(request: dict[str, Any]) -> dict[str, Any] | None:
-    """Queue a retrain on the newest data file landed for the model (None if there is none)."""
-    model = request["model"]
-    data = runtime.newest_landed(model, runtime.policy(model).data.allowed_suffixes)
-    if data is None:
-        return None
-    queued = Request(kind=RETRAIN, model=model, dedup_key=f"after:{request['after']}", payload={"data": data},
-                     requested_by="rollback")
-    runtime.control().put_request(queued)
-    return queued.to_dict()
+@bp.activity_trigger(input_name="request", activity=PLAN_CLEAN_UP)
+def plan_clean_up_activity(request: Answer) -> Answer:
+    """The model's deployments whose rollback window ended or whose version was turned down (reads only)."""
+    ask = CleanUpInput.from_dict(request)
+    endpoint = runtime.policy(ask.model).release.endpoint
+    removals = cleanup.plan(runtime.platform(), ask.model, endpoint, datetime.fromisoformat(ask.now))
+    return CleanUpPlan(ask.model, endpoint, removals).to_dict()
 
 
-@bp.activity_trigger(input_name="request", activity=CLEAN_UP)
-def clean_up_activity(request: dict[str, Any]) -> list[dict[str, str]]:
-    """Delete the model's deployments whose rollback window ended or whose version was turned down.
-
-    ``request``: model, and now (the orchestration's clock). Returns what was deleted, and why.
-    """
-    model = request["model"]
-    policy = runtime.policy(model)
-    platform = runtime.platform()
-    removed = []
-    for removal in cleanup.plan(platform, model, policy.release.endpoint, datetime.fromisoformat(request["now"])):
-        platform.delete_deployment(policy.release.endpoint, removal.deployment)
-        telemetry.emit("DeploymentDeleted", model=model, version=removal.version, deployment=removal.deployment,
-                       reason=removal.reason)
-        removed.append({"deployment": removal.deployment, "version": removal.version, "reason": removal.reason})
-    return removed
+@bp.activity_trigger(input_name="request", activity=DELETE_DEPLOYMENT)
+def delete_deployment_activity(request: Answer) -> None:
+    """Delete one deployment the clean-up plan named."""
+    ask = DeleteDeployment.from_dict(request)
+    runtime.platform().delete_deployment(ask.endpoint, ask.removal.deployment)
+    telemetry.emit("DeploymentDeleted", model=ask.model, version=ask.removal.version,
+                   deployment=ask.removal.deployment, reason=ask.removal.reason)

@@ -27,14 +27,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway import traffic as split_rules  # Azure ML's split rules, shared with the local gateway
 from mlops.errors import NotFoundError, PlatformError
 from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
 
-log = logging.getLogger("adapters.azureml")
+log = logging.getLogger("mlops.platform.azureml")
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
-MAX_MIRROR_PERCENT = 50
 ALIAS_TAG = "alias.{}"
 
 # Azure ML job statuses -> the port's states.
@@ -70,21 +70,11 @@ class AzureMLConfig:
 
 
 def validate_split(deployments: set[str], split: TrafficSplit) -> None:
-    """Azure ML's rules for traffic and mirror traffic, checked before anything is sent."""
-    for name in list(split.traffic) + list(split.mirror_traffic):
-        if name not in deployments:
-            raise PlatformError(f"deployment {name}", "does not exist on the endpoint")
-    total = sum(split.traffic.values())
-    if split.traffic and total not in (0, 100):
-        raise PlatformError("traffic", f"must add up to 100, got {total}")
-    mirrored = {k: v for k, v in split.mirror_traffic.items() if v > 0}
-    if len(mirrored) > 1:
-        raise PlatformError("mirror_traffic", "may name at most one deployment")
-    for name, pct in mirrored.items():
-        if pct > MAX_MIRROR_PERCENT:
-            raise PlatformError("mirror_traffic", f"at most {MAX_MIRROR_PERCENT} %, got {pct} for {name}")
-        if split.traffic.get(name, 0) > 0:
-            raise PlatformError(f"deployment {name}", "cannot take live and mirrored traffic at once")
+    """Azure ML's rules for traffic and mirror traffic (``gateway.traffic``), checked before anything is sent."""
+    try:
+        split_rules.validate_split(deployments, split.traffic, split.mirror_traffic)
+    except split_rules.SplitError as exc:
+        raise PlatformError(exc.field, exc.message) from exc
 
 
 class AzureMLPlatform:
@@ -209,16 +199,9 @@ class AzureMLPlatform:
 
         Loads the model through MLflow on the workspace's tracking URI (azureml-mlflow in Azure).
         """
-        import io
+        from training.evaluate import evaluate_csv
 
-        import mlflow.sklearn
-        import pandas as pd
-
-        from training.split import metrics, split
-
-        frame = pd.read_csv(io.BytesIO(self.read_data(data)))
-        _, x_test, _, y_test = split(frame, label, test_fraction, seed)
-        return metrics(mlflow.sklearn.load_model(model_uri), x_test, y_test)
+        return evaluate_csv(model_uri, self.read_data(data), label, test_fraction, seed)
 
     # -- registry --------------------------------------------------------------------------
     def _version(self, model: Any) -> ModelVersion:
@@ -373,7 +356,13 @@ class AzureMLPlatform:
                                  latency_p95_ms=values.get("RequestLatency_P95", 0.0),
                                  latency_p99_ms=values.get("RequestLatency_P99", 0.0))
 
-    def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
-        """Not available without Azure ML's model data collector; drift then comes from Azure ML's own
-        DatasetDriftDetected events instead of the app's monitor."""
+    def recent_inputs(self, endpoint: str, deployment: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
+        """Not available yet: deployments get no model data collector, so there are no logged inputs; drift
+        then comes from Azure ML's own DatasetDriftDetected events instead of the app's monitor."""
         return []
+
+    def baseline(self, model: str, version: str) -> list[dict[str, Any]]:
+        """Not available yet: the Azure ML training job records no baseline sample."""
+        raise NotFoundError(f"baseline of {model} v{version}",
+                            "the Azure ML platform records no training baseline yet; drift comes from Azure ML's "
+                            "DatasetDriftDetected events")

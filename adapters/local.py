@@ -23,31 +23,11 @@ from mlops.errors import NotFoundError, PlatformError
 from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
 from mlops.runs import short_hash
 
-log = logging.getLogger("adapters.local")
+from .eventgrid import TopicPublisher
+
+log = logging.getLogger("mlops.platform.local")
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class ModelEventPublisher:
-    """Publishes ModelRegistered to an Event Grid custom topic (devhost's locally)."""
-
-    def __init__(self, endpoint: str, key: str) -> None:
-        from azure.core.credentials import AzureKeyCredential
-        from azure.eventgrid import EventGridPublisherClient
-
-        self.client = EventGridPublisherClient(endpoint, AzureKeyCredential(key))
-
-    def model_registered(self, mv: ModelVersion) -> None:
-        """Send the event in Azure ML's shape (modelName, modelVersion, modelTags, modelProperties)."""
-        from azure.eventgrid import EventGridEvent, SystemEventNames
-
-        event = EventGridEvent(
-            subject=f"models/{mv.name}:{mv.version}",
-            event_type=SystemEventNames.MachineLearningServicesModelRegisteredEventName.value,
-            data={"modelName": mv.name, "modelVersion": mv.version, "modelTags": mv.tags, "modelProperties": {}},
-            data_version="2",
-        )
-        self.client.send([event])
 
 
 class LocalPlatform:
@@ -55,7 +35,7 @@ class LocalPlatform:
 
     def __init__(self, state_dir: Path, blob_service: Any = None, tracking_uri: str | None = None,
                  gateway_url: str = "http://127.0.0.1:7081", gateway_key: str | None = None,
-                 publisher: ModelEventPublisher | None = None) -> None:
+                 publisher: TopicPublisher | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.jobs_dir = self.state_dir / "jobs"
@@ -83,7 +63,7 @@ class LocalPlatform:
         """Build from adapters.settings.Settings."""
         publisher = None
         if settings.eventgrid_topic_endpoint and settings.eventgrid_topic_key:
-            publisher = ModelEventPublisher(settings.eventgrid_topic_endpoint, settings.eventgrid_topic_key)
+            publisher = TopicPublisher(settings.eventgrid_topic_endpoint, settings.eventgrid_topic_key)
         return cls(Path(settings.state_dir), blob_service, settings.mlflow_tracking_uri, settings.gateway_url,
                    settings.gateway_key, publisher)
 
@@ -151,16 +131,9 @@ class LocalPlatform:
 
     def evaluate(self, model_uri: str, data: DataRef, label: str, test_fraction: float, seed: int) -> dict[str, float]:
         """Metrics on the held-out split (the same split training used)."""
-        import io
+        from training.evaluate import evaluate_csv
 
-        import mlflow.sklearn
-        import pandas as pd
-
-        from training.split import metrics, split
-
-        frame = pd.read_csv(io.BytesIO(self.read_data(data)))
-        _, x_test, _, y_test = split(frame, label, test_fraction, seed)
-        return metrics(mlflow.sklearn.load_model(model_uri), x_test, y_test)
+        return evaluate_csv(model_uri, self.read_data(data), label, test_fraction, seed)
 
     # -- registry --------------------------------------------------------------------------
     def _version(self, mv: Any, aliases: list[str] | None = None) -> ModelVersion:
@@ -224,10 +197,12 @@ class LocalPlatform:
             client.set_model_version_tag(model, version, key, str(value))
 
     def baseline(self, model: str, version: str) -> list[dict[str, Any]]:
-        """The training baseline sample (features and predictions) of a version."""
+        """See Platform: the sample the training job wrote beside the model."""
         mv = self.get_model_version(model, version)
-        run_dir = Path(unquote(urlparse(mv.model_uri).path)).parent
-        return list(json.loads((run_dir / "baseline.json").read_text()))
+        path = Path(unquote(urlparse(mv.model_uri).path)).parent / "baseline.json"
+        if not path.is_file():
+            raise NotFoundError(f"baseline of {model} v{version}", f"the training job wrote none at {path}")
+        return list(json.loads(path.read_text()))
 
     # -- serving (the local scoring gateway) -------------------------------------------------
     def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
@@ -262,9 +237,11 @@ class LocalPlatform:
         """See Platform."""
         return self.gateway.deployment_metrics(endpoint, deployment, start, end)
 
-    def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
-        """See Platform."""
-        return self.gateway.recent_inputs(endpoint, start, end, limit)
+    def recent_inputs(self, endpoint: str, deployment: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
+        """See Platform. The gateway's request log names the deployment that answered each row."""
+        rows = self.gateway.recent_inputs(endpoint, start, end, limit)
+        return [{k: v for k, v in r.items() if k != "__deployment__"} for r in rows
+                if r.get("__deployment__", deployment) == deployment]
 
 
 @contextlib.contextmanager

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
 
 from mlops.control import ControlStore
-from mlops.events import not_data
 from mlops.policy import Policy
-from mlops.ports import Platform
+from mlops.ports import Landing, Platform
 
 from .control_store import BlobControlStore
+from .landing import BlobLanding
 from .policies import load_policy, policy_models
 from .settings import Settings, load_settings
 
-log = logging.getLogger("adapters.runtime")
+log = logging.getLogger("mlops.runtime")
 
 CONTROL_CONTAINER = "mlops-control"
 
@@ -72,16 +71,7 @@ def control() -> ControlStore:
     return BlobControlStore(blob_service().get_container_client(CONTROL_CONTAINER))
 
 
-def newest_landed(model: str, allowed_suffixes: tuple[str, ...]) -> dict[str, Any] | None:
-    """The newest data file landed for the model, as a retrain's ``data`` (None if there is none).
-
-    What counts as data is what the BlobCreated trigger accepts (``mlops.events.not_data``).
-    """
-    container = blob_service().get_container_client(settings().landing_container)
-    blobs = [b for b in container.list_blobs(name_starts_with=f"{model}/")
-             if not_data(b.name, int(b.size or 0), allowed_suffixes) is None]
-    if not blobs:
-        return None
-    newest = max(blobs, key=lambda b: b.last_modified)
-    return {"url": f"{container.url.rstrip('/')}/{newest.name}", "etag": newest.etag,
-            "content_length": int(newest.size)}
+@functools.cache
+def landing() -> Landing:
+    """The landing container (MLOPS_LANDING_CONTAINER) in the app's storage account."""
+    return BlobLanding(blob_service().get_container_client(settings().landing_container))

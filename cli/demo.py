@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .sampledata import generate, scoring_rows, to_csv_bytes
-from .stack import LOCAL_OPERATOR, Stack, StackInfo, call
+from .stack import LANDING_CONTAINER, LOCAL_OPERATOR, Stack, StackInfo, call
 
 MODEL = "credit"
 
@@ -169,7 +169,8 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
     traffic = Traffic(info, "scoring")
     try:
         def land(name: str, content: bytes) -> Callable[[], None]:
-            return lambda: blobs.get_blob_client("landing", f"{MODEL}/{name}").upload_blob(content, overwrite=True)
+            blob = blobs.get_blob_client(LANDING_CONTAINER, f"{MODEL}/{name}")
+            return lambda: blob.upload_blob(content, overwrite=True)
 
         story.step("1. first data lands: train, gate, register v1", "retrain",
                    lambda r: r["status"] == "Completed", 180,
@@ -214,7 +215,7 @@ def _blobs(info: StackInfo) -> Any:
 
     service = BlobServiceClient.from_connection_string(info.storage)
     try:
-        service.create_container("landing")
+        service.create_container(LANDING_CONTAINER)
     except ResourceExistsError:
         pass
     return service

@@ -16,7 +16,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from .stack import LOCAL_OPERATOR, Stack, StackError, StackInfo, call
+from .stack import LANDING_CONTAINER, LOCAL_OPERATOR, Stack, StackError, StackInfo, call
 
 # a log or a pipe has no width: rich would wrap at 80 columns and cut run ids; 120 keeps tables whole
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -93,7 +93,7 @@ def land(state: Path, file: Path, model: str, name: str | None) -> None:
     from azure.storage.blob import BlobServiceClient
 
     info = _info(state)
-    blob = BlobServiceClient.from_connection_string(info.storage).get_blob_client("landing",
+    blob = BlobServiceClient.from_connection_string(info.storage).get_blob_client(LANDING_CONTAINER,
                                                                                   f"{model}/{name or file.name}")
     blob.upload_blob(file.read_bytes(), overwrite=True)
     console.print(f"landed {file} as {blob.url}")
@@ -140,31 +140,20 @@ def _action(state: Path, run_id: str, action: str, reason: str) -> None:
     console.print(f"{action} sent to {run_id} (audit {body['audit']})")
 
 
-@main.command()
-@click.argument("run_id")
-@click.option("--reason", default="", help="Recorded in the audit trail.")
-@click.pass_obj
-def approve(state: Path, run_id: str, reason: str) -> None:
-    """Approve a run waiting at its approval gate."""
-    _action(state, run_id, "approve", reason)
+def _run_action_command(action: str, help_text: str) -> None:
+    """Register ``mlops <action> RUN_ID --reason ...``: send the action to the run (operator role, audited)."""
+    @main.command(name=action, help=help_text)
+    @click.argument("run_id")
+    @click.option("--reason", default="", help="Recorded in the audit trail.")
+    @click.pass_obj
+    def command(state: Path, run_id: str, reason: str) -> None:
+        _action(state, run_id, action, reason)
 
 
-@main.command()
-@click.argument("run_id")
-@click.option("--reason", default="", help="Recorded in the audit trail.")
-@click.pass_obj
-def reject(state: Path, run_id: str, reason: str) -> None:
-    """Reject a run waiting at its approval gate."""
-    _action(state, run_id, "reject", reason)
-
-
-@main.command()
-@click.argument("run_id")
-@click.option("--reason", default="", help="Recorded in the audit trail.")
-@click.pass_obj
-def abort(state: Path, run_id: str, reason: str) -> None:
-    """Abort a release (traffic goes back to the champion)."""
-    _action(state, run_id, "abort", reason)
+for _action_name, _help in (("approve", "Approve a run waiting at its approval gate."),
+                            ("reject", "Reject a run waiting at its approval gate."),
+                            ("abort", "Abort a release (traffic goes back to the champion).")):
+    _run_action_command(_action_name, _help)
 
 
 @main.command()

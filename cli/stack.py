@@ -31,6 +31,8 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 TOPIC = "mlops"
 
+LANDING_CONTAINER = "landing"  # where the local stack's app watches for data (MLOPS_LANDING_CONTAINER)
+
 
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
@@ -110,7 +112,7 @@ class Stack:
             "MLOPS_PLATFORM": "local",
             "MLOPS_STATE_DIR": str(self.state_dir / "mlops"),
             "MLOPS_POLICY_DIR": str(self.policy_dir),
-            "MLOPS_LANDING_CONTAINER": "landing",
+            "MLOPS_LANDING_CONTAINER": LANDING_CONTAINER,
             "MLOPS_GATEWAY_URL": info.gateway_url,
             "MLOPS_GATEWAY_KEY": info.gateway_key,
             "MLOPS_EVENTGRID_TOPIC_ENDPOINT": info.topic_endpoint,

@@ -11,6 +11,7 @@ import functools
 import logging
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 from azure.functions import meta
@@ -23,6 +24,34 @@ from .history import EventType, event
 from .orchestration import Activity
 
 log = logging.getLogger("devhost.activities")
+
+
+def decode_input(activity: Activity) -> Any:
+    """The activity's input as its function receives it, decoded as the Python worker does."""
+    if activity.input is None:
+        return None
+    return ActivityTriggerConverter.decode(meta.Datum(activity.input, "json"), trigger_metadata=None)
+
+
+def encode_output(value: Any) -> str:
+    """An activity's return value as the JSON text of its TaskCompleted result."""
+    return str(ActivityTriggerConverter.encode(value, expected_type=None).value)
+
+
+def task_completed(activity: Activity, result: str, at: datetime) -> dict[str, Any]:
+    """The TaskCompleted event for the activity's task."""
+    return event(EventType.TASK_COMPLETED, -1, at, TaskScheduledId=activity.task_id, Result=result)
+
+
+def task_failed(activity: Activity, reason: str, details: str, at: datetime) -> dict[str, Any]:
+    """The TaskFailed event for the activity's task."""
+    return event(EventType.TASK_FAILED, -1, at, TaskScheduledId=activity.task_id, Reason=reason, Details=details)
+
+
+def task_raised(activity: Activity, exc: Exception, at: datetime) -> dict[str, Any]:
+    """The TaskFailed event for an activity function that raised ``exc``, as Azure reports it."""
+    return task_failed(activity, f"Activity function '{activity.name}' failed: {type(exc).__name__}: {exc}",
+                       "".join(traceback.format_exception(exc)), at)
 
 
 class ActivityRunner:
@@ -60,23 +89,19 @@ class ActivityRunner:
             return self._failed(activity, f"The function '{activity.name}' doesn't exist, is disabled, or is not "
                                           "an activity function.", "")
         try:
-            arg = ActivityTriggerConverter.decode(meta.Datum(activity.input, "json"), trigger_metadata=None) \
-                if activity.input is not None else None
-            kwargs = {fn.trigger_param: arg}
+            kwargs = {fn.trigger_param: decode_input(activity)}
             if fn.is_async:
                 value = await fn.func(**kwargs)
             else:
                 value = await self.loop.run_in_executor(self._pool, functools.partial(fn.func, **kwargs))
-            result = ActivityTriggerConverter.encode(value, expected_type=None).value
+            result = encode_output(value)
         except Exception as exc:  # the user's activity raised: it becomes TaskFailed, as in Azure
             log.info("activity %s failed for %s: %s", activity.name, activity.instance_id, exc)
-            return self._failed(activity, f"Activity function '{activity.name}' failed: {type(exc).__name__}: {exc}",
-                                "".join(traceback.format_exception(exc)))
-        return event(EventType.TASK_COMPLETED, -1, self.clock.now(), TaskScheduledId=activity.task_id, Result=result)
+            return task_raised(activity, exc, self.clock.now())
+        return task_completed(activity, result, self.clock.now())
 
     def _failed(self, activity: Activity, reason: str, details: str) -> dict[str, Any]:
-        return event(EventType.TASK_FAILED, -1, self.clock.now(), TaskScheduledId=activity.task_id, Reason=reason,
-                     Details=details)
+        return task_failed(activity, reason, details, self.clock.now())
 
     async def close(self) -> None:
         """Stop taking work; running activities are abandoned (they run again after a restart)."""

@@ -99,14 +99,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_module(app_path: Path) -> Any:
-    """Import the app module from its file, with its folder on ``sys.path`` (as the worker does)."""
+def load_module(app_path: Path, module_name: str | None = None) -> Any:
+    """Import the app module from its file, with its folder on ``sys.path`` (as the worker does).
+
+    The module is registered under ``module_name``, by default the file's stem as the worker
+    names it; another name lets two apps both called ``function_app.py`` live in one process.
+    """
     if not app_path.is_file():
         raise AppLoadError(f"app file not found: {app_path}")
     folder = str(app_path.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    module_name = app_path.stem
+    module_name = module_name or app_path.stem
     spec = importlib.util.spec_from_file_location(module_name, app_path)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"cannot import {app_path}")
@@ -133,9 +137,9 @@ def find_app(module: Any) -> FunctionRegister:
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
 
 
-def index_app(app_path: Path) -> FunctionIndex:
-    """Load the app and index every function by its trigger and bindings."""
-    module = load_module(app_path)
+def index_app(app_path: Path, module_name: str | None = None) -> FunctionIndex:
+    """Load the app (see ``load_module`` for ``module_name``) and index every function by its trigger and bindings."""
+    module = load_module(app_path, module_name)
     app = find_app(module)
     functions: dict[str, FunctionInfo] = {}
     for fn in app.get_functions():

@@ -37,7 +37,10 @@ from .orchestration import (
     Message,
     OrchestratorLookup,
     StartRequest,
-    select_batch,
+    activity_message,
+    new_instance,
+    next_batch,
+    split_stale,
 )
 from .store import Batch, Store
 
@@ -211,27 +214,17 @@ class Engine:
         if inst is None or inst.terminal:
             self._consume(batch, msgs)  # the instance is gone or finished: late messages are dropped
             return 0
-        current: list[Message] = []
-        stale: list[Message] = []
-        for m in msgs:
-            execution = m.body.get("ExecutionId")
-            (stale if execution and execution != inst.execution_id else current).append(m)
+        current, stale = split_stale(inst, msgs)
         self._consume(batch, stale)
         if inst.suspended:
             if current:
                 self._pending[instance_id] = current
             return 0
-        # ExecutionStarted opens the history, whatever arrived before it.
-        current.sort(key=lambda m: 0 if m.body.get("EventType") == EventType.EXECUTION_STARTED else 1)
-        if not inst.history and (not current or current[0].body.get("EventType") != EventType.EXECUTION_STARTED):
-            if current:
-                self._pending[instance_id] = current
-            return 0
-        chosen = select_batch(inst, current)
-        rest = current[len(chosen):]
+        chosen, rest = next_batch(inst, current)
         if rest:
             self._pending[instance_id] = rest
-            self._ready[instance_id] = None
+            if chosen:
+                self._ready[instance_id] = None
         if not chosen:
             return 0
         self._consume(batch, chosen)
@@ -259,7 +252,6 @@ class Engine:
 
     # -- starting instances ----------------------------------------------------------------
     def _new_instance(self, req: StartRequest, batch: Batch) -> Instance:
-        now = iso(self.clock.now())
         existing = self.instances.get(req.instance_id)
         if existing is not None and not existing.terminal:
             raise EngineError(409, f"An orchestration instance with the ID '{req.instance_id}' is already "
@@ -271,17 +263,11 @@ class Engine:
         if stored is not None:
             batch.deleted_instances.append(req.instance_id)
             batch.history_appends.pop(req.instance_id, None)
-        inst = Instance(
-            instance_id=req.instance_id, name=req.name, execution_id=uuid.uuid4().hex, status=PENDING,
-            input=req.input, created_at=now, updated_at=now, parent_id=req.parent_id,
-            parent_task_id=req.parent_task_id,
-        )
+        inst, started = new_instance(req, self.clock.now())
         self.instances[inst.instance_id] = inst
         self._pending.pop(inst.instance_id, None)
         batch.instances[inst.instance_id] = inst
-        started = event(EventType.EXECUTION_STARTED, -1, self.clock.now(), Name=req.name, Input=req.input, Version="",
-                        ParentInstanceId=req.parent_id)
-        batch.messages.append(Message(inst.instance_id, started, visible_at=now))
+        batch.messages.append(started)
         return inst
 
     def _start_sub(self, req: StartRequest, batch: Batch) -> None:
@@ -411,5 +397,4 @@ class Engine:
 
     def activity_message(self, activity: Activity, body: dict[str, Any], at: datetime) -> Message:
         """Wrap an activity's result event as a message for its instance."""
-        body["ExecutionId"] = activity.execution_id
-        return Message(activity.instance_id, body, visible_at=iso(at))
+        return activity_message(activity, body, at)

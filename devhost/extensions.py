@@ -3,26 +3,38 @@ queue, custom topics, the blob watcher and timer triggers.
 
 ``build_extensions(host)`` is what ``DevHost`` loads; each part has ``add_routes(app)``,
 ``async start()`` and ``async stop()``. Start order is queue, blob watcher, timers (stop is
-the reverse), so nothing is emitted before the queue can take it.
+the reverse), so nothing is emitted before the queue can take it. The host is seen through
+``EventHost``, the little of it the event sources use, so this module does not import the server.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from .app_loader import FunctionIndex
 from .blobwatch import BlobWatcher
-from .config import ConfigError
+from .clock import Clock
+from .config import ConfigError, HostConfig
 from .delivery import DeliveryQueue
 from .eventgrid_webhook import EventGridTrigger, EventGridWebhook
 from .subscriptions import BLOB, TOPIC, SubscriptionError, blob_connections, load_subscriptions
 from .timers import Timers
 from .topics import TopicEndpoint, topic_keys
 
-if TYPE_CHECKING:
-    from .server import DevHost
+
+class EventHost(Protocol):
+    """What the event sources need of the host (``devhost.server.DevHost`` is one)."""
+
+    config: HostConfig
+    index: FunctionIndex
+    clock: Clock
+
+    def client_binding_for(self, origin: str) -> str:
+        """The durableClient binding data, with URLs on ``origin``."""
+        ...
 
 
 @dataclass
@@ -79,7 +91,7 @@ class _Part:
 class _Status:
     """``GET /admin/devhost/eventgrid`` (master key): queue depth and counters."""
 
-    def __init__(self, host: DevHost, queue: DeliveryQueue, watcher: BlobWatcher | None,
+    def __init__(self, host: EventHost, queue: DeliveryQueue, watcher: BlobWatcher | None,
                  timers: Timers | None) -> None:
         self.host, self.queue, self.watcher, self.timers = host, queue, watcher, timers
 
@@ -95,7 +107,7 @@ class _Status:
                                   "timerInvocations": self.timers.fired if self.timers else {}})
 
 
-def build_extensions(host: DevHost) -> list[Any]:
+def build_extensions(host: EventHost) -> list[Any]:
     """The event components for this app and its subscriptions file."""
     cfg = host.config
     opts = EventOptions.from_settings(cfg.settings)
@@ -123,5 +135,4 @@ def build_extensions(host: DevHost) -> list[Any]:
     if timers.timers:
         parts.append(_Part(timers))
     parts.append(_Part(_Status(host, queue, watcher, timers if timers.timers else None)))
-    host.router = queue
     return parts

@@ -193,6 +193,45 @@ def select_batch(inst: Instance, messages: list[Message]) -> list[Message]:
     return batch
 
 
+def split_stale(inst: Instance, messages: list[Message]) -> tuple[list[Message], list[Message]]:
+    """(current, stale): messages stamped with an earlier execution (before continue_as_new) are stale."""
+    current: list[Message] = []
+    stale: list[Message] = []
+    for msg in messages:
+        execution = msg.body.get("ExecutionId")
+        (stale if execution and execution != inst.execution_id else current).append(msg)
+    return current, stale
+
+
+def next_batch(inst: Instance, messages: list[Message]) -> tuple[list[Message], list[Message]]:
+    """(deliver now, hold back) among an instance's current messages."""
+    # ExecutionStarted opens the history, whatever arrived before it.
+    ordered = sorted(messages, key=lambda m: 0 if m.body.get("EventType") == EventType.EXECUTION_STARTED else 1)
+    if not inst.history and (not ordered or ordered[0].body.get("EventType") != EventType.EXECUTION_STARTED):
+        return [], ordered
+    chosen = select_batch(inst, ordered)
+    return chosen, ordered[len(chosen):]
+
+
+def new_instance(req: StartRequest, now: datetime) -> tuple[Instance, Message]:
+    """A Pending instance for the request, and the ExecutionStarted message that starts it."""
+    at = iso(now)
+    inst = Instance(
+        instance_id=req.instance_id, name=req.name, execution_id=uuid.uuid4().hex, status=PENDING,
+        input=req.input, created_at=at, updated_at=at, parent_id=req.parent_id,
+        parent_task_id=req.parent_task_id,
+    )
+    started = event(EventType.EXECUTION_STARTED, -1, now, Name=req.name, Input=req.input, Version="",
+                    ParentInstanceId=req.parent_id)
+    return inst, Message(inst.instance_id, started, visible_at=at)
+
+
+def activity_message(activity: Activity, body: dict[str, Any], at: datetime) -> Message:
+    """Wrap an activity's result event as a message for its instance (stamped with its execution)."""
+    body["ExecutionId"] = activity.execution_id
+    return Message(activity.instance_id, body, visible_at=iso(at))
+
+
 def _retry_delay(entry: dict[str, Any]) -> timedelta:
     # The Python SDK's RetryOptions carries only the first interval and the attempt count, so the
     # backoff coefficient is DTFx's default of 1: every retry waits the first interval.

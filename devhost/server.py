@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +25,7 @@ from .clock import Clock
 from .config import HostConfig
 from .durable_http import PUBLIC_PREFIX, RPC_PREFIX, DurableHttpApi
 from .engine import Engine
+from .extensions import build_extensions
 from .http_triggers import HttpTriggers
 from .store import Store
 
@@ -53,7 +53,6 @@ class DevHost:
         self.rpc_runner: web.AppRunner | None = None
         self.activities: ActivityRunner | None = None
         self.extras: list[Any] = []  # Event Grid, blob watcher, timers: objects with async start/stop
-        self.router: Any = None
         self.durable_api = DurableHttpApi(self.engine, self.store, config.hub_name, config.system_key,
                                           config.master_key, self.public_origin)
 
@@ -144,7 +143,7 @@ class DevHost:
 
     async def start(self) -> None:
         """Bind the ports, recover state and start the engine."""
-        self._load_extras()
+        self.extras = build_extensions(self)  # Event Grid, the blob watcher and timers, as the app needs them
         rpc_app = web.Application(client_max_size=100 * 1024 * 1024)
         self.durable_api.add_routes(rpc_app, RPC_PREFIX, authorize=False)
         self.rpc_runner = web.AppRunner(rpc_app, access_log=None)
@@ -166,14 +165,6 @@ class DevHost:
         for extra in self.extras:
             await extra.start()
         self._write_runtime_file()
-
-    def _load_extras(self) -> None:
-        """Event Grid, the blob watcher and timers, when the app or its subscriptions need them."""
-        try:
-            from .extensions import build_extensions
-        except ImportError:  # devhost part 2 not present
-            return
-        self.extras = build_extensions(self)
 
     def _write_runtime_file(self) -> None:
         info = {
@@ -233,8 +224,3 @@ async def serve(config: HostConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await host.stop()
-
-
-def state_runtime(state_dir: Path) -> dict[str, Any]:
-    """Read the runtime file a running devhost wrote (ports, pid)."""
-    return dict(json.loads((state_dir / "runtime.json").read_text(encoding="utf-8")))

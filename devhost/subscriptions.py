@@ -93,39 +93,66 @@ def _int(value: Any, where: str, low: int, high: int) -> int:
 
 
 def _parse_one(item: Any, where: str, index: FunctionIndex) -> Subscription:
+    """One entry of the file, checked field by field in the order the file reads."""
+    name = _check_entry(item, where)
+    where = f"subscription {name!r}"
+    sub = _read_source(name, item.get("source"), where)
+    _read_filter(sub, item.get("filter", {}), where)
+    sub.function = _destination(item.get("destination"), index, where)
+    _read_schema(sub, item.get("schema", EVENTGRID), where)
+    sub.max_attempts, sub.ttl_minutes = _retry(item.get("retry", {}), where)
+    return sub
+
+
+def _check_entry(item: Any, where: str) -> str:
+    """An entry is an object with known fields only and a valid name; the name."""
     _require(isinstance(item, dict), where, "must be a JSON object")
     unknown = sorted(set(item) - _KEYS)
     _require(not unknown, where, f"unknown field(s) {unknown}; allowed: {sorted(_KEYS)}")
     name = item.get("name")
     _require(isinstance(name, str) and bool(_SUBSCRIPTION_NAME.match(name)), f"{where}.name",
              f"must be 3-64 letters, digits or hyphens, got {name!r}")
-    where = f"subscription {name!r}"
-    source = item.get("source")
+    return str(name)
+
+
+def _read_source(name: str, source: Any, where: str) -> Subscription:
+    """A subscription to a blob or a topic source (its function comes later)."""
     _require(isinstance(source, dict), f"{where}.source", "is required (an object with 'type')")
     sub = Subscription(name=name, source_type=str(source.get("type")), function="")
     if sub.source_type == BLOB:
-        extra = sorted(set(source) - {"type", "connection", "containers"})
-        _require(not extra, f"{where}.source", f"unknown field(s) {extra} for a blob source")
-        sub.connection = source.get("connection", "AzureWebJobsStorage")
-        _require(isinstance(sub.connection, str) and bool(sub.connection), f"{where}.source.connection",
-                 "must name the app setting that holds the storage connection string")
-        sub.containers = _strings(source.get("containers"), f"{where}.source.containers")
-        _require(bool(sub.containers), f"{where}.source.containers", "must list at least one container")
-        for c in sub.containers:
-            _require(bool(_CONTAINER_NAME.match(c)), f"{where}.source.containers",
-                     f"{c!r} is not a valid container name (3-63 lower-case letters, digits, single hyphens)")
+        _read_blob_source(sub, source, where)
     elif sub.source_type == TOPIC:
-        extra = sorted(set(source) - {"type", "name", "inputSchema"})
-        _require(not extra, f"{where}.source", f"unknown field(s) {extra} for a topic source")
-        sub.topic = source.get("name", "")
-        _require(isinstance(sub.topic, str) and bool(_TOPIC_NAME.match(sub.topic)), f"{where}.source.name",
-                 f"must be a topic name of 3-50 letters, digits or hyphens, got {sub.topic!r}")
-        sub.input_schema = source.get("inputSchema", EVENTGRID)
-        _require(sub.input_schema in SCHEMAS, f"{where}.source.inputSchema", f"must be one of {list(SCHEMAS)}")
+        _read_topic_source(sub, source, where)
     else:
         raise SubscriptionError(f"{where}.source.type: must be 'blob' or 'topic', got {source.get('type')!r}")
+    return sub
 
-    flt = item.get("filter", {})
+
+def _read_blob_source(sub: Subscription, source: dict[str, Any], where: str) -> None:
+    extra = sorted(set(source) - {"type", "connection", "containers"})
+    _require(not extra, f"{where}.source", f"unknown field(s) {extra} for a blob source")
+    sub.connection = source.get("connection", "AzureWebJobsStorage")
+    _require(isinstance(sub.connection, str) and bool(sub.connection), f"{where}.source.connection",
+             "must name the app setting that holds the storage connection string")
+    sub.containers = _strings(source.get("containers"), f"{where}.source.containers")
+    _require(bool(sub.containers), f"{where}.source.containers", "must list at least one container")
+    for c in sub.containers:
+        _require(bool(_CONTAINER_NAME.match(c)), f"{where}.source.containers",
+                 f"{c!r} is not a valid container name (3-63 lower-case letters, digits, single hyphens)")
+
+
+def _read_topic_source(sub: Subscription, source: dict[str, Any], where: str) -> None:
+    extra = sorted(set(source) - {"type", "name", "inputSchema"})
+    _require(not extra, f"{where}.source", f"unknown field(s) {extra} for a topic source")
+    sub.topic = source.get("name", "")
+    _require(isinstance(sub.topic, str) and bool(_TOPIC_NAME.match(sub.topic)), f"{where}.source.name",
+             f"must be a topic name of 3-50 letters, digits or hyphens, got {sub.topic!r}")
+    sub.input_schema = source.get("inputSchema", EVENTGRID)
+    _require(sub.input_schema in SCHEMAS, f"{where}.source.inputSchema", f"must be one of {list(SCHEMAS)}")
+
+
+def _read_filter(sub: Subscription, flt: Any, where: str) -> None:
+    """Event Grid's basic filters; advanced filters are refused."""
     _require(isinstance(flt, dict), f"{where}.filter", "must be an object")
     unknown = sorted(set(flt) - _FILTER_KEYS)
     _require(not unknown, f"{where}.filter", f"unknown field(s) {unknown} (devhost supports {sorted(_FILTER_KEYS)}; "
@@ -139,34 +166,38 @@ def _parse_one(item: Any, where: str, index: FunctionIndex) -> Subscription:
     sub.case_sensitive = flt.get("isSubjectCaseSensitive", False)
     _require(isinstance(sub.case_sensitive, bool), f"{where}.filter.isSubjectCaseSensitive", "must be true or false")
 
-    dest = item.get("destination")
+
+def _destination(dest: Any, index: FunctionIndex, where: str) -> str:
+    """The name of the app's eventGridTrigger function the events go to."""
     _require(isinstance(dest, dict) and isinstance(dest.get("function"), str), f"{where}.destination",
              "must be {\"function\": \"<eventGridTrigger function name>\"}")
-    assert isinstance(dest, dict)
     fn = index.get(dest["function"])
     _require(fn is not None, f"{where}.destination.function",
              f"the app has no function named {dest['function']!r} (functions: {sorted(index.functions)})")
     assert fn is not None
     _require(fn.trigger_type == EVENT_GRID_TRIGGER, f"{where}.destination.function",
              f"{fn.name!r} is a {fn.trigger_type} function, not an eventGridTrigger")
-    sub.function = fn.name
+    return fn.name
 
-    sub.schema = item.get("schema", EVENTGRID)
+
+def _read_schema(sub: Subscription, schema: Any, where: str) -> None:
+    """The delivery schema, which must be one the source can be delivered in."""
+    sub.schema = schema
     _require(sub.schema in SCHEMAS, f"{where}.schema", f"must be one of {list(SCHEMAS)}, got {sub.schema!r}")
     # https://learn.microsoft.com/azure/event-grid/cloud-event-schema : CloudEvents in, Event Grid schema out
     # is not a conversion Event Grid offers.
     _require(not (sub.source_type == TOPIC and sub.input_schema == CLOUDEVENTS and sub.schema == EVENTGRID),
              f"{where}.schema", "a CloudEventSchemaV1_0 topic can only deliver CloudEventSchemaV1_0")
 
-    retry = item.get("retry", {})
+
+def _retry(retry: Any, where: str) -> tuple[int, int]:
+    """(maxDeliveryAttempts, eventTimeToLiveInMinutes), each within Event Grid's limits."""
     _require(isinstance(retry, dict), f"{where}.retry", "must be an object")
     unknown = sorted(set(retry) - {"maxDeliveryAttempts", "eventTimeToLiveInMinutes"})
     _require(not unknown, f"{where}.retry", f"unknown field(s) {unknown}")
     # Limits from https://learn.microsoft.com/azure/event-grid/manage-event-delivery
-    sub.max_attempts = _int(retry.get("maxDeliveryAttempts", 30), f"{where}.retry.maxDeliveryAttempts", 1, 30)
-    sub.ttl_minutes = _int(retry.get("eventTimeToLiveInMinutes", 1440), f"{where}.retry.eventTimeToLiveInMinutes",
-                           1, 1440)
-    return sub
+    return (_int(retry.get("maxDeliveryAttempts", 30), f"{where}.retry.maxDeliveryAttempts", 1, 30),
+            _int(retry.get("eventTimeToLiveInMinutes", 1440), f"{where}.retry.eventTimeToLiveInMinutes", 1, 1440))
 
 
 def load_subscriptions(path: Path | None, index: FunctionIndex) -> list[Subscription]:

@@ -29,6 +29,18 @@ from typing import Any
 import pytest
 import requests
 
+# The in-process runner: orchestrations replayed in the test's own process, no devhost process needed.
+from .inprocess import ActivityCall as ActivityCall
+from .inprocess import ActivityNotReplacedError as ActivityNotReplacedError
+from .inprocess import ExternalEvent as ExternalEvent
+from .inprocess import InProcessError as InProcessError
+from .inprocess import InstanceResult as InstanceResult
+from .inprocess import OrchestrationRunner as OrchestrationRunner
+from .inprocess import RunawayOrchestrationError as RunawayOrchestrationError
+from .inprocess import RunResult as RunResult
+from .inprocess import UnknownFunctionError as UnknownFunctionError
+from .inprocess import load_app as load_app
+
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
 
 

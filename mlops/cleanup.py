@@ -20,22 +20,12 @@ deployment is gone.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
+from .contracts import Removal
 from .ports import ModelVersion, Platform, TrafficSplit
 from .runs import deployment_name
-
-KEEP_UNTIL_TAG = "retired.keep_until"
-
-
-@dataclass(frozen=True)
-class Removal:
-    """One deployment to delete, and why."""
-
-    deployment: str
-    version: str
-    reason: str
+from .vocabulary import KEEP_UNTIL_TAG, RELEASE_TAG, Alias, ReleaseTag
 
 
 def due_removals(model: str, deployments: Collection[str], split: TrafficSplit, versions: Sequence[ModelVersion],
@@ -47,10 +37,10 @@ def due_removals(model: str, deployments: Collection[str], split: TrafficSplit, 
         dep = deployment_name(model, v.version)
         if dep not in deployments or dep in live or v.version == champion:
             continue
-        release = v.tags.get("release", "")
-        if release in ("rejected", "rolled back"):
+        release = v.tags.get(RELEASE_TAG, "")
+        if release in (ReleaseTag.REJECTED, ReleaseTag.ROLLED_BACK):
             out.append(Removal(dep, v.version, f"v{v.version} was {release}"))
-        elif release == "retired":
+        elif release == ReleaseTag.RETIRED:
             keep_until = _parse(v.tags.get(KEEP_UNTIL_TAG, ""))
             if keep_until is not None and keep_until <= now:
                 out.append(Removal(dep, v.version, f"the rollback window of v{v.version} ended at "
@@ -63,7 +53,7 @@ def plan(platform: Platform, model: str, endpoint: str, now: datetime) -> list[R
     deployments, split = platform.list_deployments(endpoint), platform.get_traffic(endpoint)
     if all(split.traffic.get(d, 0) > 0 or split.mirror_traffic.get(d, 0) > 0 for d in deployments):
         return []  # every deployment serves: nothing to look up in the registry
-    champion = platform.get_alias(model, "champion")
+    champion = platform.get_alias(model, Alias.CHAMPION)
     return due_removals(model, deployments, split, platform.list_model_versions(model),
                         champion.version if champion else None, now)
 

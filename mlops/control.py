@@ -18,7 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .runs import RELEASE, RETRAIN, ROLLBACK, Request
+from .contracts import RELEASE, RETRAIN, ROLLBACK
+from .runs import Request
 
 PRIORITY = (ROLLBACK, RELEASE, RETRAIN)
 SEEN_LIMIT = 500

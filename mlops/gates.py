@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ._json import Json
 from .policy import DataChecks, Gates
 
 _NULLS = frozenset({"", "na", "n/a", "nan", "null", "none"})
@@ -25,7 +27,7 @@ _MAX_LABEL_CLASSES = 1000  # stop counting classes past this: it is a regression
 
 
 @dataclass(frozen=True)
-class DataReport:
+class DataReport(Json):
     """The verdict on a landed file; ``problems`` says what is wrong, in words."""
 
     passed: bool
@@ -33,10 +35,6 @@ class DataReport:
     columns: list[str]
     null_fraction: dict[str, float]
     problems: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict."""
-        return asdict(self)
 
 
 def _fits(value: str, kind: str) -> bool:
@@ -73,62 +71,90 @@ def validate_data(checks: DataChecks, label: str, content: bytes) -> DataReport:
         return DataReport(False, 0, [], {}, ["empty file: no header row"])
     except csv.Error as exc:
         return DataReport(False, 0, [], {}, [f"not CSV: {exc}"])
-    problems: list[str] = []
+    wanted = dict(checks.required_columns)
+    problems = _header_problems(header, wanted, label)
+    scan = _Scan(header, wanted, label)
+    try:
+        scan.read(reader)
+    except csv.Error as exc:
+        problems.append(f"not CSV at row {scan.rows + 1}: {exc}")
+    if scan.ragged:
+        problems.append(f"{scan.ragged} rows do not have {len(header)} fields")
+    if scan.rows < checks.min_rows:
+        problems.append(f"{scan.rows} rows, at least {checks.min_rows} required")
+    nulls = scan.null_fractions()
+    problems += _column_problems(scan, nulls, label, checks.max_null_fraction)
+    return DataReport(not problems, scan.rows, header, nulls, problems)
+
+
+def _header_problems(header: list[str], wanted: Mapping[str, str], label: str) -> list[str]:
+    problems = []
     duplicates = sorted({h for h in header if header.count(h) > 1})
     if duplicates:
         problems.append(f"duplicate columns: {', '.join(duplicates)}")
-    wanted = dict(checks.required_columns)
-    missing = [c for c in wanted if c not in header]
     if label not in header:
         problems.append(f"label column {label!r} is missing")
-    others = [c for c in missing if c != label]
+    others = [c for c in wanted if c not in header and c != label]
     if others:
         problems.append(f"missing columns: {', '.join(others)}")
+    return problems
 
-    columns = [_Column(wanted.get(h)) for h in header]
-    label_at = header.index(label) if label in header else -1
-    classes: set[str] = set()
-    rows = ragged = 0
-    try:
+
+class _Scan:
+    """One pass over the rows: counts of rows, ragged rows, nulls and bad values per column, label classes."""
+
+    def __init__(self, header: list[str], wanted: Mapping[str, str], label: str) -> None:
+        self.header = header
+        self.columns = [_Column(wanted.get(h)) for h in header]
+        self.label_at = header.index(label) if label in header else -1
+        self.classes: set[str] = set()
+        self.rows = self.ragged = 0
+
+    def read(self, reader: Any) -> None:
+        """Count every record of ``reader`` (a csv.reader past the header)."""
         for record in reader:
             if not record:
                 continue  # a blank line, e.g. at the end
-            rows += 1
-            if len(record) != len(header):
-                ragged += 1
+            self.rows += 1
+            if len(record) != len(self.header):
+                self.ragged += 1
                 continue
-            for i, raw in enumerate(record):
-                value, col = raw.strip(), columns[i]
+            for raw, col in zip(record, self.columns, strict=True):
+                value = raw.strip()
                 if value.lower() in _NULLS:
                     col.nulls += 1
                 elif col.kind and col.kind != "str" and not _fits(value, col.kind):
                     col.bad += 1
                     col.first_bad = col.first_bad or value
-            if label_at >= 0 and len(classes) <= _MAX_LABEL_CLASSES:
-                classes.add(record[label_at].strip())
-    except csv.Error as exc:
-        problems.append(f"not CSV at row {rows + 1}: {exc}")
-    if ragged:
-        problems.append(f"{ragged} rows do not have {len(header)} fields")
-    if rows < checks.min_rows:
-        problems.append(f"{rows} rows, at least {checks.min_rows} required")
+            if self.label_at >= 0 and len(self.classes) <= _MAX_LABEL_CLASSES:
+                self.classes.add(record[self.label_at].strip())
 
-    good_rows = rows - ragged
-    nulls: dict[str, float] = {}
-    for name, col in zip(header, columns, strict=True):
-        nulls[name] = round(col.nulls / good_rows, 4) if good_rows else 0.0
+    @property
+    def good_rows(self) -> int:
+        """Rows with as many fields as the header."""
+        return self.rows - self.ragged
+
+    def null_fractions(self) -> dict[str, float]:
+        """Column -> its share of null values among the good rows."""
+        good = self.good_rows
+        return {name: round(col.nulls / good, 4) if good else 0.0
+                for name, col in zip(self.header, self.columns, strict=True)}
+
+
+def _column_problems(scan: _Scan, nulls: dict[str, float], label: str, max_null_fraction: float) -> list[str]:
+    problems = []
+    for name, col in zip(scan.header, scan.columns, strict=True):
         if name == label and col.nulls:
             problems.append(f"label column {label!r} has {col.nulls} empty values")
-        elif nulls[name] > checks.max_null_fraction:
-            problems.append(f"column {name!r} is {nulls[name]:.1%} null, at most {checks.max_null_fraction:.1%} "
-                            "allowed")
+        elif nulls[name] > max_null_fraction:
+            problems.append(f"column {name!r} is {nulls[name]:.1%} null, at most {max_null_fraction:.1%} allowed")
         if col.bad:
             problems.append(f"column {name!r} must be {col.kind}: {col.bad} values are not (e.g. {col.first_bad!r})")
-    known = classes - {v for v in classes if v.lower() in _NULLS}
-    if label_at >= 0 and good_rows and len(known) < 2:
+    known = scan.classes - {v for v in scan.classes if v.lower() in _NULLS}
+    if scan.label_at >= 0 and scan.good_rows and len(known) < 2:
         problems.append(f"label column {label!r} has a single class ({', '.join(sorted(known)) or 'none'}): "
                         "nothing to learn")
-    return DataReport(not problems, rows, header, nulls, problems)
+    return problems
 
 
 # --------------------------------------------------------------------------------------------- gates

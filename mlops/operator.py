@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .runs import RELEASE, RETRAIN, ROLLBACK, RUN_KINDS
+from .contracts import RELEASE, RETRAIN, ROLLBACK, RUN_KINDS
 
 
 class ApiError(Exception):

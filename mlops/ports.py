@@ -1,7 +1,8 @@
-"""The platform port: what the lifecycle needs from an ML platform.
+"""The ports: what the lifecycle needs from an ML platform (``Platform``) and from the landing zone (``Landing``).
 
-Activities call this Protocol and nothing else. Two implementations exist:
-``local`` (MLflow + scikit-learn + the local scoring gateway) and ``azureml``
+Activities call these Protocols and nothing else (the control store's port is
+``mlops.control.ControlStore``). Two platforms implement them, in ``adapters/``:
+``local`` (MLflow + the local job runner + the local scoring gateway) and ``azureml``
 (azure-ai-ml ``MLClient`` + azure-monitor-query).
 
 Every call is short. Long-running work (training jobs, deployment creation)
@@ -197,6 +198,23 @@ class Platform(Protocol):
         """Request count, errors, latency percentiles and predictions over [start, end) (ISO 8601)."""
         ...
 
-    def recent_inputs(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
-        """Scoring inputs (with the prediction under key ``__prediction__``) for drift monitoring."""
+    def recent_inputs(self, endpoint: str, deployment: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
+        """Scoring inputs one deployment answered in [start, end), each with its prediction under
+        ``__prediction__`` (the monitor compares them with the baseline)."""
+        ...
+
+    # --- monitoring data --------------------------------------------------
+    def baseline(self, model: str, version: str) -> list[dict[str, Any]]:
+        """The training baseline of a version: sample feature rows with predictions (``__prediction__``).
+
+        NotFoundError when the platform recorded none for the version."""
+        ...
+
+
+@runtime_checkable
+class Landing(Protocol):
+    """Where training data lands (``<landing container>/<model>/<file>``)."""
+
+    def newest(self, model: str, allowed_suffixes: tuple[str, ...]) -> DataRef | None:
+        """The newest data file landed for the model (what the BlobCreated trigger would accept), or None."""
         ...

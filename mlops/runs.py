@@ -1,8 +1,7 @@
-"""Names, typed inputs/outputs and the status document of the lifecycle's orchestrations.
+"""A run: the request that starts it, its deterministic ids, and the status document it shows.
 
-Orchestration and activity names are constants here and nowhere else. Every
-orchestration and activity takes one dataclass and returns one, crossing the Durable
-boundary as plain JSON through ``to_dict``/``from_dict``.
+Names and the typed inputs and outputs of every orchestration and activity are in
+``mlops.contracts``.
 """
 
 from __future__ import annotations
@@ -11,45 +10,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from ._json import Json
+from .contracts import RELEASE, RETRAIN, ROLLBACK, ReleaseInput, RetrainInput, RollbackInput
+from .vocabulary import StageState
 
-# -- orchestrations ------------------------------------------------------------------------
-LIFECYCLE = "model_lifecycle"
-RETRAIN = "retrain"
-RELEASE = "release"
-ROLLBACK = "rollback"
-RUN_KINDS = (RETRAIN, RELEASE, ROLLBACK)
-
-# -- activities ----------------------------------------------------------------------------
-LOAD_POLICY = "load_policy"
-VALIDATE_DATA = "validate_data"
-SUBMIT_TRAINING = "submit_training"
-GET_JOB = "get_training_job"
-EVALUATE_MODEL = "evaluate_model"
-GET_ALIAS = "get_model_alias"
-REGISTER_MODEL = "register_model"
-SET_ALIAS = "set_model_alias"
-TAG_VERSION = "tag_model_version"
-BEGIN_DEPLOYMENT = "begin_deployment"
-GET_OPERATION = "get_operation"
-GET_TRAFFIC = "get_traffic"
-SET_TRAFFIC = "set_traffic"
-SMOKE_TEST = "smoke_test"
-DEPLOYMENT_METRICS = "deployment_metrics"
-TAKE_PENDING = "take_pending_request"
-RECORD_INCIDENT = "record_incident"
-QUEUE_RETRAIN = "queue_retrain_on_latest_data"
-CLEAN_UP = "clean_up_deployments"
-
-# -- external events operators send --------------------------------------------------------
-APPROVAL_EVENT = "approval"
-PAUSE_EVENT = "pause"
-RESUME_EVENT = "resume"
-ABORT_EVENT = "abort"
-
-Kind = Literal["retrain", "release", "rollback"]
+RunInput = RetrainInput | ReleaseInput | RollbackInput
+_KINDS: dict[type, str] = {RetrainInput: RETRAIN, ReleaseInput: RELEASE, RollbackInput: ROLLBACK}
 
 
 def event_data(value: Any) -> dict[str, Any]:
@@ -83,6 +51,17 @@ class Request(Json):
     requested_at: str = ""
     requested_by: str = "event"
 
+    @classmethod
+    def of(cls, run: RunInput, dedup_key: str, requested_by: str = "event", requested_at: str = "") -> Request:
+        """The request that starts the run ``run`` (its kind follows from the input's type)."""
+        return cls(kind=_KINDS[type(run)], model=run.model, dedup_key=dedup_key, payload=run.to_dict(),
+                   requested_at=requested_at, requested_by=requested_by)
+
+    def run_input(self) -> RunInput:
+        """The typed input of the run this request starts."""
+        kind = {k: t for t, k in _KINDS.items()}[self.kind]
+        return kind.from_dict({**self.payload, "model": self.model})  # type: ignore[no-any-return,attr-defined]
+
     @property
     def run_id(self) -> str:
         """The deterministic instance id of the run this request starts."""
@@ -107,7 +86,7 @@ class Stage(Json):
     """One stage of a run's timeline."""
 
     name: str
-    state: str = "pending"  # pending | running | succeeded | failed | skipped
+    state: StageState = StageState.PENDING
     started: str | None = None
     ended: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -133,13 +112,8 @@ class RunStatus(Json):
         """A fresh timeline with every stage pending."""
         return cls(kind=kind, model=model, stages=[Stage(n) for n in stage_names])
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunStatus:
-        """Rebuild, nested stages included."""
-        stages = [Stage.from_dict(s) for s in data.get("stages", [])]
-        return cls(**{**{k: v for k, v in data.items() if k in cls.__dataclass_fields__}, "stages": stages})
-
-    def _get(self, name: str) -> Stage:
+    def stage_named(self, name: str) -> Stage:
+        """The stage called ``name`` (added at the end if the timeline has none)."""
         for stage in self.stages:
             if stage.name == name:
                 return stage
@@ -149,22 +123,22 @@ class RunStatus(Json):
 
     def begin(self, name: str, now: datetime, **detail: Any) -> None:
         """Mark a stage running."""
-        stage = self._get(name)
-        stage.state, stage.started = "running", now.isoformat()
+        stage = self.stage_named(name)
+        stage.state, stage.started = StageState.RUNNING, now.isoformat()
         stage.detail.update(detail)
         self.stage = name
 
     def end(self, name: str, now: datetime, ok: bool = True, **detail: Any) -> None:
         """Mark a stage finished (succeeded or failed)."""
-        stage = self._get(name)
-        stage.state, stage.ended = ("succeeded" if ok else "failed"), now.isoformat()
+        stage = self.stage_named(name)
+        stage.state, stage.ended = (StageState.SUCCEEDED if ok else StageState.FAILED), now.isoformat()
         stage.started = stage.started or stage.ended
         stage.detail.update(detail)
 
     def skip(self, name: str, reason: str) -> None:
         """Mark a stage skipped, with why."""
-        stage = self._get(name)
-        stage.state = "skipped"
+        stage = self.stage_named(name)
+        stage.state = StageState.SKIPPED
         stage.detail["reason"] = reason
 
     def finish(self, verdict: str, message: str) -> None:

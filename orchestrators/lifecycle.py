@@ -10,46 +10,88 @@ waits, it deletes the deployments that are due (mlops.cleanup) before it ends.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import azure.durable_functions as df
 
-from mlops.runs import CLEAN_UP, LIFECYCLE, QUEUE_RETRAIN, ROLLBACK, TAKE_PENDING, Request, event_data
+from mlops.contracts import (
+    DELETE_DEPLOYMENT,
+    LIFECYCLE,
+    NEWEST_DATA,
+    PLAN_CLEAN_UP,
+    QUEUE_REQUEST,
+    ROLLBACK,
+    TAKE_PENDING,
+    CleanUpInput,
+    CleanUpPlan,
+    DeleteDeployment,
+    LifecycleInput,
+    ModelRef,
+    NewestData,
+    PendingRequest,
+    RetrainInput,
+    RunRecord,
+)
+from mlops.runs import Request, event_data
+from mlops.vocabulary import Verdict
 
 bp = df.Blueprint()
 
 RUNS_PER_EXECUTION = 10
+HISTORY_KEPT = 20
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=LIFECYCLE)
 def model_lifecycle(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
-    state = event_data(context.get_input())
-    model = state["model"]
-    history = list(state.get("history", []))[-20:]
+    state = LifecycleInput.from_dict(event_data(context.get_input()))
+    model = state.model
+    history = list(state.history)[-HISTORY_KEPT:]
     for _ in range(RUNS_PER_EXECUTION):
-        taken = yield context.call_activity(TAKE_PENDING, model)
-        if taken is None:
+        taken = PendingRequest.from_dict((yield context.call_activity(TAKE_PENDING, ModelRef(model).to_dict())))
+        if taken.request is None:
             # between runs nothing else touches the model's deployments: delete the ones that are due
-            done: dict[str, Any] = {"model": model, "runs": history}
+            done: dict[str, Any] = {"model": model, "runs": [r.to_dict() for r in history]}
             try:
-                done["cleaned"] = yield context.call_activity(CLEAN_UP, {
-                    "model": model, "now": context.current_utc_datetime.isoformat()})
+                done["cleaned"] = yield from _clean_up(context, model)
             except Exception as exc:  # the next idle lifecycle tries again; the runs are not held up
                 done["cleanup_error"] = str(exc).splitlines()[0][:300]
-            context.set_custom_status({**done, "running": None, "history": history})
+            context.set_custom_status({**done, "running": None, "history": done["runs"]})
             return done
-        request = Request.from_dict(taken)
+        request = Request.from_dict(taken.request)
         context.set_custom_status({"model": model, "running": request.run_id, "kind": request.kind,
-                                   "history": history})
-        result = None
-        try:
-            result = yield context.call_sub_orchestrator(request.kind, {**request.payload, "model": model},
-                                                         request.run_id)
-            verdict = (result or {}).get("verdict", "completed") if isinstance(result, dict) else "completed"
-        except Exception as exc:  # the run failed: its verdict is in its own output; keep serving the model
-            verdict = "failed: " + str(exc).splitlines()[0][:300]
-        history.append({"run_id": request.run_id, "kind": request.kind, "verdict": verdict})
+                                   "history": [r.to_dict() for r in history]})
+        record, result = yield from _run(context, request)
+        history.append(record)
         if request.kind == ROLLBACK and isinstance(result, dict) and result.get("retrain"):
             # policy monitoring.on_drift asks for a retrain on fresh data after the rollback
-            yield context.call_activity(QUEUE_RETRAIN, {"model": model, "after": request.run_id})
-    context.continue_as_new({"model": model, "history": history})
+            yield from _queue_retrain(context, model, after=request.run_id)
+    context.continue_as_new(LifecycleInput(model, history).to_dict())
+
+
+def _run(context: df.DurableOrchestrationContext, request: Request) -> Generator[Any, Any, tuple[RunRecord, Any]]:
+    """Run the request as a sub-orchestration; a failed run is recorded, not raised (the model keeps serving)."""
+    try:
+        result = yield context.call_sub_orchestrator(request.kind, request.run_input().to_dict(), request.run_id)
+        verdict = str(result.get("verdict", Verdict.COMPLETED)) if isinstance(result, dict) else Verdict.COMPLETED
+    except Exception as exc:  # the run failed: its verdict is in its own output
+        result, verdict = None, "failed: " + str(exc).splitlines()[0][:300]
+    return RunRecord(request.run_id, request.kind, verdict), result
+
+
+def _clean_up(context: df.DurableOrchestrationContext, model: str) -> Generator[Any, Any, list[dict[str, Any]]]:
+    """Delete the deployments that are due, one activity each; returns what went and why."""
+    now = context.current_utc_datetime.isoformat()
+    plan = CleanUpPlan.from_dict((yield context.call_activity(PLAN_CLEAN_UP, CleanUpInput(model, now).to_dict())))
+    for removal in plan.removals:
+        yield context.call_activity(DELETE_DEPLOYMENT, DeleteDeployment(model, plan.endpoint, removal).to_dict())
+    return [{"deployment": r.deployment, "version": r.version, "reason": r.reason} for r in plan.removals]
+
+
+def _queue_retrain(context: df.DurableOrchestrationContext, model: str, after: str) -> Generator[Any, Any, None]:
+    """Queue a retrain on the newest data landed for the model (nothing if none has)."""
+    newest = NewestData.from_dict((yield context.call_activity(NEWEST_DATA, ModelRef(model).to_dict())))
+    if newest.data is not None:
+        request = Request.of(RetrainInput(model, newest.data, reason=f"after rollback {after}"),
+                             dedup_key=f"after:{after}", requested_by="rollback")
+        yield context.call_activity(QUEUE_REQUEST, request.to_dict())

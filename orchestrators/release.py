@@ -21,194 +21,183 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from mlops.health import analyse_step
-from mlops.policy import Policy
-from mlops.runs import (
-    ABORT_EVENT,
-    BEGIN_DEPLOYMENT,
+from mlops.contracts import (
     DEPLOYMENT_METRICS,
     GET_ALIAS,
-    GET_OPERATION,
     GET_TRAFFIC,
     LOAD_POLICY,
-    PAUSE_EVENT,
     RELEASE,
-    RESUME_EVENT,
+    SAMPLE_ROWS,
     SET_ALIAS,
-    SET_TRAFFIC,
     SMOKE_TEST,
     TAG_VERSION,
-    RunFailed,
-    RunStatus,
-    deployment_name,
-    event_data,
+    AliasChange,
+    EndpointRef,
+    FoundVersion,
+    MetricsQuery,
+    ModelRef,
+    ReleaseInput,
+    ReleaseResult,
+    Sample,
+    SampleInput,
+    SmokeInput,
+    SmokeResult,
+    TrafficState,
+    VersionQuery,
+    VersionTags,
 )
-from orchestrators.status import StatusReporter
+from mlops.health import analyse_step
+from mlops.policy import Policy, Step
+from mlops.ports import DeploymentMetrics, ModelVersion
+from mlops.release import canary_split, live_deployment, stage_names
+from mlops.runs import RunFailed, RunStatus, deployment_name, event_data
+from mlops.vocabulary import KEEP_UNTIL_TAG, RELEASE_REASON_TAG, RELEASE_TAG, Alias, ReleaseTag, Verdict
+
+from .steps import Steps
 
 bp = df.Blueprint()
-
-DEPLOY_POLL_SECONDS = 5
-DEPLOY_TIMEOUT_MINUTES = 30
-
-
-def live_deployment(traffic: dict[str, int], exclude: str) -> str | None:
-    """The deployment serving the most live traffic, other than ``exclude``."""
-    live = {d: p for d, p in traffic.items() if d != exclude and p > 0}
-    return max(live, key=lambda d: live[d]) if live else None
-
-
-def _split(live: str | None, candidate: str, percent: int) -> dict[str, int]:
-    if live is None or percent >= 100:
-        return {candidate: 100, **({live: 0} if live else {})}
-    return {live: 100 - percent, candidate: percent}
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=RELEASE)
 def release(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
-    request = event_data(context.get_input())
-    model, version = request["model"], str(request["version"])
-    policy_dict = yield context.call_activity(LOAD_POLICY, model)
-    plan = Policy.from_dict(policy_dict).release
-    endpoint = plan.endpoint
-    stage_names = ["deploy", "smoke"] + (["shadow"] if plan.shadow.enabled else []) \
-        + [f"canary {s.traffic_percent}%" for s in plan.steps] + ["promote"]
-    status = RunStatus.new(RELEASE, model, stage_names)
-    status.version = version
+    request = ReleaseInput.from_dict(event_data(context.get_input()))
+    policy = Policy.from_dict((yield context.call_activity(LOAD_POLICY, ModelRef(request.model).to_dict())))
+    status = RunStatus.new(RELEASE, request.model, stage_names(policy.release))
+    status.version = request.version
+    result = yield from _Release(Steps(context, status), request, policy).run()
+    return result.to_dict()
 
-    publish = StatusReporter(context, status).publish
 
-    candidate = yield context.call_activity(GET_ALIAS, {"model": model, "version": version})
-    if candidate is None:
-        status.finish("failed", f"{model} v{version} is not registered")
-        publish()
-        raise RunFailed(status.message)
-    champion = yield context.call_activity(GET_ALIAS, {"model": model, "alias": "champion"})
-    cand_dep = deployment_name(model, version)
-    split = yield context.call_activity(GET_TRAFFIC, endpoint)
-    live_dep = live_deployment(split["traffic"], cand_dep)
-    status.traffic = split
+class _Release:
+    """One release, step by step; every failure path restores live traffic first."""
 
-    def set_traffic(traffic: dict[str, int], mirror: dict[str, int] | None = None) -> Generator[Any, Any, Any]:
-        applied = yield context.call_activity(SET_TRAFFIC, {"endpoint": endpoint, "model": model, "traffic": traffic,
-                                                            "mirror_traffic": mirror or {}})
-        status.traffic = applied
-        publish()
-        return applied
+    def __init__(self, steps: Steps, request: ReleaseInput, policy: Policy) -> None:
+        self.steps = steps
+        self.model, self.version = request.model, request.version
+        self.plan = policy.release
+        self.label = policy.label
+        self.endpoint = self.plan.endpoint
+        self.candidate_dep = deployment_name(self.model, self.version)
+        self.live_dep: str | None = None
 
-    def restore_and_fail(stage: str, message: str, **detail: Any) -> Generator[Any, Any, RunFailed]:
-        """Live traffic back to the champion, candidate tagged rejected, the run ends Failed."""
-        if live_dep is not None:
-            yield from set_traffic({live_dep: 100, cand_dep: 0})
-        yield context.call_activity(TAG_VERSION, {"model": model, "version": version,
-                                                  "tags": {"release": "rejected", "release.reason": message[:500]}})
-        status.end(stage, context.current_utc_datetime, ok=False, **detail)
-        status.finish("rolled back" if live_dep else "failed", message)
-        publish()
-        return RunFailed(message)
+    def run(self) -> Generator[Any, Any, ReleaseResult]:
+        """The runbook, top to bottom."""
+        candidate = yield from self._find(VersionQuery(self.model, version=self.version))
+        if candidate is None:
+            self.steps.finish(Verdict.FAILED, f"{self.model} v{self.version} is not registered")
+            raise RunFailed(self.steps.status.message)
+        champion = yield from self._find(VersionQuery(self.model, alias=Alias.CHAMPION))
+        split = yield from self.steps.call(GET_TRAFFIC, EndpointRef(self.endpoint), TrafficState)
+        self.live_dep = live_deployment(split.traffic, self.candidate_dep)
+        self.steps.status.traffic = split.to_dict()
+        yield from self._deploy(candidate)
+        yield from self._smoke(candidate)
+        if self.live_dep is None:
+            for stage in self.steps.status.stages:
+                if stage.name.startswith(("canary", "shadow")):
+                    self.steps.status.skip(stage.name, "no live deployment to compare with: first release")
+        else:
+            if self.plan.shadow.enabled:
+                yield from self._shadow()
+            for step in self.plan.steps:
+                yield from self._canary(step)
+        return (yield from self._promote(champion))
 
-    def bake(stage: str, minutes: float) -> Generator[Any, Any, str | None]:
-        """Wait out the bake time; returns an abort reason if an operator aborts."""
-        end = context.current_utc_datetime + timedelta(minutes=minutes)
-        while True:
-            timer = context.create_timer(end)
-            abort = context.wait_for_external_event(ABORT_EVENT)
-            pause = context.wait_for_external_event(PAUSE_EVENT)
-            winner = yield context.task_any([timer, abort, pause])
-            if winner == timer:
-                return None
-            timer.cancel()
-            if winner == abort:
-                return str(event_data(abort.result).get("reason", "aborted by an operator"))
-            status.message = f"paused during {stage}"
-            publish()
-            resume = context.wait_for_external_event(RESUME_EVENT)
-            abort2 = context.wait_for_external_event(ABORT_EVENT)
-            got = yield context.task_any([resume, abort2])
-            if got == abort2:
-                return str(event_data(abort2.result).get("reason", "aborted by an operator"))
-            status.message = f"resumed during {stage}"
-            publish()
-            end = max(end, context.current_utc_datetime + timedelta(seconds=1))
+    def _find(self, query: VersionQuery) -> Generator[Any, Any, ModelVersion | None]:
+        found = yield from self.steps.call(GET_ALIAS, query, FoundVersion)
+        return found.version
 
-    # 1. deploy beside the live deployment at 0 %
-    status.begin("deploy", context.current_utc_datetime, deployment=cand_dep, live=live_dep)
-    publish()
-    op = yield context.call_activity(BEGIN_DEPLOYMENT, {"endpoint": endpoint, "deployment": cand_dep,
-                                                        "model": candidate})
-    deadline = context.current_utc_datetime + timedelta(minutes=DEPLOY_TIMEOUT_MINUTES)
-    while op["state"] == "running" and context.current_utc_datetime < deadline:
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=DEPLOY_POLL_SECONDS))
-        op = yield context.call_activity(GET_OPERATION, op["operation_id"])
-    if op["state"] != "succeeded":
-        raise (yield from restore_and_fail("deploy", f"deployment {cand_dep} {op['state']}: {op.get('message', '')}"))
-    status.end("deploy", context.current_utc_datetime)
+    def _deploy(self, candidate: ModelVersion) -> Generator[Any, Any, None]:
+        self.steps.begin("deploy", deployment=self.candidate_dep, live=self.live_dep)
+        op = yield from self.steps.deploy(self.endpoint, self.candidate_dep, candidate)
+        if op.state != "succeeded":
+            raise (yield from self._restore_and_fail("deploy", f"deployment {self.candidate_dep} {op.state}: "
+                                                               f"{op.message}"))
+        self.steps.end("deploy")
 
-    # 2. smoke test
-    status.begin("smoke", context.current_utc_datetime)
-    publish()
-    smoke = yield context.call_activity(SMOKE_TEST, {"endpoint": endpoint, "deployment": cand_dep, "model": model,
-                                                     "requests": plan.smoke_requests})
-    if not smoke["passed"]:
-        raise (yield from restore_and_fail("smoke", f"smoke test failed: {smoke['reason']}", smoke=smoke))
-    status.end("smoke", context.current_utc_datetime, smoke=smoke)
+    def _smoke(self, candidate: ModelVersion) -> Generator[Any, Any, None]:
+        self.steps.begin("smoke")
+        sample = yield from self.steps.call(SAMPLE_ROWS, SampleInput(candidate.tags.get("data_url", ""), self.label,
+                                                                     self.plan.smoke_requests), Sample)
+        smoke = yield from self.steps.call(SMOKE_TEST, SmokeInput(self.endpoint, self.candidate_dep, sample.rows),
+                                           SmokeResult)
+        if not smoke.passed:
+            raise (yield from self._restore_and_fail("smoke", f"smoke test failed: {smoke.reason}",
+                                                     smoke=smoke.to_dict()))
+        self.steps.end("smoke", smoke=smoke.to_dict())
 
-    def analyse(stage: str, since: str, percent: int) -> Generator[Any, Any, dict[str, Any]]:
-        metrics = yield context.task_all([
-            context.call_activity(DEPLOYMENT_METRICS, {"endpoint": endpoint, "deployment": cand_dep, "start": since}),
-            context.call_activity(DEPLOYMENT_METRICS, {"endpoint": endpoint, "deployment": live_dep, "start": since}),
+    def _shadow(self) -> Generator[Any, Any, None]:
+        assert self.live_dep is not None
+        shadow = self.plan.shadow
+        self.steps.begin("shadow", percent=shadow.percent)
+        applied = yield from self._split({self.live_dep: 100, self.candidate_dep: 0},
+                                         {self.candidate_dep: shadow.percent})
+        aborted = yield from self.steps.bake("shadow", shadow.bake_minutes)
+        result = yield from self._analyse("shadow", applied.at, 0)
+        yield from self._split({self.live_dep: 100, self.candidate_dep: 0})
+        if aborted:
+            raise (yield from self._restore_and_fail("shadow", f"aborted: {aborted}"))
+        if not result["passed"]:
+            raise (yield from self._restore_and_fail("shadow", f"shadow analysis failed: {result['reason']}",
+                                                     analysis=result))
+        self.steps.end("shadow", analysis=result)
+
+    def _canary(self, step: Step) -> Generator[Any, Any, None]:
+        stage = f"canary {step.traffic_percent}%"
+        self.steps.begin(stage, percent=step.traffic_percent)
+        applied = yield from self._split(canary_split(self.live_dep, self.candidate_dep, step.traffic_percent))
+        aborted = yield from self.steps.bake(stage, step.bake_minutes)
+        if aborted:
+            raise (yield from self._restore_and_fail(stage, f"aborted: {aborted}"))
+        if step.traffic_percent >= 100:
+            self.steps.end(stage)
+            return
+        result = yield from self._analyse(stage, applied.at, step.traffic_percent)
+        if not result["passed"]:
+            raise (yield from self._restore_and_fail(stage, f"canary at {step.traffic_percent}% failed: "
+                                                            f"{result['reason']}", analysis=result))
+        self.steps.end(stage, analysis=result)
+
+    def _promote(self, champion: ModelVersion | None) -> Generator[Any, Any, ReleaseResult]:
+        self.steps.begin("promote")
+        yield from self._split({self.candidate_dep: 100, **({self.live_dep: 0} if self.live_dep else {})})
+        yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.CHAMPION, self.version))
+        if champion and champion.version != self.version:
+            yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.PREVIOUS, champion.version))
+            keep_until = self.steps.now + timedelta(hours=self.plan.rollback_window_hours)
+            yield from self._tag(champion.version, {RELEASE_TAG: ReleaseTag.RETIRED,
+                                                    KEEP_UNTIL_TAG: keep_until.isoformat()})
+        yield from self._tag(self.version, {RELEASE_TAG: ReleaseTag.PROMOTED})
+        self.steps.end("promote")
+        self.steps.finish(Verdict.PROMOTED, f"{self.model} v{self.version} promoted to 100 %"
+                          + (f"; v{champion.version} kept as previous" if champion else ""))
+        return ReleaseResult(self.model, self.version, Verdict.PROMOTED, self.candidate_dep,
+                             champion.version if champion else None, self.steps.status.traffic)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _split(self, traffic: dict[str, int],
+               mirror: dict[str, int] | None = None) -> Generator[Any, Any, TrafficState]:
+        return (yield from self.steps.set_traffic(self.endpoint, self.model, traffic, mirror))
+
+    def _tag(self, version: str, tags: dict[str, str]) -> Generator[Any, Any, None]:
+        yield from self.steps.do(TAG_VERSION, VersionTags(self.model, version, tags))
+
+    def _analyse(self, stage: str, since: str, percent: int) -> Generator[Any, Any, dict[str, Any]]:
+        assert self.live_dep is not None
+        answers = yield self.steps.context.task_all([
+            self.steps.task(DEPLOYMENT_METRICS, MetricsQuery(self.endpoint, self.candidate_dep, since)),
+            self.steps.task(DEPLOYMENT_METRICS, MetricsQuery(self.endpoint, self.live_dep, since)),
         ])
-        report = analyse_step(plan.health, metrics[0], metrics[1])
-        result: dict[str, Any] = {"stage": stage, "percent": percent, **report.to_dict()}
-        status.analysis = result
+        candidate, live = (DeploymentMetrics.from_dict(a) for a in answers)
+        result: dict[str, Any] = {"stage": stage, "percent": percent,
+                                  **analyse_step(self.plan.health, candidate, live).to_dict()}
+        self.steps.status.analysis = result
         return result
 
-    # 3. shadow, then 4. canary steps
-    if live_dep is not None:
-        if plan.shadow.enabled:
-            status.begin("shadow", context.current_utc_datetime, percent=plan.shadow.percent)
-            applied = yield from set_traffic({live_dep: 100, cand_dep: 0}, {cand_dep: plan.shadow.percent})
-            aborted = yield from bake("shadow", plan.shadow.bake_minutes)
-            result = yield from analyse("shadow", applied["applied_at"], 0)
-            yield from set_traffic({live_dep: 100, cand_dep: 0}, {})
-            if aborted:
-                raise (yield from restore_and_fail("shadow", f"aborted: {aborted}"))
-            if not result["passed"]:
-                raise (yield from restore_and_fail("shadow", f"shadow analysis failed: {result['reason']}",
-                                                   analysis=result))
-            status.end("shadow", context.current_utc_datetime, analysis=result)
-        for step in plan.steps:
-            stage = f"canary {step.traffic_percent}%"
-            status.begin(stage, context.current_utc_datetime, percent=step.traffic_percent)
-            applied = yield from set_traffic(_split(live_dep, cand_dep, step.traffic_percent))
-            aborted = yield from bake(stage, step.bake_minutes)
-            if aborted:
-                raise (yield from restore_and_fail(stage, f"aborted: {aborted}"))
-            if step.traffic_percent < 100:
-                result = yield from analyse(stage, applied["applied_at"], step.traffic_percent)
-                if not result["passed"]:
-                    raise (yield from restore_and_fail(stage, f"canary at {step.traffic_percent}% failed: "
-                                                              f"{result['reason']}", analysis=result))
-                status.end(stage, context.current_utc_datetime, analysis=result)
-            else:
-                status.end(stage, context.current_utc_datetime)
-    else:
-        for name in status.stages:
-            if name.name.startswith(("canary", "shadow")):
-                status.skip(name.name, "no live deployment to compare with: first release")
-
-    # 5. promote
-    status.begin("promote", context.current_utc_datetime)
-    yield from set_traffic({cand_dep: 100, **({live_dep: 0} if live_dep else {})})
-    yield context.call_activity(SET_ALIAS, {"model": model, "alias": "champion", "version": version})
-    if champion and champion["version"] != version:
-        yield context.call_activity(SET_ALIAS, {"model": model, "alias": "previous", "version": champion["version"]})
-        retire_after = (context.current_utc_datetime + timedelta(hours=plan.rollback_window_hours)).isoformat()
-        yield context.call_activity(TAG_VERSION, {"model": model, "version": champion["version"],
-                                                  "tags": {"release": "retired", "retired.keep_until": retire_after}})
-    yield context.call_activity(TAG_VERSION, {"model": model, "version": version, "tags": {"release": "promoted"}})
-    status.end("promote", context.current_utc_datetime)
-    status.finish("promoted", f"{model} v{version} promoted to 100 %"
-                  + (f"; v{champion['version']} kept as previous" if champion else ""))
-    publish()
-    return {"model": model, "version": version, "verdict": "promoted", "deployment": cand_dep,
-            "previous": champion["version"] if champion else None, "traffic": status.traffic}
+    def _restore_and_fail(self, stage: str, message: str, **detail: Any) -> Generator[Any, Any, RunFailed]:
+        """Live traffic back to the champion, candidate tagged rejected, the run ends Failed."""
+        if self.live_dep is not None:
+            yield from self._split({self.live_dep: 100, self.candidate_dep: 0})
+        yield from self._tag(self.version, {RELEASE_TAG: ReleaseTag.REJECTED, RELEASE_REASON_TAG: message[:500]})
+        verdict = Verdict.ROLLED_BACK if self.live_dep else Verdict.FAILED
+        return self.steps.fail(stage, message, verdict, **detail)

@@ -14,14 +14,13 @@ A failed step ends the run Failed with a readable verdict; nothing is registered
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
-from mlops.gates import evaluate_gates
-from mlops.policy import Policy
-from mlops.runs import (
+from mlops.contracts import (
     APPROVAL_EVENT,
     EVALUATE_MODEL,
     GET_ALIAS,
@@ -31,133 +30,151 @@ from mlops.runs import (
     RETRAIN,
     SUBMIT_TRAINING,
     VALIDATE_DATA,
-    RunFailed,
-    RunStatus,
-    event_data,
+    EvaluateInput,
+    Evaluation,
+    FoundVersion,
+    JobRef,
+    ModelRef,
+    RegisterInput,
+    RetrainInput,
+    RetrainResult,
+    ValidateInput,
+    ValidationResult,
+    VersionQuery,
 )
-from orchestrators.status import StatusReporter
+from mlops.gates import evaluate_gates
+from mlops.policy import Policy
+from mlops.ports import DataRef, JobStatus, ModelVersion, TrainRequest
+from mlops.retrain import STAGES, lineage_tags
+from mlops.runs import RunStatus, event_data
+from mlops.vocabulary import Alias, Verdict
+
+from .steps import Steps
 
 bp = df.Blueprint()
-
-STAGES = ["validate", "train", "evaluate", "gates", "approval", "register"]
-
-
-def _fail(context: df.DurableOrchestrationContext, reporter: StatusReporter, stage: str, message: str,
-          **detail: Any) -> RunFailed:
-    reporter.status.end(stage, context.current_utc_datetime, ok=False, **detail)
-    reporter.status.finish("failed", message)
-    reporter.publish()
-    return RunFailed(message)
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=RETRAIN)
 def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
-    request = event_data(context.get_input())
-    model = request["model"]
-    data = request["data"]
-    status = RunStatus.new(RETRAIN, model, STAGES)
-    status.message = f"data {data['url']}"
+    request = RetrainInput.from_dict(event_data(context.get_input()))
+    status = RunStatus.new(RETRAIN, request.model, STAGES)
+    status.message = f"data {request.data.url}"
+    steps = Steps(context, status)
+    policy_dict = yield context.call_activity(LOAD_POLICY, ModelRef(request.model).to_dict())
+    result = yield from _Retrain(steps, request, policy_dict).run()
+    return result.to_dict()
 
-    reporter = StatusReporter(context, status)
-    publish = reporter.publish
 
-    policy_dict = yield context.call_activity(LOAD_POLICY, model)
-    policy = Policy.from_dict(policy_dict)
+class _Retrain:
+    """One retrain, step by step; a failed step raises RunFailed with its verdict."""
 
-    # 1. validate
-    status.begin("validate", context.current_utc_datetime)
-    publish()
-    report = yield context.call_activity(VALIDATE_DATA, {"model": model, "data": data, "policy": policy_dict})
-    if not report["passed"]:
-        raise _fail(context, reporter, "validate", "data validation failed: " + "; ".join(report["problems"]),
-                    report=report)
-    data = {**data, "sha256": report.get("sha256", "")}
-    status.end("validate", context.current_utc_datetime, rows=report.get("rows"))
+    def __init__(self, steps: Steps, request: RetrainInput, policy_dict: dict[str, Any]) -> None:
+        self.steps = steps
+        self.model = request.model
+        self.data = request.data
+        self.policy_dict = policy_dict
+        self.policy = Policy.from_dict(policy_dict)
 
-    # 2. train, polled with durable timers
-    training = policy.training
-    status.begin("train", context.current_utc_datetime, algorithm=training.algorithm)
-    publish()
-    job = yield context.call_activity(SUBMIT_TRAINING, {
-        "model": model, "data": data, "label": policy.label, "algorithm": training.algorithm,
-        "params": training.params, "run_id": context.instance_id, "policy_hash": policy.policy_hash,
-        "test_fraction": training.test_fraction, "seed": training.seed,
-    })
-    deadline = context.current_utc_datetime + timedelta(minutes=training.timeout_minutes)
-    polls = 0
-    while job["state"] not in ("succeeded", "failed", "canceled"):
-        if context.current_utc_datetime >= deadline:
-            raise _fail(context, reporter, "train", f"training timed out after {training.timeout_minutes} minutes",
-                        job=job["job_id"])
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=training.poll_seconds))
-        job = yield context.call_activity(GET_JOB, job["job_id"])
-        polls += 1
-        status.stages[1].detail["polls"] = polls
-        publish()
-    if job["state"] != "succeeded":
-        raise _fail(context, reporter, "train", f"training {job['state']}: {job.get('message', '')}", job=job["job_id"])
-    status.end("train", context.current_utc_datetime, job=job["job_id"], metrics=job.get("metrics", {}))
+    def run(self) -> Generator[Any, Any, RetrainResult]:
+        """The runbook, top to bottom."""
+        yield from self._validate()
+        job = yield from self._train()
+        champion, candidate_metrics, champion_metrics = yield from self._evaluate(job)
+        self._gates(candidate_metrics, champion_metrics)
+        yield from self._approval()
+        version = yield from self._register(job, candidate_metrics)
+        return RetrainResult(self.model, version.version, candidate_metrics, champion_metrics,
+                             self.steps.status.gates)
 
-    # 3. evaluate candidate and champion on the same held-out data
-    status.begin("evaluate", context.current_utc_datetime)
-    publish()
-    champion = yield context.call_activity(GET_ALIAS, {"model": model, "alias": "champion"})
-    evals = [context.call_activity(EVALUATE_MODEL, {"model_uri": job["model_uri"], "data": data,
-                                                    "label": policy.label, "test_fraction": training.test_fraction,
-                                                    "seed": training.seed})]
-    if champion:
-        evals.append(context.call_activity(EVALUATE_MODEL, {"model_uri": champion["model_uri"], "data": data,
-                                                            "label": policy.label,
-                                                            "test_fraction": training.test_fraction,
-                                                            "seed": training.seed}))
-    results = yield context.task_all(evals)
-    candidate_metrics = results[0]
-    champion_metrics = results[1] if champion else None
-    status.end("evaluate", context.current_utc_datetime, candidate=candidate_metrics, champion=champion_metrics,
-               champion_version=champion["version"] if champion else None)
+    def _validate(self) -> Generator[Any, Any, None]:
+        self.steps.begin("validate")
+        checked = yield from self.steps.call(VALIDATE_DATA, ValidateInput(self.model, self.data, self.policy_dict),
+                                             ValidationResult)
+        report = checked.report
+        if not report.passed:
+            raise self.steps.fail("validate", "data validation failed: " + "; ".join(report.problems),
+                                  report={**report.to_dict(), "sha256": checked.sha256})
+        self.data = DataRef(self.data.url, self.data.etag, self.data.content_length, checked.sha256)
+        self.steps.end("validate", rows=report.rows)
 
-    # 4. gates: a pure decision from mlops.gates
-    status.begin("gates", context.current_utc_datetime)
-    gate_report = evaluate_gates(policy.gates, candidate_metrics, champion_metrics)
-    status.gates = [v.to_dict() for v in gate_report.verdicts]
-    if not gate_report.passed:
-        failed = [v.reason for v in gate_report.verdicts if not v.passed]
-        raise _fail(context, reporter, "gates", "gate failed: " + "; ".join(failed))
-    status.end("gates", context.current_utc_datetime)
+    def _train(self) -> Generator[Any, Any, JobStatus]:
+        """Submit the job and poll it with durable timers until it ends or the policy's timeout passes."""
+        training = self.policy.training
+        self.steps.begin("train", algorithm=training.algorithm)
+        job = yield from self.steps.call(SUBMIT_TRAINING, TrainRequest(
+            model=self.model, data=self.data, label=self.policy.label, algorithm=training.algorithm,
+            params=training.params, run_id=self.steps.context.instance_id, policy_hash=self.policy.policy_hash,
+            test_fraction=training.test_fraction, seed=training.seed), JobStatus)
+        deadline = self.steps.now + timedelta(minutes=training.timeout_minutes)
+        polls = 0
+        while not job.done:
+            if self.steps.now >= deadline:
+                raise self.steps.fail("train", f"training timed out after {training.timeout_minutes} minutes",
+                                      job=job.job_id)
+            yield self.steps.context.create_timer(self.steps.now + timedelta(seconds=training.poll_seconds))
+            job = yield from self.steps.call(GET_JOB, JobRef(job.job_id), JobStatus)
+            polls += 1
+            self.steps.status.stage_named("train").detail["polls"] = polls
+            self.steps.publish()
+        if job.state != "succeeded":
+            raise self.steps.fail("train", f"training {job.state}: {job.message}", job=job.job_id)
+        self.steps.end("train", job=job.job_id, metrics=job.metrics)
+        return job
 
-    # 5. optional human approval: the Approval event races a timer; a timeout is a rejection
-    approval = policy.gates.approval
-    if approval.required:
-        status.begin("approval", context.current_utc_datetime, timeout_hours=approval.timeout_hours)
-        status.message = "waiting for approval"
-        publish()
-        timeout = context.create_timer(context.current_utc_datetime + timedelta(hours=approval.timeout_hours))
+    def _evaluate(self, job: JobStatus) -> Generator[
+            Any, Any, tuple[ModelVersion | None, dict[str, float], dict[str, float] | None]]:
+        """Candidate and champion scored on the same held-out split, in parallel."""
+        self.steps.begin("evaluate")
+        found = yield from self.steps.call(GET_ALIAS, VersionQuery(self.model, alias=Alias.CHAMPION), FoundVersion)
+        champion = found.version
+        training = self.policy.training
+        uris = [job.model_uri] + ([champion.model_uri] if champion else [])
+        answers = yield self.steps.context.task_all([
+            self.steps.task(EVALUATE_MODEL, EvaluateInput(uri, self.data, self.policy.label, training.test_fraction,
+                                                          training.seed)) for uri in uris])
+        evaluations = [Evaluation.from_dict(a).metrics for a in answers]
+        candidate_metrics = evaluations[0]
+        champion_metrics = evaluations[1] if champion else None
+        self.steps.end("evaluate", candidate=candidate_metrics, champion=champion_metrics,
+                       champion_version=champion.version if champion else None)
+        return champion, candidate_metrics, champion_metrics
+
+    def _gates(self, candidate: dict[str, float], champion: dict[str, float] | None) -> None:
+        """A pure decision from mlops.gates."""
+        self.steps.status.begin("gates", self.steps.now)
+        report = evaluate_gates(self.policy.gates, candidate, champion)
+        self.steps.status.gates = [v.to_dict() for v in report.verdicts]
+        if not report.passed:
+            raise self.steps.fail("gates", "gate failed: " + "; ".join(v.reason for v in report.failed))
+        self.steps.end("gates")
+
+    def _approval(self) -> Generator[Any, Any, None]:
+        """The Approval event races a timer; a timeout is a rejection."""
+        approval = self.policy.gates.approval
+        if not approval.required:
+            self.steps.status.skip("approval", "the policy does not require approval")
+            return
+        self.steps.status.message = "waiting for approval"
+        self.steps.begin("approval", timeout_hours=approval.timeout_hours)
+        context = self.steps.context
+        timeout = context.create_timer(self.steps.now + timedelta(hours=approval.timeout_hours))
         answer = context.wait_for_external_event(APPROVAL_EVENT)
         winner = yield context.task_any([answer, timeout])
         if winner == timeout:
-            raise _fail(context, reporter, "approval",
-                        f"approval timed out after {approval.timeout_hours} h: rejected")
+            raise self.steps.fail("approval", f"approval timed out after {approval.timeout_hours} h: rejected")
         timeout.cancel()
         decision = event_data(answer.result)
         if not decision.get("approved"):
-            raise _fail(context, reporter, "approval",
-                        f"rejected by {decision.get('by', 'an operator')}: {decision.get('reason', 'no reason given')}",
-                        decision=decision)
-        status.end("approval", context.current_utc_datetime, decision=decision)
-    else:
-        status.skip("approval", "the policy does not require approval")
+            raise self.steps.fail("approval", f"rejected by {decision.get('by', 'an operator')}: "
+                                              f"{decision.get('reason', 'no reason given')}", decision=decision)
+        self.steps.end("approval", decision=decision)
 
-    # 6. register (ModelRegistered is announced by the platform)
-    status.begin("register", context.current_utc_datetime)
-    publish()
-    tags = {"data_url": data["url"], "data_etag": data.get("etag", ""), "data_sha256": data.get("sha256", ""),
-            "run_id": context.instance_id, "policy_hash": policy.policy_hash,
-            "training_job": job["job_id"], "tracking_run_id": job.get("tracking_run_id", "")}
-    tags.update({f"metric.{k}": f"{v:.6f}" for k, v in candidate_metrics.items()})
-    version = yield context.call_activity(REGISTER_MODEL, {"model": model, "job": job, "tags": tags})
-    status.version = version["version"]
-    status.end("register", context.current_utc_datetime, version=version["version"])
-    status.finish("registered", f"{model} v{version['version']} registered")
-    publish()
-    return {"model": model, "version": version["version"], "metrics": candidate_metrics,
-            "champion_metrics": champion_metrics, "gates": status.gates}
+    def _register(self, job: JobStatus, metrics: dict[str, float]) -> Generator[Any, Any, ModelVersion]:
+        """Register with lineage; the platform announces ModelRegistered, which starts the release."""
+        self.steps.begin("register")
+        tags = lineage_tags(self.data, self.steps.context.instance_id, self.policy.policy_hash, job, metrics)
+        version = yield from self.steps.call(REGISTER_MODEL, RegisterInput(self.model, job, tags), ModelVersion)
+        self.steps.status.version = version.version
+        self.steps.end("register", version=version.version)
+        self.steps.finish(Verdict.REGISTERED, f"{self.model} v{version.version} registered")
+        return version

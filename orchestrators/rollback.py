@@ -11,97 +11,115 @@ The runbook:
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Generator
+from typing import Any
 
 import azure.durable_functions as df
 
-from mlops.policy import Policy
-from mlops.runs import (
-    BEGIN_DEPLOYMENT,
+from mlops.contracts import (
     GET_ALIAS,
-    GET_OPERATION,
     GET_TRAFFIC,
     LOAD_POLICY,
     RECORD_INCIDENT,
     ROLLBACK,
     SET_ALIAS,
-    SET_TRAFFIC,
     TAG_VERSION,
-    RunStatus,
-    deployment_name,
-    event_data,
+    AliasChange,
+    EndpointRef,
+    FoundVersion,
+    Incident,
+    ModelRef,
+    RollbackInput,
+    RollbackResult,
+    TrafficState,
+    VersionQuery,
+    VersionTags,
 )
-from orchestrators.status import StatusReporter
+from mlops.policy import Policy
+from mlops.ports import ModelVersion
+from mlops.reactions import nothing_to_roll_back, retrain_after_rollback
+from mlops.runs import RunFailed, RunStatus, deployment_name, event_data
+from mlops.vocabulary import RELEASE_TAG, ROLLBACK_REASON_TAG, Alias, ReleaseTag, Verdict
+
+from .steps import Steps
 
 bp = df.Blueprint()
+
+STAGES = ["assess", "restore", "record"]
 
 
 @bp.orchestration_trigger(context_name="context", orchestration=ROLLBACK)
 def rollback(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
-    request = event_data(context.get_input())
-    model = request["model"]
-    reason = request.get("reason", "rollback requested")
-    status = RunStatus.new(ROLLBACK, model, ["assess", "restore", "record"])
+    request = RollbackInput.from_dict(event_data(context.get_input()))
+    steps = Steps(context, RunStatus.new(ROLLBACK, request.model, STAGES))
+    result = yield from _Rollback(steps, request).run()
+    return result.to_dict()
 
-    publish = StatusReporter(context, status).publish
 
-    status.begin("assess", context.current_utc_datetime)
-    publish()
-    policy = Policy.from_dict((yield context.call_activity(LOAD_POLICY, model)))
-    endpoint = policy.release.endpoint
-    champion = yield context.call_activity(GET_ALIAS, {"model": model, "alias": "champion"})
-    previous = yield context.call_activity(GET_ALIAS, {"model": model, "alias": "previous"})
-    about = request.get("version")
-    if (champion is None or previous is None or previous["version"] == champion["version"]
-            or (about and champion["version"] != str(about))):
-        why = ("no champion is deployed" if champion is None else
-               f"v{about} is no longer the champion (now v{champion['version']}): already rolled back"
-               if about and champion["version"] != str(about) else
-               f"there is no earlier version of {model} to roll back to")
-        status.end("assess", context.current_utc_datetime, ok=True, reason=why)
-        status.skip("restore", why)
-        status.skip("record", why)
-        status.finish("nothing to do", why)
-        publish()
-        return {"model": model, "verdict": "nothing to do", "reason": why}
-    status.version = previous["version"]
-    status.end("assess", context.current_utc_datetime, bad=champion["version"], target=previous["version"])
+class _Rollback:
+    """One rollback, step by step."""
 
-    status.begin("restore", context.current_utc_datetime)
-    publish()
-    good_dep = deployment_name(model, previous["version"])
-    bad_dep = deployment_name(model, champion["version"])
-    split = yield context.call_activity(GET_TRAFFIC, endpoint)
-    if good_dep not in split.get("traffic", {}):
-        op = yield context.call_activity(BEGIN_DEPLOYMENT, {"endpoint": endpoint, "deployment": good_dep,
-                                                            "model": previous})
-        for _ in range(360):  # bounded: 30 minutes of 5-second polls
-            if op["state"] != "running":
-                break
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=5))
-            op = yield context.call_activity(GET_OPERATION, op["operation_id"])
-        if op["state"] != "succeeded":
-            status.end("restore", context.current_utc_datetime, ok=False, operation=op)
-            status.finish("failed", f"could not redeploy v{previous['version']}: {op.get('message', '')}")
-            publish()
-            raise RuntimeError(status.message)
-    applied = yield context.call_activity(SET_TRAFFIC, {"endpoint": endpoint, "model": model,
-                                                        "traffic": {good_dep: 100, bad_dep: 0},
-                                                        "mirror_traffic": {}})
-    status.traffic = applied
-    yield context.call_activity(SET_ALIAS, {"model": model, "alias": "champion", "version": previous["version"]})
-    yield context.call_activity(TAG_VERSION, {"model": model, "version": champion["version"],
-                                              "tags": {"release": "rolled back", "rollback.reason": reason[:500]}})
-    status.end("restore", context.current_utc_datetime, traffic=applied)
+    def __init__(self, steps: Steps, request: RollbackInput) -> None:
+        self.steps = steps
+        self.request = request
+        self.model = request.model
 
-    status.begin("record", context.current_utc_datetime)
-    incident = {"model": model, "from_version": champion["version"], "to_version": previous["version"],
-                "reason": reason, "evidence": request.get("evidence", {}), "source": request.get("source", ""),
-                "at": context.current_utc_datetime.isoformat(), "run_id": context.instance_id}
-    yield context.call_activity(RECORD_INCIDENT, incident)
-    retrain = policy.monitoring.on_drift in ("retrain", "rollback_and_retrain") and request.get("source") != "operator"
-    status.end("record", context.current_utc_datetime, incident=incident, retrain_requested=retrain)
-    status.finish("rolled back", f"{model} rolled back from v{champion['version']} to v{previous['version']}: {reason}")
-    publish()
-    return {"model": model, "verdict": "rolled back", "from_version": champion["version"],
-            "to_version": previous["version"], "reason": reason, "retrain": retrain}
+    def run(self) -> Generator[Any, Any, RollbackResult]:
+        """The runbook, top to bottom."""
+        self.steps.begin("assess")
+        policy = Policy.from_dict((yield from self._load_policy()))
+        champion = yield from self._find(Alias.CHAMPION)
+        previous = yield from self._find(Alias.PREVIOUS)
+        why = nothing_to_roll_back(self.model, champion, previous, self.request.version)
+        if why is not None or champion is None or previous is None:
+            return self._nothing_to_do(why or "nothing to roll back")
+        self.steps.status.version = previous.version
+        self.steps.end("assess", bad=champion.version, target=previous.version)
+        yield from self._restore(policy.release.endpoint, champion, previous)
+        incident = yield from self._record(champion, previous)
+        retrain = retrain_after_rollback(policy.monitoring.on_drift, self.request.source)
+        self.steps.end("record", incident=incident.to_dict(), retrain_requested=retrain)
+        self.steps.finish(Verdict.ROLLED_BACK, f"{self.model} rolled back from v{champion.version} to "
+                                               f"v{previous.version}: {self.request.reason}")
+        return RollbackResult(self.model, Verdict.ROLLED_BACK, self.request.reason, champion.version,
+                              previous.version, retrain)
+
+    def _load_policy(self) -> Generator[Any, Any, dict[str, Any]]:
+        return (yield self.steps.context.call_activity(LOAD_POLICY, ModelRef(self.model).to_dict()))
+
+    def _find(self, alias: Alias) -> Generator[Any, Any, ModelVersion | None]:
+        found = yield from self.steps.call(GET_ALIAS, VersionQuery(self.model, alias=alias), FoundVersion)
+        return found.version
+
+    def _nothing_to_do(self, why: str) -> RollbackResult:
+        self.steps.status.end("assess", self.steps.now, ok=True, reason=why)
+        self.steps.status.skip("restore", why)
+        self.steps.status.skip("record", why)
+        self.steps.finish(Verdict.NOTHING_TO_DO, why)
+        return RollbackResult(self.model, Verdict.NOTHING_TO_DO, why)
+
+    def _restore(self, endpoint: str, champion: ModelVersion, previous: ModelVersion) -> Generator[Any, Any, None]:
+        """Redeploy the previous version if its deployment is gone, then give it all traffic."""
+        self.steps.begin("restore")
+        good_dep = deployment_name(self.model, previous.version)
+        bad_dep = deployment_name(self.model, champion.version)
+        split = yield from self.steps.call(GET_TRAFFIC, EndpointRef(endpoint), TrafficState)
+        if good_dep not in split.traffic:
+            op = yield from self.steps.deploy(endpoint, good_dep, previous)
+            if op.state != "succeeded":
+                self.steps.fail("restore", f"could not redeploy v{previous.version}: {op.message}",
+                                operation=op.to_dict())
+                raise RunFailed(self.steps.status.message)
+        applied = yield from self.steps.set_traffic(endpoint, self.model, {good_dep: 100, bad_dep: 0})
+        yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.CHAMPION, previous.version))
+        yield from self.steps.do(TAG_VERSION, VersionTags(self.model, champion.version, {
+            RELEASE_TAG: ReleaseTag.ROLLED_BACK, ROLLBACK_REASON_TAG: self.request.reason[:500]}))
+        self.steps.end("restore", traffic=applied.to_dict())
+
+    def _record(self, champion: ModelVersion, previous: ModelVersion) -> Generator[Any, Any, Incident]:
+        self.steps.status.begin("record", self.steps.now)
+        incident = Incident(self.model, champion.version, previous.version, self.request.reason,
+                            self.request.evidence, self.request.source, self.steps.now.isoformat(),
+                            self.steps.context.instance_id)
+        yield from self.steps.do(RECORD_INCIDENT, incident)
+        return incident

@@ -19,6 +19,15 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from adapters import runtime
+from mlops.contracts import (
+    ABORT_EVENT,
+    APPROVAL_EVENT,
+    PAUSE_EVENT,
+    RESUME_EVENT,
+    RUN_KINDS,
+    RetrainInput,
+    RollbackInput,
+)
 from mlops.errors import MlopsError, PolicyError
 from mlops.operator import (
     ACTIONS,
@@ -36,22 +45,14 @@ from mlops.operator import (
     require_operator,
     run_summary,
 )
-from mlops.runs import (
-    ABORT_EVENT,
-    APPROVAL_EVENT,
-    PAUSE_EVENT,
-    RESUME_EVENT,
-    RETRAIN,
-    ROLLBACK,
-    RUN_KINDS,
-    Request,
-)
+from mlops.ports import DataRef
+from mlops.runs import Request
+from mlops.vocabulary import ACTIVE_RUNTIME_STATUSES, Alias, Source
 
 from .submit import submit
 
 bp = df.Blueprint()
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-_ACTIVE = {"Pending", "Running", "Suspended"}
 
 
 def _json(body: Any, status: int = 200) -> func.HttpResponse:
@@ -186,7 +187,7 @@ async def run_action(req: func.HttpRequest, client: df.DurableOrchestrationClien
         status = _status_dict(await client.get_status(run_id))
         if status is None:
             raise ApiError(404, f"no run with id {run_id!r}")
-        if status["runtimeStatus"] not in _ACTIVE:
+        if status["runtimeStatus"] not in ACTIVE_RUNTIME_STATUSES:
             raise ApiError(409, f"run {run_id} is {status['runtimeStatus']}: nothing to {action}")
         if kind not in ACTIONS[action]:
             raise ApiError(409, f"{action} does not apply to a {kind} run")
@@ -214,8 +215,8 @@ def _models() -> list[str]:
 def _model_overview(model: str, detail: bool) -> dict[str, Any]:
     policy = runtime.policy(model)
     platform = runtime.platform()
-    champion = platform.get_alias(model, "champion")
-    previous = platform.get_alias(model, "previous")
+    champion = platform.get_alias(model, Alias.CHAMPION)
+    previous = platform.get_alias(model, Alias.PREVIOUS)
     try:
         split = platform.get_traffic(policy.release.endpoint).to_dict()
     except MlopsError as exc:
@@ -266,17 +267,15 @@ async def model_action(req: func.HttpRequest, client: df.DurableOrchestrationCli
             raise ApiError(404, f"no model named {model!r} (no policy file)")
         if action == "retrain":
             rbody: RetrainBody = parse_body(RetrainBody, req.get_body())
-            request = Request(kind=RETRAIN, model=model, dedup_key=f"operator:{uuid.uuid4().hex}",
-                              payload={"data": {"url": rbody.data_url, "etag": rbody.etag}},
-                              requested_by=principal.name)
+            request = Request.of(RetrainInput(model, DataRef(url=rbody.data_url, etag=rbody.etag)),
+                                 dedup_key=f"operator:{uuid.uuid4().hex}", requested_by=principal.name)
             reason = rbody.reason
         else:
             bbody: RollbackBody = parse_body(RollbackBody, req.get_body())
-            champion = await asyncio.to_thread(runtime.platform().get_alias, model, "champion")
-            request = Request(kind=ROLLBACK, model=model, dedup_key=f"operator:{uuid.uuid4().hex}",
-                              payload={"reason": f"operator {principal.name}: {bbody.reason}", "source": "operator",
-                                       "version": champion.version if champion else None},
-                              requested_by=principal.name)
+            champion = await asyncio.to_thread(runtime.platform().get_alias, model, Alias.CHAMPION)
+            rollback = RollbackInput(model, f"operator {principal.name}: {bbody.reason}",
+                                     champion.version if champion else None, Source.OPERATOR)
+            request = Request.of(rollback, dedup_key=f"operator:{uuid.uuid4().hex}", requested_by=principal.name)
             reason = bbody.reason
         result = await submit(client, request)
         audit_id = await _audit(principal, action, model, reason, result)

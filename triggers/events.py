@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from adapters import runtime
+from mlops.contracts import ReleaseInput, RetrainInput, RollbackInput
 from mlops.errors import EventError, PolicyError
 from mlops.events import (
     BlobCreated,
@@ -25,12 +26,16 @@ from mlops.events import (
     parse_event,
     parse_monitor_alert,
 )
-from mlops.runs import RELEASE, RETRAIN, ROLLBACK, Request
+from mlops.ports import DataRef
+from mlops.reactions import drift_action
+from mlops.runs import Request
+from mlops.vocabulary import Source
 
 from .submit import submit
 
 log = logging.getLogger("mlops.triggers")
 bp = df.Blueprint()
+E = TypeVar("E")
 
 
 def event_to_dict(event: func.EventGridEvent) -> dict[str, Any]:
@@ -40,17 +45,25 @@ def event_to_dict(event: func.EventGridEvent) -> dict[str, Any]:
             "dataVersion": event.data_version or "", "metadataVersion": "1"}
 
 
+def _parse(event: func.EventGridEvent, kind: type[E], function: str) -> E | None:
+    """The event as ``kind``; None (logged with the reason, nothing changed) if it is malformed or another type."""
+    try:
+        parsed = parse_event(event_to_dict(event))
+    except EventError as exc:
+        log.error("malformed event ignored by %s: %s", function, exc, extra={"event_id": event.id})
+        return None
+    if not isinstance(parsed, kind):
+        log.warning("unexpected event type %s on %s", event.event_type, function)
+        return None
+    return parsed
+
+
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     """New data in the landing container -> retrain that model."""
-    try:
-        parsed = parse_event(event_to_dict(event))
-    except EventError as exc:
-        log.error("malformed BlobCreated event ignored: %s", exc, extra={"event_id": event.id})
-        return
-    if not isinstance(parsed, BlobCreated):
-        log.warning("unexpected event type %s on on_blob_created", event.event_type)
+    parsed = _parse(event, BlobCreated, "on_blob_created")
+    if parsed is None:
         return
     suffixes: tuple[str, ...] = (".csv",)
     if parsed.model:
@@ -62,25 +75,19 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
     blob = landing_blob(parsed, runtime.settings().landing_container, suffixes)
     if blob is None:
         return
-    data = {"url": blob.url, "etag": blob.etag, "content_length": blob.content_length}
-    await submit(client, Request(kind=RETRAIN, model=blob.model, dedup_key=blob.dedup_key, payload={"data": data},
-                                 requested_at=event.event_time.isoformat() if event.event_time else ""))
+    data = DataRef(url=blob.url, etag=blob.etag, content_length=blob.content_length)
+    await submit(client, Request.of(RetrainInput(blob.model, data), dedup_key=blob.dedup_key,
+                                    requested_at=event.event_time.isoformat() if event.event_time else ""))
 
 
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_model_registered(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     """A model version was registered -> release it."""
-    try:
-        parsed = parse_event(event_to_dict(event))
-    except EventError as exc:
-        log.error("malformed ModelRegistered event ignored: %s", exc, extra={"event_id": event.id})
+    parsed = _parse(event, ModelRegistered, "on_model_registered")
+    if parsed is None:
         return
-    if not isinstance(parsed, ModelRegistered):
-        log.warning("unexpected event type %s on on_model_registered", event.event_type)
-        return
-    await submit(client, Request(kind=RELEASE, model=parsed.model, dedup_key=parsed.dedup_key,
-                                 payload={"version": parsed.version}))
+    await submit(client, Request.of(ReleaseInput(parsed.model, str(parsed.version)), dedup_key=parsed.dedup_key))
 
 
 async def _act_on_drift(client: df.DurableOrchestrationClient, drift: DriftDetected) -> dict[str, Any] | None:
@@ -90,32 +97,24 @@ async def _act_on_drift(client: df.DurableOrchestrationClient, drift: DriftDetec
     except PolicyError as exc:
         log.error("drift on %s ignored: %s", drift.model, exc)
         return None
-    if policy.monitoring.on_drift == "retrain":
-        # the champion stays: an older model would meet the drifted inputs no better
-        data = await asyncio.to_thread(runtime.newest_landed, drift.model, policy.data.allowed_suffixes)
+    if drift_action(policy.monitoring.on_drift) == "retrain":
+        data = await asyncio.to_thread(runtime.landing().newest, drift.model, policy.data.allowed_suffixes)
         if data is None:
             log.warning("drift on %s: policy on_drift is retrain, but no data has landed for it; nothing to do",
                         drift.model)
             return None
-        return await submit(client, Request(kind=RETRAIN, model=drift.model, dedup_key=f"drift:{drift.dedup_key}",
-                                            payload={"data": data, "reason": drift.reason}, requested_by="drift"))
-    payload = {"reason": drift.reason, "version": drift.version, "source": drift.source,
-               "evidence": drift.evidence}
-    return await submit(client, Request(kind=ROLLBACK, model=drift.model, dedup_key=drift.dedup_key,
-                                        payload=payload))
+        return await submit(client, Request.of(RetrainInput(drift.model, data, reason=drift.reason),
+                                               dedup_key=f"drift:{drift.dedup_key}", requested_by="drift"))
+    rollback = RollbackInput(drift.model, drift.reason, drift.version, drift.source, drift.evidence)
+    return await submit(client, Request.of(rollback, dedup_key=drift.dedup_key))
 
 
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_drift_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     """The app's drift event or Azure ML's DatasetDriftDetected -> roll back or retrain (per policy)."""
-    try:
-        parsed = parse_event(event_to_dict(event))
-    except EventError as exc:
-        log.error("malformed drift event ignored: %s", exc, extra={"event_id": event.id})
-        return
-    if not isinstance(parsed, DriftDetected):
-        log.warning("unexpected event type %s on on_drift_event", event.event_type)
+    parsed = _parse(event, DriftDetected, "on_drift_event")
+    if parsed is None:
         return
     await _act_on_drift(client, parsed)
 
@@ -131,7 +130,7 @@ async def on_monitor_alert(req: func.HttpRequest, client: df.DurableOrchestratio
     if alert.resolved:
         return func.HttpResponse(json.dumps({"accepted": False, "reason": "alert resolved"}),
                                  mimetype="application/json")
-    result = await submit(client, Request(kind=ROLLBACK, model=alert.model, dedup_key=alert.dedup_key,
-                                          payload={"reason": f"Azure Monitor alert {alert.alert_rule} fired",
-                                                   "source": "azure-monitor", "evidence": alert.to_dict()}))
+    rollback = RollbackInput(alert.model, f"Azure Monitor alert {alert.alert_rule} fired",
+                             source=Source.AZURE_MONITOR, evidence=alert.to_dict())
+    result = await submit(client, Request.of(rollback, dedup_key=alert.dedup_key))
     return func.HttpResponse(json.dumps(result), status_code=202, mimetype="application/json")

@@ -15,18 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import TypeVar
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from adapters import runtime
-from mlops import cleanup
-from mlops.drift import drift_report
+from adapters.eventgrid import TopicPublisher
 from mlops.errors import SettingError
-from mlops.events import APP_DRIFT_EVENT_TYPE
-from mlops.runs import deployment_name
+from mlops.monitoring import check_drift, clean_up_due
 
 from .submit import ensure_lifecycle
 
@@ -35,41 +33,11 @@ T = TypeVar("T")
 bp = df.Blueprint()
 
 
-def _publisher() -> Any:
-    from azure.eventgrid import EventGridPublisherClient
-
+def _publisher() -> TopicPublisher:
     s = runtime.settings()
     if not s.eventgrid_topic_endpoint:
         raise SettingError("MLOPS_EVENTGRID_TOPIC_ENDPOINT", "missing: the drift monitor publishes drift events there")
-    if s.eventgrid_topic_key:
-        from azure.core.credentials import AzureKeyCredential
-
-        return EventGridPublisherClient(s.eventgrid_topic_endpoint, AzureKeyCredential(s.eventgrid_topic_key))
-    from azure.identity import DefaultAzureCredential
-
-    return EventGridPublisherClient(s.eventgrid_topic_endpoint, DefaultAzureCredential())
-
-
-def check_model(model: str, now: datetime) -> dict[str, Any] | None:
-    """Drift of one model's live traffic against its baseline; the drift event's data if it drifted."""
-    policy = runtime.policy(model)
-    platform = runtime.platform()
-    champion = platform.get_alias(model, "champion")
-    if champion is None:
-        return None
-    start = (now - timedelta(minutes=policy.monitoring.window_minutes)).isoformat()
-    rows = platform.recent_inputs(policy.release.endpoint, start, now.isoformat(), limit=5000)
-    dep = deployment_name(model, champion.version)
-    rows = [r for r in rows if r.get("__deployment__", dep) == dep]
-    if len(rows) < policy.monitoring.min_rows:
-        log.info("not enough traffic for drift", extra={"model": model, "rows": len(rows)})
-        return None
-    baseline = platform.baseline(model, champion.version)  # type: ignore[attr-defined]
-    report = drift_report(baseline, rows, policy.monitoring, label=policy.label)
-    if not report.drifted:
-        return None
-    return {"model": model, "version": champion.version, "features": report.features_dict(),
-            "window": {"start": start, "end": now.isoformat()}}
+    return TopicPublisher(s.eventgrid_topic_endpoint, s.eventgrid_topic_key)
 
 
 def _each_model(what: str, check: Callable[[str], T | None]) -> dict[str, T]:
@@ -91,13 +59,9 @@ def _each_model(what: str, check: Callable[[str], T | None]) -> dict[str, T]:
 
 def scan_and_publish(now: datetime) -> list[str]:
     """Check every model with a policy; publish a drift event for each that drifted. Blocking I/O."""
-    from azure.eventgrid import EventGridEvent
-
-    drifted = _each_model("drift check", lambda model: check_model(model, now))
+    drifted = _each_model("drift check", lambda model: check_drift(runtime.platform(), runtime.policy(model), now))
     for model, drift in drifted.items():
-        event = EventGridEvent(subject=f"models/{model}:{drift['version']}", event_type=APP_DRIFT_EVENT_TYPE,
-                               data=drift, data_version="1.0")
-        _publisher().send([event])
+        _publisher().drift_detected(drift)
         log.warning("drift detected", extra={"model": model, "version": drift["version"]})
     return list(drifted)
 
@@ -115,8 +79,5 @@ async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClien
 
 def models_due_for_cleanup(now: datetime) -> list[str]:
     """Models with a deployment to delete at ``now``. Blocking I/O."""
-    def due(model: str) -> bool | None:
-        policy = runtime.policy(model)
-        return bool(cleanup.plan(runtime.platform(), policy.model, policy.release.endpoint, now)) or None
-
-    return list(_each_model("clean-up check", due))
+    return list(_each_model("clean-up check",
+                            lambda model: clean_up_due(runtime.platform(), runtime.policy(model), now) or None))

@@ -9,11 +9,12 @@ from typing import Any
 import azure.durable_functions as df
 
 from adapters import runtime
-from mlops.runs import ABORT_EVENT, LIFECYCLE, RELEASE, ROLLBACK, Request, lifecycle_id
+from mlops.contracts import ABORT_EVENT, LIFECYCLE, RELEASE, ROLLBACK
+from mlops.runs import Request, lifecycle_id
+from mlops.vocabulary import ACTIVE_RUNTIME_STATUSES
 
 log = logging.getLogger("mlops.triggers")
 
-_ACTIVE = {"Pending", "Running", "Suspended", "ContinuedAsNew"}
 
 
 def _status_name(status: Any) -> str | None:
@@ -26,7 +27,7 @@ async def ensure_lifecycle(client: df.DurableOrchestrationClient, model: str) ->
     iid = lifecycle_id(model)
     for _ in range(3):  # bounded: a start can race another trigger's start
         status = await client.get_status(iid)
-        if _status_name(status) in _ACTIVE:
+        if _status_name(status) in ACTIVE_RUNTIME_STATUSES:
             return "running"
         try:
             await client.start_new(LIFECYCLE, iid, {"model": model})

@@ -1,0 +1,117 @@
+"""Scoring: route a request through the live split, run the deployment's model, mirror to the shadow.
+
+Each request reads the split once, so it finishes on the deployment it was routed to even if the
+split changes or that deployment is deleted meanwhile. Mirrored requests run in the background on
+threads of their own: their answers are logged, never returned, and a slow shadow never delays a
+client. Mirroring is best effort: beyond ``max_mirrored`` mirrored requests running or queued,
+further ones are not mirrored (logged, and counted as ``mirror_skipped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .state import Gateway, GatewayError
+
+log = logging.getLogger("gateway")
+
+Rows = list[dict[str, Any]]
+
+
+def spawn(job: Coroutine[Any, Any, Any], held: set[asyncio.Task[Any]]) -> None:
+    """Run ``job`` in the background, held in ``held`` until it ends."""
+    # the event loop keeps only weak references to tasks: hold them until they end
+    task = asyncio.create_task(job)
+    held.add(task)
+    task.add_done_callback(held.discard)
+
+
+class Scorer:
+    """Answers scoring requests for one gateway, and mirrors a share of them to the shadow."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
+        # mirrored requests get threads of their own: a slow shadow must never make live requests wait
+        self.mirror_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror")
+        self.mirroring: set[asyncio.Task[Any]] = set()  # mirrored requests running or queued
+
+    async def score(self, name: str, rows: Rows, pinned: str | None) -> tuple[str, int, Any]:
+        """(deployment, status, predictions or error) for ``rows`` sent to endpoint ``name``; ``pinned``
+        routes straight to one deployment, and such a request is never mirrored."""
+        ep = self.gw.endpoints[name]
+        traffic, mirror = ep["traffic"], ep["mirror_traffic"]  # one consistent snapshot for this request
+        dep = pinned or self.choose(traffic)
+        if dep is None or dep not in ep["deployments"]:
+            raise GatewayError(404 if dep else 503, f"no deployment to serve: {dep or 'traffic is 0 everywhere'}")
+        if not pinned:
+            self._mirror(name, ep["deployments"], mirror, rows)
+        status, out = await self._run(name, dep, ep["deployments"][dep], rows, mirrored=False)
+        return dep, status, out
+
+    def choose(self, traffic: dict[str, int]) -> str | None:
+        """Weighted random choice over the live split."""
+        live = [(d, p) for d, p in traffic.items() if p > 0]
+        if not live:
+            return None
+        pick = self.gw.rng.uniform(0, sum(p for _, p in live))
+        for dep, pct in live:
+            pick -= pct
+            if pick <= 0:
+                return dep
+        return live[-1][0]
+
+    def _mirror(self, name: str, deployments: dict[str, Any], mirror: dict[str, int], rows: Rows) -> None:
+        for shadow, pct in mirror.items():
+            if self.gw.rng.uniform(0, 100) >= pct:
+                continue
+            if len(self.mirroring) >= self.gw.max_mirrored:
+                self._skip(name, shadow)
+                continue
+            spawn(self._run(name, shadow, deployments[shadow], rows, mirrored=True), self.mirroring)
+
+    def _skip(self, name: str, shadow: str) -> None:
+        # mirroring is best effort: a shadow slower than the traffic must not pile up work
+        skipped = self.gw.mirror_skipped.get((name, shadow), 0)
+        if skipped % 100 == 0:
+            log.warning("shadow %s/%s is behind: %d mirrored requests in flight, not mirroring "
+                        "(%d skipped so far)", name, shadow, len(self.mirroring), skipped + 1)
+        self.gw.mirror_skipped[(name, shadow)] = skipped + 1
+
+    async def _run(self, name: str, dep: str, spec: dict[str, Any], rows: Rows, mirrored: bool) -> tuple[int, Any]:
+        """Score on one deployment in a worker thread and log the request; (status, predictions or error)."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            out: Any = await loop.run_in_executor(self.mirror_pool if mirrored else self.pool, self.predict, dep,
+                                                  spec, rows)
+            status = 200
+        except GatewayError as exc:
+            out, status = {"error": str(exc)}, exc.status
+        except Exception as exc:  # the model failed on this input: a 500 for the client, logged
+            out, status = {"error": f"{type(exc).__name__}: {exc}"}, 500
+        self.gw.record(name, dep, (time.perf_counter() - started) * 1000, status, mirrored, rows,
+                       out if status == 200 else None)
+        return status, out
+
+    def predict(self, deployment: str, dep: dict[str, Any], rows: Rows) -> list[Any]:
+        """Run one deployment's model (in a worker thread), with injected faults."""
+        import pandas as pd
+
+        # ``dep`` is the deployment as routed, not looked up again by name: it may have been deleted or
+        # redeployed while the request waited for a thread, and the request must still be answered by it
+        faults = dep.get("faults", {})
+        if faults.get("latency_ms"):
+            time.sleep(float(faults["latency_ms"]) / 1000)
+        if faults.get("error_rate") and self.gw.rng.random() < float(faults["error_rate"]):
+            raise GatewayError(500, f"injected fault in deployment {deployment!r}")
+        model = self.gw.load_model(dep["model_uri"])
+        result = model.predict(pd.DataFrame(rows))
+        return [v.item() if hasattr(v, "item") else v for v in np.asarray(result).tolist()]

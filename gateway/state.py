@@ -1,0 +1,227 @@
+"""The gateway's state: endpoints (deployments, traffic, mirror traffic), deployment operations,
+the loaded models and the request log, persisted in one SQLite database (WAL) in the state directory.
+
+Endpoints and operations survive a restart, and a deployment a crash cut short is carried out
+again (``interrupted``). Request-log rows are queued and written in batches off the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sqlite3
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .traffic import validate_split
+
+log = logging.getLogger("gateway")
+
+MAX_MIRRORED_IN_FLIGHT = 64  # default bound on mirrored requests running or queued; beyond it they are skipped
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """A moment (default: now) as the request log writes it: UTC, to the microsecond."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def normalize(value: str) -> str:
+    """An ISO 8601 time as the request log writes it; one without an offset is UTC."""
+    text = value.strip().replace("Z", "+00:00")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return timestamp(moment)
+
+
+class GatewayError(Exception):
+    """A request the gateway refuses; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Gateway:
+    """State, models and the request log."""
+
+    def __init__(self, state_dir: Path, key: str | None, seed: int | None = None,
+                 max_mirrored: int = MAX_MIRRORED_IN_FLIGHT) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.key = key
+        self.rng = random.Random(seed)
+        self.db = sqlite3.connect(str(self.state_dir / "gateway.sqlite"), check_same_thread=False,
+                                  isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, state TEXT NOT NULL)")
+        self.db.execute("""CREATE TABLE IF NOT EXISTS requests (ts TEXT, endpoint TEXT, deployment TEXT,
+            latency_ms REAL, status INTEGER, mirrored INTEGER, inputs TEXT, outputs TEXT)""")
+        self.db.execute("CREATE INDEX IF NOT EXISTS requests_window ON requests(endpoint, deployment, ts)")
+        # operations are kept like Azure ML keeps them: a client polling across a restart still finds its own
+        self.db.execute("CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, state TEXT NOT NULL)")
+        self.endpoints: dict[str, dict[str, Any]] = {
+            name: json.loads(state) for name, state in self.db.execute("SELECT name, state FROM endpoints")}
+        self.models: dict[str, Any] = {}
+        self.operations: dict[str, dict[str, Any]] = {
+            op_id: json.loads(state) for op_id, state in self.db.execute("SELECT id, state FROM operations")}
+        self.loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
+        self.log_queue: list[tuple[Any, ...]] = []
+        self.max_mirrored = max_mirrored
+        self.mirror_skipped: dict[tuple[str, str], int] = {}  # (endpoint, deployment) -> count since start
+        self._lock = asyncio.Lock()
+
+    # -- endpoints ---------------------------------------------------------------------------
+    def endpoint(self, name: str) -> dict[str, Any]:
+        """An endpoint's state (created empty on first use)."""
+        return self.endpoints.setdefault(name, {"deployments": {}, "traffic": {}, "mirror_traffic": {}})
+
+    def save(self, name: str) -> None:
+        """Persist one endpoint."""
+        self.db.execute("INSERT OR REPLACE INTO endpoints VALUES (?, ?)", (name, json.dumps(self.endpoints[name])))
+
+    def deployment(self, name: str, deployment: str) -> dict[str, Any]:
+        """One deployment's state; GatewayError 404 if the endpoint has none by that name."""
+        ep = self.endpoint(name)
+        if deployment not in ep["deployments"]:
+            raise GatewayError(404, f"deployment {deployment!r} not found")
+        return ep["deployments"][deployment]
+
+    async def delete_deployment(self, name: str, deployment: str) -> None:
+        """Remove a deployment that carries no traffic (GatewayError 404 or 409 otherwise)."""
+        self.deployment(name, deployment)
+        ep = self.endpoint(name)
+        if ep["traffic"].get(deployment, 0) > 0 or ep["mirror_traffic"].get(deployment, 0) > 0:
+            raise GatewayError(409, f"deployment {deployment!r} still carries traffic; move it away first")
+        async with self._lock:
+            ep["deployments"].pop(deployment)
+            ep["traffic"] = {k: v for k, v in ep["traffic"].items() if k != deployment}
+            ep["mirror_traffic"] = {k: v for k, v in ep["mirror_traffic"].items() if k != deployment}
+            self.save(name)
+
+    async def set_traffic(self, name: str, traffic: dict[str, Any], mirror_traffic: dict[str, Any]) -> None:
+        """Check a split with Azure ML's rules (SplitError), then put it in place in one swap."""
+        ep = self.endpoint(name)
+        full = {**{d: 0 for d in ep["deployments"]}, **traffic}
+        validate_split(set(ep["deployments"]), full, mirror_traffic)
+        mirror = {k: v for k, v in mirror_traffic.items() if v > 0}
+        async with self._lock:
+            ep["traffic"], ep["mirror_traffic"] = full, mirror  # one swap: atomic for readers
+            self.save(name)
+        log.info("traffic set", extra={"endpoint": name, "traffic": full, "mirror": mirror})
+
+    def set_faults(self, name: str, deployment: str, faults: dict[str, float]) -> None:
+        """Inject errors or latency into one deployment (a local testing aid)."""
+        self.endpoint(name)["deployments"][deployment]["faults"] = faults
+        self.save(name)
+
+    # -- deployment operations ---------------------------------------------------------------
+    def set_operation(self, op: dict[str, Any]) -> None:
+        """Record an operation's state (persisted)."""
+        self.operations[op["operation_id"]] = op
+        self.db.execute("INSERT OR REPLACE INTO operations VALUES (?, ?)", (op["operation_id"], json.dumps(op)))
+
+    def begin_deployment(self, endpoint: str, deployment: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Record a deployment request as an operation: running (``finish_deployment`` carries it out), or
+        succeeded at once when the deployment already serves that model."""
+        existing = self.endpoint(endpoint)["deployments"].get(deployment)
+        if existing and existing["model_uri"] == body["model_uri"] and body["model_uri"] in self.models:
+            op: dict[str, Any] = {"operation_id": uuid.uuid4().hex, "state": "succeeded", "message": "already deployed"}
+        else:
+            op = {"operation_id": uuid.uuid4().hex, "state": "running", "message": f"loading {body['model_uri']}",
+                  "request": {"endpoint": endpoint, "deployment": deployment, "model_uri": body["model_uri"],
+                              "model_name": body.get("model_name", ""),
+                              "model_version": str(body.get("model_version", ""))}}
+        self.set_operation(op)
+        return op
+
+    async def finish_deployment(self, op: dict[str, Any]) -> None:
+        """Load the model and put the deployment in place; the outcome goes to the operation, as in Azure ML."""
+        req = op["request"]
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.loader, self.load_model, req["model_uri"])
+            ep = self.endpoint(req["endpoint"])
+            existing = ep["deployments"].get(req["deployment"]) or {}
+            ep["deployments"][req["deployment"]] = {
+                "model_uri": req["model_uri"], "model_name": req["model_name"],
+                "model_version": req["model_version"], "faults": existing.get("faults", {})}
+            ep["traffic"].setdefault(req["deployment"], 0)
+            self.save(req["endpoint"])
+            self.set_operation({**op, "state": "succeeded", "message": "deployed"})
+        except Exception as exc:  # reported through the operation, as Azure ML does
+            self.set_operation({**op, "state": "failed", "message": str(exc)})
+
+    def interrupted(self) -> list[dict[str, Any]]:
+        """Operations a restart cut short: they are carried out again."""
+        return [op for op in self.operations.values() if op["state"] == "running" and "request" in op]
+
+    # -- models ------------------------------------------------------------------------------
+    def load_model(self, model_uri: str) -> Any:
+        """Load (once) an MLflow model."""
+        if model_uri not in self.models:
+            import mlflow.pyfunc
+
+            self.models[model_uri] = mlflow.pyfunc.load_model(model_uri)
+        return self.models[model_uri]
+
+    async def reload(self) -> None:
+        """Load every persisted deployment's model at start-up."""
+        loop = asyncio.get_running_loop()
+        for ep in self.endpoints.values():
+            for dep in ep["deployments"].values():
+                try:
+                    await loop.run_in_executor(self.loader, self.load_model, dep["model_uri"])
+                except Exception:  # keep serving the others; scoring this one will fail and say so
+                    log.exception("could not reload %s", dep["model_uri"])
+
+    # -- the request log ---------------------------------------------------------------------
+    def record(self, endpoint: str, deployment: str, latency_ms: float, status: int, mirrored: bool,
+               inputs: Any, outputs: Any) -> None:
+        """Queue a request-log row (written in batches off the request path)."""
+        self.log_queue.append((timestamp(), endpoint, deployment, latency_ms, status, int(mirrored),
+                               json.dumps(inputs), json.dumps(outputs)))
+
+    def flush(self) -> None:
+        """Write queued log rows."""
+        rows, self.log_queue = self.log_queue, []
+        if rows:
+            self.db.executemany("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?)", rows)
+
+    def metrics(self, endpoint: str, deployment: str, start: str, end: str) -> dict[str, Any]:
+        """One deployment's request count, errors, latency percentiles and prediction counts in [start, end]."""
+        self.flush()
+        rows = self.db.execute("SELECT latency_ms, status, outputs FROM requests WHERE endpoint=? AND deployment=? "
+                               "AND ts>=? AND ts<=?", (endpoint, deployment, start, end)).fetchall()
+        latencies = np.array([r[0] for r in rows], dtype=float)
+        predictions: dict[str, int] = {}
+        for _, status, outputs in rows:
+            if status == 200 and outputs:
+                for value in json.loads(outputs) or []:
+                    predictions[str(value)] = predictions.get(str(value), 0) + 1
+        pct = (lambda q: float(np.percentile(latencies, q))) if len(latencies) else (lambda q: 0.0)
+        return {"deployment": deployment, "request_count": len(rows),
+                "error_count": sum(1 for r in rows if r[1] >= 500),
+                "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
+                "predictions": predictions,
+                "mirror_skipped": self.mirror_skipped.get((endpoint, deployment), 0)}
+
+    def answered_rows(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
+        """The newest input rows clients were answered in [start, end] (never mirrored ones), each with
+        ``__prediction__`` and ``__deployment__``: the drift monitor's view."""
+        self.flush()
+        rows = self.db.execute("SELECT deployment, inputs, outputs FROM requests WHERE endpoint=? AND ts>=? AND ts<=? "
+                               "AND status=200 AND mirrored=0 ORDER BY ts DESC LIMIT ?",
+                               (endpoint, start, end, limit)).fetchall()
+        out = []
+        for dep, inputs, outputs in rows:
+            preds = json.loads(outputs) or []
+            for i, row in enumerate(json.loads(inputs)):
+                out.append({**row, "__prediction__": preds[i] if i < len(preds) else None, "__deployment__": dep})
+        return out[:limit]

@@ -1,0 +1,148 @@
+"""The steps every runbook shares: typed activity calls, stage bookkeeping, traffic, deploy-and-wait, bake.
+
+``Steps`` is bound to one orchestration's context and status. Its generator methods are used
+with ``yield from`` inside an orchestrator, so each reads as one line of the runbook. Nothing
+here does I/O: activities do, and time is ``context.current_utc_datetime``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import azure.durable_functions as df
+
+from mlops._json import Json
+from mlops.contracts import (
+    ABORT_EVENT,
+    BEGIN_DEPLOYMENT,
+    GET_OPERATION,
+    PAUSE_EVENT,
+    RESUME_EVENT,
+    SET_TRAFFIC,
+    DeployInput,
+    OperationRef,
+    TrafficChange,
+    TrafficState,
+)
+from mlops.ports import ModelVersion, Operation
+from mlops.runs import RunFailed, RunStatus, event_data
+from mlops.vocabulary import Verdict
+
+from .status import StatusReporter
+
+T = TypeVar("T", bound=Json)
+Step = Generator[Any, Any, T]
+
+DEPLOY_POLL_SECONDS = 5  # first poll; a local deployment is ready by then
+DEPLOY_POLL_MAX_SECONDS = 120  # polls back off to this: an Azure ML deployment takes 5-15 minutes, and every
+# poll adds two events to a history that each replay reads in full
+DEPLOY_TIMEOUT_MINUTES = 30
+
+
+class Steps:
+    """The shared steps, bound to one orchestration."""
+
+    def __init__(self, context: df.DurableOrchestrationContext, status: RunStatus) -> None:
+        self.context = context
+        self.status = status
+        self._reporter = StatusReporter(context, status)
+
+    @property
+    def now(self) -> datetime:
+        """The orchestration's deterministic clock."""
+        return self.context.current_utc_datetime
+
+    def publish(self) -> None:
+        """Show the status (and send its new facts once)."""
+        self._reporter.publish()
+
+    # -- activities ----------------------------------------------------------------------
+    def task(self, name: str, payload: Json) -> Any:
+        """The activity task (for ``task_all``); its result is ``to_dict`` of the output type."""
+        return self.context.call_activity(name, payload.to_dict())
+
+    def call(self, name: str, payload: Json, output: type[T]) -> Generator[Any, Any, T]:
+        """Call an activity and parse its answer as ``output``."""
+        answer = yield self.task(name, payload)
+        return output.from_dict(answer)
+
+    def do(self, name: str, payload: Json) -> Generator[Any, Any, None]:
+        """Call an activity that answers nothing."""
+        yield self.task(name, payload)
+
+    # -- stages --------------------------------------------------------------------------
+    def begin(self, stage: str, **detail: Any) -> None:
+        """Mark ``stage`` running and show it."""
+        self.status.begin(stage, self.now, **detail)
+        self.publish()
+
+    def end(self, stage: str, **detail: Any) -> None:
+        """Mark ``stage`` succeeded (shown with the next publish)."""
+        self.status.end(stage, self.now, **detail)
+
+    def fail(self, stage: str, message: str, verdict: Verdict = Verdict.FAILED, **detail: Any) -> RunFailed:
+        """End ``stage`` and the run failed with ``message``; raise what this returns."""
+        self.status.end(stage, self.now, ok=False, **detail)
+        self.status.finish(verdict, message)
+        self.publish()
+        return RunFailed(message)
+
+    def finish(self, verdict: Verdict, message: str) -> None:
+        """End the run with its verdict and show it."""
+        self.status.finish(verdict, message)
+        self.publish()
+
+    # -- serving -------------------------------------------------------------------------
+    def set_traffic(self, endpoint: str, model: str, traffic: dict[str, int],
+                    mirror: dict[str, int] | None = None) -> Generator[Any, Any, TrafficState]:
+        """Replace the endpoint's split; the status shows what is live."""
+        applied = yield from self.call(SET_TRAFFIC, TrafficChange(endpoint, model, traffic, mirror or {}),
+                                       TrafficState)
+        self.status.traffic = applied.to_dict()
+        self.publish()
+        return applied
+
+    def deploy(self, endpoint: str, deployment: str, version: ModelVersion) -> Generator[Any, Any, Operation]:
+        """Create the deployment at 0 % and poll it with durable timers (backing off) until it is done or the
+        deadline passes."""
+        op = yield from self.call(BEGIN_DEPLOYMENT, DeployInput(endpoint, deployment, version), Operation)
+        deadline = self.now + timedelta(minutes=DEPLOY_TIMEOUT_MINUTES)
+        wait = DEPLOY_POLL_SECONDS
+        while op.state == "running" and self.now < deadline:
+            yield self.context.create_timer(min(self.now + timedelta(seconds=wait), deadline))
+            op = yield from self.call(GET_OPERATION, OperationRef(op.operation_id), Operation)
+            wait = min(wait * 2, DEPLOY_POLL_MAX_SECONDS)
+        if op.state == "running":
+            return Operation(op.operation_id, "failed", f"not ready after {DEPLOY_TIMEOUT_MINUTES} minutes")
+        return op
+
+    def bake(self, stage: str, minutes: float) -> Generator[Any, Any, str | None]:
+        """Wait out the bake time, honouring pause and resume; the abort reason if an operator aborts."""
+        end = self.now + timedelta(minutes=minutes)
+        while True:
+            timer = self.context.create_timer(end)
+            abort = self.context.wait_for_external_event(ABORT_EVENT)
+            pause = self.context.wait_for_external_event(PAUSE_EVENT)
+            winner = yield self.context.task_any([timer, abort, pause])
+            if winner == timer:
+                return None
+            timer.cancel()
+            if winner == abort:
+                return _reason(abort.result)
+            self.status.message = f"paused during {stage}"
+            self.publish()
+            resume = self.context.wait_for_external_event(RESUME_EVENT)
+            abort_while_paused = self.context.wait_for_external_event(ABORT_EVENT)
+            got = yield self.context.task_any([resume, abort_while_paused])
+            if got == abort_while_paused:
+                return _reason(abort_while_paused.result)
+            self.status.message = f"resumed during {stage}"
+            self.publish()
+            # the bake does not restart after a pause, but it always waits a moment after a resume
+            end = max(end, self.now + timedelta(seconds=1))
+
+
+def _reason(data: Any) -> str:
+    return str(event_data(data).get("reason", "aborted by an operator"))

@@ -1,0 +1,125 @@
+"""Every branch of the retrain runbook, in-process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from devhost.testing import ExternalEvent
+from mlops.contracts import APPROVAL_EVENT, REGISTER_MODEL, RETRAIN, RetrainInput
+from mlops.ports import DataRef
+
+from .conftest import DATA_URL, MODEL, Lab, World
+
+CANDIDATE = "runs:/job-1/model"
+RETRAIN_INPUT = RetrainInput(MODEL, DataRef(DATA_URL, etag="0x1", content_length=100))
+
+
+def stages(result: Any) -> dict[str, str]:
+    return {s["name"]: s["state"] for s in result.custom_status["stages"]}
+
+
+@pytest.fixture
+def trained(world: World) -> World:
+    """v1 is the champion; the candidate the job trains scores better."""
+    world.serving("1")
+    world.scores = {CANDIDATE: {"accuracy": 0.9}, "models:/credit/1": {"accuracy": 0.85}}
+    return world
+
+
+def test_a_better_candidate_is_registered_with_its_lineage(lab: Lab, trained: World) -> None:
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Completed", result.failure
+    assert result.output["verdict"] == "registered" and result.output["version"] == "2"
+    assert result.output["champion_metrics"] == {"accuracy": 0.85}
+    tags = trained.tags("2")
+    assert (tags["data_url"], tags["data_etag"], tags["data_sha256"]) == (DATA_URL, "0x1", "ab" * 32)
+    assert tags["run_id"] == "retrain-credit-test" and tags["metric.accuracy"] == "0.900000"
+    assert stages(result) == {"validate": "succeeded", "train": "succeeded", "evaluate": "succeeded",
+                              "gates": "succeeded", "approval": "skipped", "register": "succeeded"}
+    # the job was polled with durable timers at the policy's interval
+    assert result.custom_status["stages"][1]["detail"]["polls"] == 2 and result.elapsed == timedelta(seconds=20)
+
+
+def test_candidate_and_champion_are_scored_on_the_same_held_out_split(lab: Lab, trained: World) -> None:
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    evaluations = result.inputs_to("evaluate_model")
+    assert [e["model_uri"] for e in evaluations] == [CANDIDATE, "models:/credit/1"]
+    assert len({(e["data"]["url"], e["test_fraction"], e["seed"]) for e in evaluations}) == 1
+
+
+def test_invalid_data_fails_at_validation_and_trains_nothing(lab: Lab, trained: World) -> None:
+    trained.data_problems = ["missing columns: f5"]
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and "data validation failed: missing columns: f5" in result.failure
+    assert "submit_training" not in result.activity_names and stages(result)["validate"] == "failed"
+
+
+@pytest.mark.parametrize("state", ["failed", "canceled"])
+def test_a_job_that_does_not_succeed_fails_the_run(lab: Lab, trained: World, state: str) -> None:
+    trained.job_states = ["running", state]
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and f"training {state}" in result.failure
+    assert REGISTER_MODEL not in result.activity_names
+
+
+def test_a_job_that_outlives_the_policy_timeout_fails_the_run(lab: Lab, trained: World) -> None:
+    trained.job_states = ["running"]
+    trained.with_policy(training={"timeout_minutes": 5, "poll_seconds": 60})
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and "training timed out after 5.0 minutes" in result.failure
+    assert result.elapsed == timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("scores,reason", [
+    ({CANDIDATE: {"accuracy": 0.6}, "models:/credit/1": {"accuracy": 0.65}}, "accuracy 0.600 is below the minimum"),
+    ({CANDIDATE: {"accuracy": 0.8}, "models:/credit/1": {"accuracy": 0.9}}, "regressed"),
+])
+def test_a_failed_gate_ends_the_run_with_the_gate_verdict(lab: Lab, trained: World, scores: dict[str, Any],
+                                                          reason: str) -> None:
+    trained.scores = scores
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and result.failure and "gate failed" in result.failure
+    assert any(reason in g["reason"] for g in result.custom_status["gates"] if not g["passed"]), \
+        result.custom_status["gates"]
+    assert REGISTER_MODEL not in result.activity_names and list(trained.versions) == ["1"]
+
+
+def test_a_first_model_is_judged_on_the_minimums_alone(lab: Lab, world: World) -> None:
+    world.scores = {CANDIDATE: {"accuracy": 0.8}}
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.output["verdict"] == "registered" and result.output["champion_metrics"] is None
+    assert len(result.inputs_to("evaluate_model")) == 1
+
+
+def approval_needed(world: World) -> World:
+    return world.with_policy(gates={**world.policy["gates"], "approval": {"required": True, "timeout_hours": 24}})
+
+
+def waiting(status: Any) -> bool:
+    return isinstance(status, dict) and status.get("stage") == "approval"
+
+
+def test_an_approved_candidate_is_registered(lab: Lab, trained: World) -> None:
+    approval_needed(trained)
+    ok = ExternalEvent(APPROVAL_EVENT, {"approved": True, "by": "ana", "reason": "looks good"}, when=waiting)
+    result = lab.run(RETRAIN, RETRAIN_INPUT, events=[ok])
+    assert result.output["verdict"] == "registered"
+    assert result.custom_status["stages"][4]["detail"]["decision"]["by"] == "ana"
+
+
+def test_a_rejected_candidate_is_not_registered(lab: Lab, trained: World) -> None:
+    approval_needed(trained)
+    no = ExternalEvent(APPROVAL_EVENT, {"approved": False, "by": "ana", "reason": "not now"}, when=waiting)
+    result = lab.run(RETRAIN, RETRAIN_INPUT, events=[no])
+    assert result.runtime_status == "Failed" and "rejected by ana: not now" in result.failure
+    assert REGISTER_MODEL not in result.activity_names
+
+
+def test_an_unanswered_approval_times_out_as_a_rejection(lab: Lab, trained: World) -> None:
+    approval_needed(trained)
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and "approval timed out after 24.0 h: rejected" in result.failure
+    assert result.elapsed >= timedelta(hours=24) and REGISTER_MODEL not in result.activity_names
