@@ -12,39 +12,28 @@ import base64
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from devhost import azurite
+from devhost.config import RUNTIME_FILE, stored_keys
+from devhost.process import ProcessError, alive, free_port, spawn, stop_groups, wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 
-# Azurite's well-known development account (public, documented; not a secret):
-# https://learn.microsoft.com/azure/storage/common/storage-use-azurite#http-connection-strings
-AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 TOPIC = "mlops"
 
 LANDING_CONTAINER = "landing"  # where the local stack's app watches for data (MLOPS_LANDING_CONTAINER)
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def azurite_connection_string(port: int) -> str:
-    """Connection string of a local Azurite blob service."""
-    return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
+    """Connection string of a local Azurite blob service (its documented development account)."""
+    return azurite.connection_string(port)
 
 
 @dataclass
@@ -123,35 +112,37 @@ class Stack:
             **self.extra_env,
         }
 
-    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> int:
-        log = (self.state_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.app_dir,
-                                start_new_session=True)
-        log.close()
-        return proc.pid
+    def _log(self, name: str) -> Path:
+        return self.state_dir / f"{name}.log"
 
-    def _wait(self, name: str, url: str, pid: int, timeout: float, headers: dict[str, str] | None = None) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                requests.get(url, timeout=2, headers=headers or {})
-                return
-            except requests.RequestException:
-                pass
-            if not _alive(pid):
-                break
-            time.sleep(0.1)
-        log = (self.state_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-        self.down()
-        raise StackError(f"{name} did not start (log {self.state_dir / f'{name}.log'}):\n{log}")
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> int:
+        return spawn(cmd, self._log(name), env, self.app_dir).pid
+
+    def _wait(self, name: str, url: str, pid: int, timeout: float) -> None:
+        def ready() -> bool:
+            requests.get(url, timeout=2)  # any answer will do: it serves
+            return True
+
+        self._wait_until(name, ready, pid, timeout)
+
+    def _wait_for_file(self, name: str, path: Path, pid: int, timeout: float) -> None:
+        self._wait_until(name, path.exists, pid, timeout)
+
+    def _wait_until(self, name: str, ready: Callable[[], bool], pid: int, timeout: float) -> None:
+        try:
+            wait_ready(name, lambda: None if alive(pid) else "unknown", ready, timeout, self._log(name))
+        except ProcessError as exc:
+            self.down()
+            raise StackError(f"{exc}\n(log {self._log(name)})") from exc
 
     def up(self, devhost_port: int | None = None, gateway_port: int | None = None,
            azurite_port: int | None = None) -> StackInfo:
         """Start Azurite, the gateway and devhost; wait for each; record them."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        azurite = ROOT / "node_modules" / ".bin" / "azurite-blob"
-        if not azurite.exists():
-            raise StackError(f"{azurite} is missing: run ./dev setup (npm install) first")
+        try:
+            azurite.find_executable()
+        except azurite.AzuriteError as exc:
+            raise StackError(f"{exc} (./dev setup installs it)") from exc
         info = StackInfo(state_dir=str(self.state_dir), devhost_port=devhost_port or free_port(),
                          gateway_port=gateway_port or free_port(), azurite_port=azurite_port or free_port(),
                          gateway_key=secrets.token_urlsafe(18), topic_key=secrets.token_urlsafe(18),
@@ -159,10 +150,8 @@ class Stack:
         pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         base_env = {**os.environ, "PYTHONPATH": pythonpath}
         (self.state_dir / "azurite").mkdir(exist_ok=True)
-        info.pids["azurite"] = self._spawn("azurite", [str(azurite), "--blobHost", "127.0.0.1", "--blobPort",
-                                                       str(info.azurite_port), "--location",
-                                                       str(self.state_dir / "azurite"), "--skipApiVersionCheck",
-                                                       "--loose", "--silent"], base_env)
+        info.pids["azurite"] = self._spawn("azurite", azurite.blob_command(info.azurite_port,
+                                                                           self.state_dir / "azurite"), base_env)
         # the key goes by environment: on a command line any local user could read it (ps), and a key
         # starting with "-" would be taken for an option
         info.pids["gateway"] = self._spawn("gateway", [sys.executable, "-m", "gateway", "--port",
@@ -177,17 +166,14 @@ class Stack:
         cmd = [sys.executable, "-m", "devhost", "--app", str(self.app_dir / "function_app.py"), "--port",
                str(info.devhost_port), "--state-dir", str(self.state_dir / "devhost"), "--clock",
                "virtual" if self.virtual_clock else "real"]
-        runtime_file = self.state_dir / "devhost" / "runtime.json"
+        runtime_file = self.state_dir / "devhost" / RUNTIME_FILE
         runtime_file.unlink(missing_ok=True)
         info.pids["devhost"] = self._spawn("devhost", cmd, env)
         self._save()
         self._wait("devhost", f"{info.devhost_url}/", info.pids["devhost"], 90)
         # devhost writes runtime.json once Event Grid, the blob watcher and timers have started
-        for _ in range(600):  # bounded: 60 s
-            if runtime_file.exists() or not _alive(info.pids["devhost"]):
-                break
-            time.sleep(0.1)
-        keys = json.loads((self.state_dir / "devhost" / "keys.json").read_text())
+        self._wait_for_file("devhost", runtime_file, info.pids["devhost"], 60)
+        keys = stored_keys(self.state_dir / "devhost")
         info.function_key = keys["DEVHOST_FUNCTION_KEY"]
         info.master_key = keys["DEVHOST_MASTER_KEY"]
         info.system_key = keys["DEVHOST_SYSTEM_KEY"]
@@ -214,44 +200,12 @@ class Stack:
             info = StackInfo(**json.loads(self.info_path.read_text()))
         if info is None:
             return []
-        stopped = []
-        for name in ("devhost", "gateway", "azurite"):
-            pid = info.pids.get(name)
-            if pid and _alive(pid):
-                _signal_group(pid, signal.SIGTERM)
-                stopped.append(name)
-        deadline = time.monotonic() + 10
-        for name in ("devhost", "gateway", "azurite"):
-            pid = info.pids.get(name)
-            while pid and _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pid and _alive(pid):
-                _signal_group(pid, signal.SIGKILL)
+        names = [n for n in ("devhost", "gateway", "azurite") if info.pids.get(n)]
+        running = set(stop_groups([info.pids[n] for n in names]))
+        stopped = [n for n in names if info.pids[n] in running]
         self.info_path.unlink(missing_ok=True)
         self.info = None
         return stopped
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def call(info: StackInfo, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -13,11 +13,8 @@ https://learn.microsoft.com/azure/storage/common/storage-use-azurite#http-connec
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,13 +22,15 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from .process import ProcessError, ServerProcess, free_port, port_open
+
 ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 DEFAULT_PORT = 10000  # what `UseDevelopmentStorage=true` points at
 _ROOT = Path(__file__).resolve().parents[1]
 
 
-class AzuriteError(Exception):
+class AzuriteError(ProcessError):
     """Azurite is missing or did not start; the message says what to do."""
 
 
@@ -52,10 +51,13 @@ def find_executable() -> Path:
     raise AzuriteError(f"azurite-blob not found: run `npm install --no-audit --no-fund` in {_ROOT}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def blob_command(port: int, location: Path | None, silent: bool = True) -> list[str]:
+    """The ``azurite-blob`` command line: 127.0.0.1 only, telemetry off (with it on, Azurite tries to reach
+    the internet and ignores SIGTERM), data in ``location`` (None: in memory)."""
+    cmd = [str(find_executable()), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--skipApiVersionCheck",
+           "--loose", "--disableTelemetry"]
+    cmd += ["--inMemoryPersistence"] if location is None else ["--location", str(location)]
+    return cmd + (["--silent"] if silent else [])
 
 
 class Azurite:
@@ -63,7 +65,7 @@ class Azurite:
 
     def __init__(self, port: int | None = None, location: Path | None = None, in_memory: bool = False,
                  log_path: Path | None = None) -> None:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.in_memory = in_memory
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if location is None and not in_memory:
@@ -71,7 +73,8 @@ class Azurite:
             location = Path(self._tmp.name)
         self.location = location
         self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._server = ServerProcess(log_path)
+        self._server.name = "azurite-blob"
 
     @property
     def connection_string(self) -> str:
@@ -85,45 +88,24 @@ class Azurite:
 
     def start(self, timeout: float = 60) -> Azurite:
         """Start the process and wait until the port accepts connections."""
-        cmd = [str(find_executable()), "--blobHost", "127.0.0.1", "--blobPort", str(self.port),
-               "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
-        if self.in_memory:
-            cmd.append("--inMemoryPersistence")
-        else:
+        if not self.in_memory:
             assert self.location is not None
             self.location.mkdir(parents=True, exist_ok=True)
-            cmd += ["--location", str(self.location)]
-        if self.log_path is None:
-            cmd.append("--silent")
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - child's stdout
+        cmd = blob_command(self.port, None if self.in_memory else self.location, silent=self.log_path is None)
         try:
-            # Its own session (process group): stop() signals the whole group, node children included.
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()  # type: ignore[union-attr]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AzuriteError(f"azurite-blob exited with {self.proc.returncode} (port {self.port} in use?)")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise AzuriteError(f"azurite-blob did not listen on port {self.port} within {timeout}s")
+            self._server.launch(cmd, None, None, lambda: port_open(self.port), timeout)
+        except ProcessError as exc:
+            raise AzuriteError(f"{exc} (is port {self.port} in use?)") from exc
+        return self
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The running azurite-blob process (None when stopped)."""
+        return self._server.proc
 
     def stop(self) -> None:
         """SIGTERM the process group, SIGKILL after 10 s; remove the temporary folder."""
-        if self.proc is not None:
-            _signal_group(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            self.proc = None
+        self._server.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -134,11 +116,6 @@ class Azurite:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,12 +104,22 @@ def load_settings(app_dir: Path, environ: dict[str, str] | None = None) -> dict[
     return values
 
 
+KEYS_FILE = "keys.json"  # the keys devhost generated, in its state dir (0600)
+RUNTIME_FILE = "runtime.json"  # written once devhost serves: pid, ports, clock
+
+
+def stored_keys(state_dir: Path) -> dict[str, str]:
+    """The keys devhost generated and kept in ``state_dir`` (empty before its first start)."""
+    path = Path(state_dir) / KEYS_FILE
+    return dict(_read_json(path, KEYS_FILE)) if path.is_file() else {}
+
+
 def _key(settings: dict[str, str], state_dir: Path, name: str) -> str:
     """A key from settings, else one generated once and kept in the state dir."""
     if settings.get(name):
         return settings[name]
-    path = state_dir / "keys.json"
-    keys: dict[str, str] = _read_json(path, "keys.json") if path.is_file() else {}
+    path = state_dir / KEYS_FILE
+    keys = stored_keys(state_dir)
     if name not in keys:
         keys[name] = secrets.token_urlsafe(24)
         state_dir.mkdir(parents=True, exist_ok=True)

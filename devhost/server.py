@@ -22,7 +22,7 @@ from .app_loader import (
     index_app,
 )
 from .clock import Clock
-from .config import HostConfig
+from .config import RUNTIME_FILE, HostConfig
 from .durable_http import PUBLIC_PREFIX, RPC_PREFIX, DurableHttpApi
 from .engine import Engine
 from .extensions import build_extensions
@@ -174,7 +174,7 @@ class DevHost:
             "baseUrl": f"http://{self.config.host}:{self.config.port}",
             "virtualClock": self.clock.virtual,
         }
-        path = self.config.state_dir / "runtime.json"
+        path = self.config.state_dir / RUNTIME_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
         tmp.replace(path)

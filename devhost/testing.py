@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +25,8 @@ from typing import Any
 
 import pytest
 import requests
+
+from .config import RUNTIME_FILE, stored_keys
 
 # The in-process runner: orchestrations replayed in the test's own process, no devhost process needed.
 from .inprocess import ActivityCall as ActivityCall
@@ -41,75 +40,12 @@ from .inprocess import RunResult as RunResult
 from .inprocess import UnknownFunctionError as UnknownFunctionError
 from .inprocess import load_app as load_app
 
+# Server processes: one supervisor for devhost, the gateway and anything else a test starts.
+from .process import ProcessError as ProcessError
+from .process import ServerProcess as ServerProcess
+from .process import free_port as free_port
+
 TERMINAL = {"Completed", "Failed", "Terminated", "Canceled"}
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """A server child process writing to a log file: start it, wait until it answers, stop or kill it.
-
-    The base of ``DevHostProcess``; usable for any local server a test needs beside devhost.
-    """
-
-    name = "the server"
-
-    def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def launch(self, cmd: list[str], env: dict[str, str], cwd: Path, ready: Callable[[], bool],
-               timeout: float) -> None:
-        """Start ``cmd`` and wait until ``ready()`` holds; a child that exits or never gets ready is an error."""
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if ready():
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not start within {timeout}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the process log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> int | None:
-        """SIGTERM and wait (SIGKILL after 10 s); the exit code (None if it was not running)."""
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-            code = self.proc.returncode
-        self.proc = None
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown code runs."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
 
 
 class DevHostProcess(ServerProcess):
@@ -141,7 +77,7 @@ class DevHostProcess(ServerProcess):
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                           env.get("PYTHONPATH")]))
-        runtime = self.state_dir / "runtime.json"
+        runtime = self.state_dir / RUNTIME_FILE
         runtime.unlink(missing_ok=True)
 
         def ready() -> bool:
@@ -161,9 +97,7 @@ class DevHostProcess(ServerProcess):
     # -- keys ------------------------------------------------------------------------------
     def keys(self) -> dict[str, str]:
         """Keys from the environment given to the process, else the generated keys file."""
-        stored = json.loads((self.state_dir / "keys.json").read_text()) if (self.state_dir / "keys.json").exists() \
-            else {}
-        return {**stored, **{k: v for k, v in self.env.items() if k.endswith("_KEY")}}
+        return {**stored_keys(self.state_dir), **{k: v for k, v in self.env.items() if k.endswith("_KEY")}}
 
     @property
     def master_key(self) -> str:

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
+from .config import KEYS_FILE
 from .delivery import DeliveryQueue
 from .eventgrid import CLOUDEVENTS, EVENTGRID, EventError, parse_body
 from .subscriptions import TOPIC, Subscription
@@ -47,7 +48,7 @@ def topic_key_setting(topic: str) -> str:
 
 def topic_keys(topics: list[str], settings: dict[str, str], state_dir: Path) -> dict[str, str]:
     """Each topic's key: from its setting, else generated once (base64, like Azure's) and kept in keys.json."""
-    path = state_dir / "keys.json"
+    path = state_dir / KEYS_FILE
     stored: dict[str, str] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     keys, changed = {}, False
     for topic in topics:

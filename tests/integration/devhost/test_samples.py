@@ -4,9 +4,7 @@ The sdist is fetched from PyPI at the version pinned in requirements.txt, and ea
 started through its own HTTP starter and polled through the returned statusQueryGetUri.
 """
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -84,28 +82,10 @@ def test_blueprint_sample_runs_unmodified_with_function_keys(
 @pytest.fixture
 def azurite_blob(tmp_path: Path) -> Iterator[str]:
     """A real Azurite blob service on a free port; yields its connection string."""
-    from cli.stack import azurite_connection_string, free_port
+    from devhost.azurite import Azurite
 
-    port = free_port()
-    proc = subprocess.Popen([str(ROOT / "node_modules" / ".bin" / "azurite-blob"), "--blobHost", "127.0.0.1",
-                             "--blobPort", str(port), "--location", str(tmp_path / "azurite"), "--silent",
-                             "--skipApiVersionCheck", "--loose"], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):  # bounded: 20 s
-            try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        yield azurite_connection_string(port)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    with Azurite(location=tmp_path / "azurite") as azurite:
+        yield azurite.connection_string
 
 
 def test_fan_in_fan_out_sample_runs_unmodified_against_azurite(
