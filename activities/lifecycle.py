@@ -1,4 +1,9 @@
-"""Activities: thin adapters. Each parses its contract (``mlops.contracts``), makes one port call, answers."""
+"""Activities: thin adapters. Each parses its contract (``mlops.contracts``), makes one port call, answers.
+
+A transient failure (``adapters.errors.transient``) is raised as ``TransientError``, which the
+orchestrators retry with durable timers (``orchestrators.steps.Steps.call``); any other failure
+is final.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from adapters import runtime
+from adapters.errors import marks_transient, transient
 from mlops import cleanup, smoke, telemetry
 from mlops.contracts import (
     BEGIN_DEPLOYMENT,
@@ -78,12 +84,14 @@ def _now() -> str:
 
 # -- policy and data ---------------------------------------------------------------------------
 @bp.activity_trigger(input_name="request", activity=LOAD_POLICY)
+@marks_transient
 def load_policy_activity(request: Answer) -> Answer:
     """The model's policy, validated, as a dict (with its hash)."""
     return runtime.policy(ModelRef.from_dict(request).model).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=VALIDATE_DATA)
+@marks_transient
 def validate_data_activity(request: Answer) -> Answer:
     """Read the landed file and check it against the policy's data rules."""
     ask = ValidateInput.from_dict(request)
@@ -93,6 +101,7 @@ def validate_data_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=NEWEST_DATA)
+@marks_transient
 def newest_data_activity(request: Answer) -> Answer:
     """The newest data file landed for the model (none: ``data`` is null)."""
     model = ModelRef.from_dict(request).model
@@ -100,6 +109,7 @@ def newest_data_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=SAMPLE_ROWS)
+@marks_transient
 def sample_rows_activity(request: Answer) -> Answer:
     """The first rows of a data file, without the label, as scoring requests."""
     ask = SampleInput.from_dict(request)
@@ -108,18 +118,21 @@ def sample_rows_activity(request: Answer) -> Answer:
 
 # -- training and registry ---------------------------------------------------------------------
 @bp.activity_trigger(input_name="request", activity=SUBMIT_TRAINING)
+@marks_transient
 def submit_training_activity(request: Answer) -> Answer:
     """Start the training job (idempotent for the same run id)."""
     return runtime.platform().submit_training(TrainRequest.from_dict(request)).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=GET_JOB)
+@marks_transient
 def get_job_activity(request: Answer) -> Answer:
     """Poll the training job."""
     return runtime.platform().get_job(JobRef.from_dict(request).job_id).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=EVALUATE_MODEL)
+@marks_transient
 def evaluate_activity(request: Answer) -> Answer:
     """Metrics of one model on the held-out split of the data."""
     ask = EvaluateInput.from_dict(request)
@@ -128,6 +141,7 @@ def evaluate_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=GET_ALIAS)
+@marks_transient
 def get_alias_activity(request: Answer) -> Answer:
     """A version by alias (``champion``, ``previous``) or by number; ``version`` null if there is none."""
     ask = VersionQuery.from_dict(request)
@@ -141,6 +155,7 @@ def get_alias_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=REGISTER_MODEL)
+@marks_transient
 def register_activity(request: Answer) -> Answer:
     """Register the trained model with lineage tags (announces ModelRegistered)."""
     ask = RegisterInput.from_dict(request)
@@ -150,6 +165,7 @@ def register_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=SET_ALIAS)
+@marks_transient
 def set_alias_activity(request: Answer) -> None:
     """Point an alias at a version."""
     ask = AliasChange.from_dict(request)
@@ -157,6 +173,7 @@ def set_alias_activity(request: Answer) -> None:
 
 
 @bp.activity_trigger(input_name="request", activity=TAG_VERSION)
+@marks_transient
 def tag_version_activity(request: Answer) -> None:
     """Add tags to a version."""
     ask = VersionTags.from_dict(request)
@@ -165,6 +182,7 @@ def tag_version_activity(request: Answer) -> None:
 
 # -- serving -----------------------------------------------------------------------------------
 @bp.activity_trigger(input_name="request", activity=BEGIN_DEPLOYMENT)
+@marks_transient
 def begin_deployment_activity(request: Answer) -> Answer:
     """Start creating a deployment at 0 % traffic."""
     ask = DeployInput.from_dict(request)
@@ -172,12 +190,14 @@ def begin_deployment_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=GET_OPERATION)
+@marks_transient
 def get_operation_activity(request: Answer) -> Answer:
     """Poll a long-running operation."""
     return runtime.platform().get_operation(OperationRef.from_dict(request).operation_id).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=GET_TRAFFIC)
+@marks_transient
 def get_traffic_activity(request: Answer) -> Answer:
     """The endpoint's live split."""
     split = runtime.platform().get_traffic(EndpointRef.from_dict(request).endpoint)
@@ -185,6 +205,7 @@ def get_traffic_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=SET_TRAFFIC)
+@marks_transient
 def set_traffic_activity(request: Answer) -> Answer:
     """Replace the split; ``at`` is the platform-side time metrics windows start from."""
     ask = TrafficChange.from_dict(request)
@@ -195,19 +216,23 @@ def set_traffic_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=SMOKE_TEST)
+@marks_transient
 def smoke_test_activity(request: Answer) -> Answer:
     """Score the sample rows straight on the new deployment; a failed call is the finding, not an error."""
     ask = SmokeInput.from_dict(request)
     try:
         answers: list[Any] | None = runtime.platform().score(ask.endpoint, ask.deployment, ask.rows)
         error = ""
-    except Exception as exc:  # a broken deployment is what a smoke test is for
+    except Exception as exc:  # a broken deployment is what a smoke test is for; an unreachable platform is not
+        if transient(exc):
+            raise
         answers, error = None, f"{type(exc).__name__}: {exc}"
     passed, reason = smoke.verdict(len(ask.rows), answers, error)
     return SmokeResult(passed, reason, len(ask.rows)).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=DEPLOYMENT_METRICS)
+@marks_transient
 def deployment_metrics_activity(request: Answer) -> Answer:
     """Health numbers of one deployment from ``start`` until ``end`` (or now)."""
     ask = MetricsQuery.from_dict(request)
@@ -216,6 +241,7 @@ def deployment_metrics_activity(request: Answer) -> Answer:
 
 # -- the lifecycle's own bookkeeping -----------------------------------------------------------
 @bp.activity_trigger(input_name="request", activity=TAKE_PENDING)
+@marks_transient
 def take_pending_activity(request: Answer) -> Answer:
     """Take the model's most urgent pending request."""
     taken = runtime.control().take_request(ModelRef.from_dict(request).model)
@@ -223,12 +249,14 @@ def take_pending_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=QUEUE_REQUEST)
+@marks_transient
 def queue_request_activity(request: Answer) -> Answer:
     """Queue a lifecycle request (a duplicate dedup key is dropped)."""
     return Queued(runtime.control().put_request(Request.from_dict(request))).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=RECORD_INCIDENT)
+@marks_transient
 def record_incident_activity(request: Answer) -> None:
     """Append an incident to the model's log."""
     incident = Incident.from_dict(request)
@@ -238,6 +266,7 @@ def record_incident_activity(request: Answer) -> None:
 
 
 @bp.activity_trigger(input_name="request", activity=PLAN_CLEAN_UP)
+@marks_transient
 def plan_clean_up_activity(request: Answer) -> Answer:
     """The model's deployments whose rollback window ended or whose version was turned down (reads only)."""
     ask = CleanUpInput.from_dict(request)
@@ -247,6 +276,7 @@ def plan_clean_up_activity(request: Answer) -> Answer:
 
 
 @bp.activity_trigger(input_name="request", activity=DELETE_DEPLOYMENT)
+@marks_transient
 def delete_deployment_activity(request: Answer) -> None:
     """Delete one deployment the clean-up plan named."""
     ask = DeleteDeployment.from_dict(request)

@@ -45,3 +45,22 @@ class PlatformError(MlopsError):
 
 class NotFoundError(PlatformError):
     """The named object does not exist on the platform."""
+
+
+TRANSIENT_MARK = "[transient]"
+
+
+class TransientError(MlopsError):
+    """A failure worth retrying (a service unreachable, throttled or failing with 5xx).
+
+    Activities raise it; its message crosses the Durable boundary as text, so it starts with
+    ``TRANSIENT_MARK`` and orchestrators recognise it with ``is_transient``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{TRANSIENT_MARK} {message}")
+
+
+def is_transient(failure: BaseException | str) -> bool:
+    """True if an activity failure (the exception a failed task raises, or its text) is worth retrying."""
+    return TRANSIENT_MARK in str(failure)

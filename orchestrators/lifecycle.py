@@ -30,11 +30,14 @@ from mlops.contracts import (
     ModelRef,
     NewestData,
     PendingRequest,
+    Queued,
     RetrainInput,
     RunRecord,
 )
 from mlops.runs import Request, event_data
 from mlops.vocabulary import Verdict
+
+from .steps import call, retried
 
 bp = df.Blueprint()
 
@@ -48,7 +51,7 @@ def model_lifecycle(context: df.DurableOrchestrationContext):  # type: ignore[no
     model = state.model
     history = list(state.history)[-HISTORY_KEPT:]
     for _ in range(RUNS_PER_EXECUTION):
-        taken = PendingRequest.from_dict((yield context.call_activity(TAKE_PENDING, ModelRef(model).to_dict())))
+        taken = yield from call(context, TAKE_PENDING, ModelRef(model), PendingRequest)
         if taken.request is None:
             # between runs nothing else touches the model's deployments: delete the ones that are due
             done: dict[str, Any] = {"model": model, "runs": [r.to_dict() for r in history]}
@@ -82,16 +85,17 @@ def _run(context: df.DurableOrchestrationContext, request: Request) -> Generator
 def _clean_up(context: df.DurableOrchestrationContext, model: str) -> Generator[Any, Any, list[dict[str, Any]]]:
     """Delete the deployments that are due, one activity each; returns what went and why."""
     now = context.current_utc_datetime.isoformat()
-    plan = CleanUpPlan.from_dict((yield context.call_activity(PLAN_CLEAN_UP, CleanUpInput(model, now).to_dict())))
+    plan = yield from call(context, PLAN_CLEAN_UP, CleanUpInput(model, now), CleanUpPlan)
     for removal in plan.removals:
-        yield context.call_activity(DELETE_DEPLOYMENT, DeleteDeployment(model, plan.endpoint, removal).to_dict())
+        yield from retried(context, lambda r=removal: context.call_activity(  # type: ignore[misc]
+            DELETE_DEPLOYMENT, DeleteDeployment(model, plan.endpoint, r).to_dict()), DELETE_DEPLOYMENT)
     return [{"deployment": r.deployment, "version": r.version, "reason": r.reason} for r in plan.removals]
 
 
 def _queue_retrain(context: df.DurableOrchestrationContext, model: str, after: str) -> Generator[Any, Any, None]:
     """Queue a retrain on the newest data landed for the model (nothing if none has)."""
-    newest = NewestData.from_dict((yield context.call_activity(NEWEST_DATA, ModelRef(model).to_dict())))
+    newest = yield from call(context, NEWEST_DATA, ModelRef(model), NewestData)
     if newest.data is not None:
         request = Request.of(RetrainInput(model, newest.data, reason=f"after rollback {after}"),
                              dedup_key=f"after:{after}", requested_by="rollback")
-        yield context.call_activity(QUEUE_REQUEST, request.to_dict())
+        yield from call(context, QUEUE_REQUEST, request, Queued)

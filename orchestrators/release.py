@@ -53,7 +53,7 @@ from mlops.release import canary_split, live_deployment, stage_names
 from mlops.runs import RunFailed, RunStatus, deployment_name, event_data
 from mlops.vocabulary import KEEP_UNTIL_TAG, RELEASE_REASON_TAG, RELEASE_TAG, Alias, ReleaseTag, Verdict
 
-from .steps import Steps
+from .steps import Steps, first_line, retried
 
 bp = df.Blueprint()
 
@@ -61,7 +61,8 @@ bp = df.Blueprint()
 @bp.orchestration_trigger(context_name="context", orchestration=RELEASE)
 def release(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
     request = ReleaseInput.from_dict(event_data(context.get_input()))
-    policy = Policy.from_dict((yield context.call_activity(LOAD_POLICY, ModelRef(request.model).to_dict())))
+    policy = Policy.from_dict((yield from retried(
+        context, lambda: context.call_activity(LOAD_POLICY, ModelRef(request.model).to_dict()), LOAD_POLICY)))
     status = RunStatus.new(RELEASE, request.model, stage_names(policy.release))
     status.version = request.version
     result = yield from _Release(Steps(context, status), request, policy).run()
@@ -79,29 +80,40 @@ class _Release:
         self.endpoint = self.plan.endpoint
         self.candidate_dep = deployment_name(self.model, self.version)
         self.live_dep: str | None = None
+        self.champion: ModelVersion | None = None
+        self.alias_moved = False  # the champion alias may point at the candidate: a restore points it back
 
     def run(self) -> Generator[Any, Any, ReleaseResult]:
-        """The runbook, top to bottom."""
+        """The runbook, top to bottom. Whatever fails after the first change, live traffic goes back first."""
         candidate = yield from self._find(VersionQuery(self.model, version=self.version))
         if candidate is None:
             self.steps.finish(Verdict.FAILED, f"{self.model} v{self.version} is not registered")
             raise RunFailed(self.steps.status.message)
-        champion = yield from self._find(VersionQuery(self.model, alias=Alias.CHAMPION))
+        self.champion = yield from self._find(VersionQuery(self.model, alias=Alias.CHAMPION))
         split = yield from self.steps.call(GET_TRAFFIC, EndpointRef(self.endpoint), TrafficState)
         self.live_dep = live_deployment(split.traffic, self.candidate_dep)
         self.steps.status.traffic = split.to_dict()
+        try:
+            yield from self._roll_out(candidate)
+            return (yield from self._promote())
+        except RunFailed:
+            raise
+        except Exception as exc:  # a platform that stayed down through the retries, or a bug: restore, then say so
+            raise (yield from self._restore_and_fail(self.steps.status.stage or "deploy",
+                                                     f"unexpected failure: {first_line(exc)}")) from exc
+
+    def _roll_out(self, candidate: ModelVersion) -> Generator[Any, Any, None]:
         yield from self._deploy(candidate)
         yield from self._smoke(candidate)
         if self.live_dep is None:
             for stage in self.steps.status.stages:
                 if stage.name.startswith(("canary", "shadow")):
                     self.steps.status.skip(stage.name, "no live deployment to compare with: first release")
-        else:
-            if self.plan.shadow.enabled:
-                yield from self._shadow()
-            for step in self.plan.steps:
-                yield from self._canary(step)
-        return (yield from self._promote(champion))
+            return
+        if self.plan.shadow.enabled:
+            yield from self._shadow()
+        for step in self.plan.steps:
+            yield from self._canary(step)
 
     def _find(self, query: VersionQuery) -> Generator[Any, Any, ModelVersion | None]:
         found = yield from self.steps.call(GET_ALIAS, query, FoundVersion)
@@ -158,9 +170,11 @@ class _Release:
                                                             f"{result['reason']}", analysis=result))
         self.steps.end(stage, analysis=result)
 
-    def _promote(self, champion: ModelVersion | None) -> Generator[Any, Any, ReleaseResult]:
+    def _promote(self) -> Generator[Any, Any, ReleaseResult]:
+        champion = self.champion
         self.steps.begin("promote")
         yield from self._split({self.candidate_dep: 100, **({self.live_dep: 0} if self.live_dep else {})})
+        self.alias_moved = True
         yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.CHAMPION, self.version))
         if champion and champion.version != self.version:
             yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.PREVIOUS, champion.version))
@@ -184,9 +198,9 @@ class _Release:
 
     def _analyse(self, stage: str, since: str, percent: int) -> Generator[Any, Any, dict[str, Any]]:
         assert self.live_dep is not None
-        answers = yield self.steps.context.task_all([
-            self.steps.task(DEPLOYMENT_METRICS, MetricsQuery(self.endpoint, self.candidate_dep, since)),
-            self.steps.task(DEPLOYMENT_METRICS, MetricsQuery(self.endpoint, self.live_dep, since)),
+        answers = yield from self.steps.all_retried([
+            (DEPLOYMENT_METRICS, MetricsQuery(self.endpoint, self.candidate_dep, since)),
+            (DEPLOYMENT_METRICS, MetricsQuery(self.endpoint, self.live_dep, since)),
         ])
         candidate, live = (DeploymentMetrics.from_dict(a) for a in answers)
         result: dict[str, Any] = {"stage": stage, "percent": percent,
@@ -195,9 +209,15 @@ class _Release:
         return result
 
     def _restore_and_fail(self, stage: str, message: str, **detail: Any) -> Generator[Any, Any, RunFailed]:
-        """Live traffic back to the champion, candidate tagged rejected, the run ends Failed."""
-        if self.live_dep is not None:
-            yield from self._split({self.live_dep: 100, self.candidate_dep: 0})
-        yield from self._tag(self.version, {RELEASE_TAG: ReleaseTag.REJECTED, RELEASE_REASON_TAG: message[:500]})
+        """Live traffic back to the champion (no mirror), candidate tagged rejected; the run ends with a verdict."""
+        try:
+            if self.live_dep is not None:
+                yield from self._split({self.live_dep: 100, self.candidate_dep: 0})
+            if self.alias_moved and self.champion is not None:
+                yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.CHAMPION, self.champion.version))
+            yield from self._tag(self.version, {RELEASE_TAG: ReleaseTag.REJECTED, RELEASE_REASON_TAG: message[:500]})
+        except Exception as exc:  # still nothing to restore with: say so in the verdict; the operator must look
+            return self.steps.fail(stage, f"{message}; restoring live traffic failed too: {first_line(exc)}",
+                                   Verdict.FAILED, **detail)
         verdict = Verdict.ROLLED_BACK if self.live_dep else Verdict.FAILED
         return self.steps.fail(stage, message, verdict, **detail)

@@ -46,7 +46,7 @@ from mlops.gates import evaluate_gates
 from mlops.policy import Policy
 from mlops.ports import DataRef, JobStatus, ModelVersion, TrainRequest
 from mlops.retrain import STAGES, lineage_tags
-from mlops.runs import RunStatus, event_data
+from mlops.runs import RunFailed, RunStatus, event_data
 from mlops.vocabulary import Alias, Verdict
 
 from .steps import Steps
@@ -60,7 +60,7 @@ def retrain(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped
     status = RunStatus.new(RETRAIN, request.model, STAGES)
     status.message = f"data {request.data.url}"
     steps = Steps(context, status)
-    policy_dict = yield context.call_activity(LOAD_POLICY, ModelRef(request.model).to_dict())
+    policy_dict = yield from steps.retried(LOAD_POLICY, ModelRef(request.model))
     result = yield from _Retrain(steps, request, policy_dict).run()
     return result.to_dict()
 
@@ -76,7 +76,15 @@ class _Retrain:
         self.policy = Policy.from_dict(policy_dict)
 
     def run(self) -> Generator[Any, Any, RetrainResult]:
-        """The runbook, top to bottom."""
+        """The runbook; whatever fails, the run ends with a verdict and nothing is registered half-way."""
+        try:
+            return (yield from self._steps())
+        except RunFailed:
+            raise
+        except Exception as exc:  # a platform that stayed down through the retries, or a bug
+            raise self.steps.unexpected(exc) from exc
+
+    def _steps(self) -> Generator[Any, Any, RetrainResult]:
         yield from self._validate()
         job = yield from self._train()
         champion, candidate_metrics, champion_metrics = yield from self._evaluate(job)
@@ -129,9 +137,9 @@ class _Retrain:
         champion = found.version
         training = self.policy.training
         uris = [job.model_uri] + ([champion.model_uri] if champion else [])
-        answers = yield self.steps.context.task_all([
-            self.steps.task(EVALUATE_MODEL, EvaluateInput(uri, self.data, self.policy.label, training.test_fraction,
-                                                          training.seed)) for uri in uris])
+        answers = yield from self.steps.all_retried([
+            (EVALUATE_MODEL, EvaluateInput(uri, self.data, self.policy.label, training.test_fraction, training.seed))
+            for uri in uris])
         evaluations = [Evaluation.from_dict(a).metrics for a in answers]
         candidate_metrics = evaluations[0]
         champion_metrics = evaluations[1] if champion else None

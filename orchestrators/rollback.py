@@ -65,7 +65,15 @@ class _Rollback:
         self.model = request.model
 
     def run(self) -> Generator[Any, Any, RollbackResult]:
-        """The runbook, top to bottom."""
+        """The runbook; whatever fails, the run ends with a verdict that says how far it got."""
+        try:
+            return (yield from self._steps())
+        except RunFailed:
+            raise
+        except Exception as exc:  # a platform that stayed down through the retries, or a bug
+            raise self.steps.unexpected(exc) from exc
+
+    def _steps(self) -> Generator[Any, Any, RollbackResult]:
         self.steps.begin("assess")
         policy = Policy.from_dict((yield from self._load_policy()))
         champion = yield from self._find(Alias.CHAMPION)
@@ -85,7 +93,7 @@ class _Rollback:
                               previous.version, retrain)
 
     def _load_policy(self) -> Generator[Any, Any, dict[str, Any]]:
-        return (yield self.steps.context.call_activity(LOAD_POLICY, ModelRef(self.model).to_dict()))
+        return (yield from self.steps.retried(LOAD_POLICY, ModelRef(self.model)))
 
     def _find(self, alias: Alias) -> Generator[Any, Any, ModelVersion | None]:
         found = yield from self.steps.call(GET_ALIAS, VersionQuery(self.model, alias=alias), FoundVersion)

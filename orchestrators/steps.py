@@ -7,7 +7,7 @@ here does I/O: activities do, and time is ``context.current_utc_datetime``.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from mlops.contracts import (
     TrafficChange,
     TrafficState,
 )
+from mlops.errors import is_transient
 from mlops.ports import ModelVersion, Operation
 from mlops.runs import RunFailed, RunStatus, event_data
 from mlops.vocabulary import Verdict
@@ -39,6 +40,39 @@ DEPLOY_POLL_SECONDS = 5  # first poll; a local deployment is ready by then
 DEPLOY_POLL_MAX_SECONDS = 120  # polls back off to this: an Azure ML deployment takes 5-15 minutes, and every
 # poll adds two events to a history that each replay reads in full
 DEPLOY_TIMEOUT_MINUTES = 30
+# waits between attempts of an activity that failed transiently: rides out a platform restart of
+# about two minutes (a gateway or Azurite restart locally, a throttled or failing-over service in Azure)
+RETRY_WAITS = (5, 10, 20, 40, 60)
+
+
+def retried(context: df.DurableOrchestrationContext, task: Callable[[], Any], what: str,
+            on_retry: Callable[[str], None] | None = None) -> Generator[Any, Any, Any]:
+    """Yield ``task()`` until it succeeds, retrying with durable timers while it fails with a ``TransientError``.
+
+    Not ``call_activity_with_retry``: the SDK's RetryOptions retry every failure alike, and a refused
+    split or a missing version will not get better by waiting.
+    """
+    for wait in (*RETRY_WAITS, None):
+        try:
+            return (yield task())
+        except Exception as exc:  # a failed task: its text says whether it is worth another try
+            if wait is None or not is_transient(exc):
+                raise
+            if on_retry is not None:
+                on_retry(f"retrying {what} in {wait} s: {str(exc).splitlines()[0][:200]}")
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=wait))
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text, bounded: what a verdict can show."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def call(context: df.DurableOrchestrationContext, name: str, payload: Json, output: type[T]) -> Generator[Any, Any, T]:
+    """Call an activity (transient failures retried) and parse its answer as ``output``."""
+    answer = yield from retried(context, lambda: context.call_activity(name, payload.to_dict()), name)
+    return output.from_dict(answer)
 
 
 class Steps:
@@ -64,13 +98,27 @@ class Steps:
         return self.context.call_activity(name, payload.to_dict())
 
     def call(self, name: str, payload: Json, output: type[T]) -> Generator[Any, Any, T]:
-        """Call an activity and parse its answer as ``output``."""
-        answer = yield self.task(name, payload)
+        """Call an activity and parse its answer as ``output``; transient failures are retried."""
+        answer = yield from self.retried(name, payload)
         return output.from_dict(answer)
 
     def do(self, name: str, payload: Json) -> Generator[Any, Any, None]:
-        """Call an activity that answers nothing."""
-        yield self.task(name, payload)
+        """Call an activity that answers nothing; transient failures are retried."""
+        yield from self.retried(name, payload)
+
+    def retried(self, name: str, payload: Json) -> Generator[Any, Any, Any]:
+        """The activity's raw answer; transient failures are retried (``retried``), each retry shown."""
+        return (yield from retried(self.context, lambda: self.task(name, payload), name, self._show_retry))
+
+    def all_retried(self, calls: list[tuple[str, Json]]) -> Generator[Any, Any, list[Any]]:
+        """Several activities at once (``task_all``); the whole set is retried if one fails transiently."""
+        what = ", ".join(sorted({name for name, _ in calls}))
+        return (yield from retried(self.context, lambda: self.context.task_all([self.task(n, p) for n, p in calls]),
+                                   what, self._show_retry))
+
+    def _show_retry(self, message: str) -> None:
+        self.status.message = message
+        self.publish()
 
     # -- stages --------------------------------------------------------------------------
     def begin(self, stage: str, **detail: Any) -> None:
@@ -88,6 +136,11 @@ class Steps:
         self.status.finish(verdict, message)
         self.publish()
         return RunFailed(message)
+
+    def unexpected(self, exc: BaseException, verdict: Verdict = Verdict.FAILED, prefix: str = "") -> RunFailed:
+        """End the running stage and the run failed because of an error no step expected; raise what this returns."""
+        return self.fail(self.status.stage or self.status.stages[0].name,
+                         f"{prefix}unexpected failure: {first_line(exc)}", verdict)
 
     def finish(self, verdict: Verdict, message: str) -> None:
         """End the run with its verdict and show it."""

@@ -18,6 +18,7 @@ import pytest
 
 from devhost.testing import ExternalEvent, OrchestrationRunner, RunResult
 from mlops import contracts as c
+from mlops.errors import TransientError
 from mlops.gates import DataReport
 from mlops.policy import Policy
 from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation
@@ -72,6 +73,9 @@ class World:
     queued: list[Request] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     traffic_history: list[dict[str, int]] = field(default_factory=list)
+    # activity -> how many more calls fail: transiently (a platform outage), or with a plain error
+    outages: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, int] = field(default_factory=dict)
 
     # -- set-up ------------------------------------------------------------------------------
     def with_policy(self, **sections: dict[str, Any]) -> World:
@@ -101,7 +105,22 @@ class World:
 
     # -- the activities ------------------------------------------------------------------------
     def stubs(self) -> dict[str, Callable[[Any], Any]]:
-        """Activity name -> its in-memory answer."""
+        """Activity name -> its in-memory answer, failing first as ``outages`` and ``faults`` say."""
+        return {name: self._failing(name, stub) for name, stub in self._answers().items()}
+
+    def _failing(self, name: str, stub: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def call(request: Any) -> Any:
+            if self.outages.get(name, 0) > 0:
+                self.outages[name] -= 1
+                raise TransientError(f"scoring gateway: unreachable (test outage of {name})")
+            if self.faults.get(name, 0) > 0:
+                self.faults[name] -= 1
+                raise KeyError(f"test fault in {name}")
+            return stub(request)
+
+        return call
+
+    def _answers(self) -> dict[str, Callable[[Any], Any]]:
         return {
             c.LOAD_POLICY: lambda req: Policy.from_dict(self.policy).to_dict(),
             c.GET_ALIAS: self._get_alias,

@@ -135,3 +135,42 @@ def test_an_abort_while_paused_ends_the_release(lab: Lab, second_release: World)
     result = lab.run(RELEASE, ReleaseInput(MODEL, "2"), events=events)
     assert result.runtime_status == "Failed" and "aborted: not today" in (result.failure or "")
     assert second_release.live() == {LIVE: 100}
+
+
+# -- platform failures (issue 12, D1) -----------------------------------------------------------
+FOREVER = 1000
+
+
+def test_a_short_platform_outage_mid_release_is_ridden_out_and_the_release_is_promoted(
+        lab: Lab, second_release: World) -> None:
+    second_release.outages = {"set_traffic": 3, "deployment_metrics": 2}
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Completed", result.failure
+    assert result.output["verdict"] == "promoted" and second_release.live() == {CAND: 100}
+
+
+def test_an_outage_that_outlasts_the_retries_restores_live_traffic_and_removes_the_mirror(
+        lab: Lab, second_release: World) -> None:
+    second_release.outages = {"deployment_metrics": FOREVER}  # the shadow step cannot be judged
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Failed" and "unexpected failure" in (result.failure or "")
+    assert result.custom_status["verdict"] == "rolled back" and stages(result)["shadow"] == "failed"
+    assert second_release.live() == {LIVE: 100} and second_release.mirror == {}
+    assert second_release.tags("2")["release"] == "rejected" and second_release.aliases["champion"] == "1"
+
+
+def test_an_unexpected_error_is_not_retried_and_still_restores_live_traffic(lab: Lab, second_release: World) -> None:
+    second_release.faults = {"tag_model_version": 1}  # the first tag is the old champion's, at promotion
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Failed" and "test fault in tag_model_version" in (result.failure or "")
+    assert stages(result)["promote"] == "failed" and result.custom_status["verdict"] == "rolled back"
+    # promotion had moved traffic and the champion alias: both are back on v1
+    assert second_release.live() == {LIVE: 100} and second_release.aliases["champion"] == "1"
+
+
+def test_when_even_the_restore_fails_the_verdict_says_so(lab: Lab, second_release: World) -> None:
+    second_release.outages = {"set_traffic": FOREVER}  # the platform stays down from the shadow step on
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Failed" and result.custom_status["verdict"] == "failed"
+    assert "restoring live traffic failed too" in result.custom_status["message"]
+    assert second_release.live() == {LIVE: 100}  # nothing moved: the first change never went through

@@ -123,3 +123,18 @@ def test_an_unanswered_approval_times_out_as_a_rejection(lab: Lab, trained: Worl
     result = lab.run(RETRAIN, RETRAIN_INPUT)
     assert result.runtime_status == "Failed" and "approval timed out after 24.0 h: rejected" in result.failure
     assert result.elapsed >= timedelta(hours=24) and REGISTER_MODEL not in result.activity_names
+
+
+def test_an_evaluation_that_keeps_failing_ends_the_run_with_a_verdict_and_registers_nothing(
+        lab: Lab, trained: World) -> None:
+    trained.faults = {"evaluate_model": 1}
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and result.custom_status["verdict"] == "failed"
+    assert stages(result)["evaluate"] == "failed" and "test fault in evaluate_model" in result.custom_status["message"]
+    assert REGISTER_MODEL not in result.activity_names
+
+
+def test_a_transient_registry_outage_is_retried_and_the_candidate_registered(lab: Lab, trained: World) -> None:
+    trained.outages = {"register_model": 2, "get_model_alias": 1}
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.output["verdict"] == "registered" and list(trained.versions) == ["1", "2"]

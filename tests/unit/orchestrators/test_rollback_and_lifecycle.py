@@ -141,3 +141,12 @@ def test_after_ten_runs_the_lifecycle_continues_as_new_keeping_its_recent_histor
     assert result.runtime_status == "Completed" and result.executions == 2
     assert len(result.output["runs"]) == 12
     assert all(r["verdict"] == "nothing to do" for r in result.output["runs"])
+
+
+def test_a_rollback_that_cannot_reach_the_platform_ends_with_a_verdict(lab: Lab, world: World) -> None:
+    world.serving("2", previous="1")
+    world.outages = {"set_traffic": 1000}
+    result = lab.run(ROLLBACK, RollbackInput(MODEL, "drift", "2", "monitor"))
+    assert result.runtime_status == "Failed" and result.custom_status["verdict"] == "failed"
+    assert {s["name"]: s["state"] for s in result.custom_status["stages"]}["restore"] == "failed"
+    assert "unexpected failure" in result.custom_status["message"] and world.aliases["champion"] == "2"
