@@ -111,9 +111,10 @@ def newest_data_activity(request: Answer) -> Answer:
 @bp.activity_trigger(input_name="request", activity=SAMPLE_ROWS)
 @marks_transient
 def sample_rows_activity(request: Answer) -> Answer:
-    """The first rows of a data file, without the label, as scoring requests."""
+    """The first rows of a data file, without the label, as scoring requests (only the file's head is read)."""
     ask = SampleInput.from_dict(request)
-    return Sample(smoke.sample_rows(runtime.platform().read_data(DataRef(url=ask.url)), ask.label, ask.rows)).to_dict()
+    head = runtime.platform().read_head(DataRef(url=ask.url), smoke.HEAD_BYTES)
+    return Sample(smoke.sample_rows(head, ask.label, ask.rows, smoke.HEAD_BYTES)).to_dict()
 
 
 # -- training and registry ---------------------------------------------------------------------

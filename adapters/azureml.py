@@ -12,7 +12,8 @@ Mapping of the port onto Azure ML:
   * health: Azure Monitor metrics of the deployment through azure-monitor-query.
 
 ``ModelRegistered`` is published by Azure ML itself through the workspace's Event Grid system
-topic, so ``register_model`` publishes nothing.
+topic, so ``register_model`` publishes nothing; a retried registration finds the version the first
+attempt created (by its ``training_job`` tag) instead of making a second one.
 """
 
 from __future__ import annotations
@@ -146,6 +147,15 @@ class AzureMLPlatform:
         client = BlobClient.from_blob_url(data.url, credential=self.credential)
         return bytes(self._call(f"blob {data.url}", lambda: client.download_blob().readall()))
 
+    def read_head(self, data: DataRef, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` of the landed blob: one ranged download with the app's identity."""
+        from azure.storage.blob import BlobClient
+
+        from .landing import head_of_blob  # the same ranged read as the local platform's
+
+        client = BlobClient.from_blob_url(data.url, credential=self.credential)
+        return self._call(f"blob {data.url}", lambda: head_of_blob(client, max_bytes))
+
     # -- training --------------------------------------------------------------------------
     def training_job(self, request: TrainRequest) -> Any:
         """The command job for a training request (exposed for tests and for reading)."""
@@ -211,10 +221,21 @@ class AzureMLPlatform:
                             tags=tags, aliases=aliases, created_at=str(getattr(model, "creation_context", "") or ""))
 
     def register_model(self, model: str, job: JobStatus, tags: dict[str, str]) -> ModelVersion:
-        """An MLflow model asset from the job's output, with lineage tags."""
+        """An MLflow model asset from the job's output, with lineage tags; a retry returns the version it made.
+
+        Azure ML announces each new version itself (ModelRegistered on the workspace's system topic), so the
+        version is all a retry must not repeat: one found with the job's ``training_job`` tag is returned.
+        """
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Model
 
+        try:
+            versions = self.list_model_versions(model)
+        except NotFoundError:
+            versions = []  # the model's first version
+        done = [v for v in versions if job.job_id and v.tags.get("training_job") == job.job_id]
+        if done:
+            return done[-1]
         entity = Model(path=job.model_uri, type=AssetTypes.MLFLOW_MODEL, name=model,
                        tags={k: str(v) for k, v in tags.items()}, description=f"trained by job {job.job_id}")
         return self._version(self._call(f"model {model}", lambda: self.ml.models.create_or_update(entity)))

@@ -1,4 +1,4 @@
-"""The landing container in Blob Storage, behind the ``Landing`` port."""
+"""The landing container in Blob Storage, behind the ``Landing`` port, and the ranged read of a landed blob."""
 
 from __future__ import annotations
 
@@ -23,3 +23,18 @@ class BlobLanding:
         newest = max(blobs, key=lambda b: b.last_modified)
         return DataRef(url=f"{self.container.url.rstrip('/')}/{newest.name}", etag=newest.etag,
                        content_length=int(newest.size))
+
+
+def head_of_blob(client: Any, max_bytes: int) -> bytes:
+    """The first ``max_bytes`` of a blob (azure-storage-blob ``BlobClient``): one ranged download.
+
+    Storage answers 416 InvalidRange to a range starting at 0 only when the blob is empty.
+    """
+    from azure.core.exceptions import HttpResponseError
+
+    try:
+        return bytes(client.download_blob(offset=0, length=max_bytes).readall())
+    except HttpResponseError as exc:
+        if exc.status_code == 416:
+            return b""
+        raise

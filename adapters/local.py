@@ -2,19 +2,21 @@
 subprocesses, and the local scoring gateway for serving.
 
 Registering a model publishes ``Microsoft.MachineLearningServices.ModelRegistered`` in Azure
-ML's data shape to the custom topic, so the event chain is the same as in Azure.
+ML's data shape to the custom topic, so the event chain is the same as in Azure. The version is
+tagged once the event is out (``ANNOUNCED_TAG``): a registration retried after a crash finds its
+version and, if the tag is missing, publishes again (the release dedups per model version).
+
+The state (MLflow's database and artifacts, the training jobs with their copy of the data) is
+readable by its owner only: the state directory is 0700, the database 0600.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -22,10 +24,15 @@ from urllib.parse import unquote, urlparse
 from mlops.errors import NotFoundError, PlatformError
 from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
 from mlops.runs import short_hash
+from training.tracking import tracking_lock
 
 from .eventgrid import TopicPublisher
+from .landing import head_of_blob
 
 log = logging.getLogger("mlops.platform.local")
+
+ANNOUNCED_TAG = "mlops.announced"  # on a version once its ModelRegistered event went out
+_TERMINAL = ("succeeded", "failed", "canceled")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,11 +43,11 @@ class LocalPlatform:
     def __init__(self, state_dir: Path, blob_service: Any = None, tracking_uri: str | None = None,
                  gateway_url: str = "http://127.0.0.1:7081", gateway_key: str | None = None,
                  publisher: TopicPublisher | None = None) -> None:
-        self.state_dir = Path(state_dir).resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.jobs_dir = self.state_dir / "jobs"
-        self.jobs_dir.mkdir(exist_ok=True)
+        self.state_dir = _private_dir(Path(state_dir).resolve())
+        self.jobs_dir = _private_dir(self.state_dir / "jobs")
         self.tracking_uri = tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+        if self.tracking_uri.startswith("sqlite:///"):  # SQLite keeps a file's mode, and gives it to its -wal/-shm
+            _private_file(Path(self.tracking_uri.removeprefix("sqlite:///")))
         self.artifact_root = (self.state_dir / "artifacts").as_uri()
         self.blob_service = blob_service
         self.publisher = publisher
@@ -75,9 +82,17 @@ class LocalPlatform:
     # -- data ------------------------------------------------------------------------------
     def read_data(self, data: DataRef) -> bytes:
         """Bytes of a landed file: a blob URL (Azurite or Azure) or a file:// URL."""
+        return self._read(data, None)
+
+    def read_head(self, data: DataRef, max_bytes: int) -> bytes:
+        """See Platform: a ranged download of the blob, or the start of the file."""
+        return self._read(data, max_bytes)
+
+    def _read(self, data: DataRef, max_bytes: int | None) -> bytes:
         parsed = urlparse(data.url)
         if parsed.scheme == "file":
-            return Path(unquote(parsed.path)).read_bytes()
+            with open(Path(unquote(parsed.path)), "rb") as handle:
+                return handle.read(-1 if max_bytes is None else max_bytes)
         if self.blob_service is None:
             raise PlatformError(data.url, "no blob storage configured to read it")
         parts = unquote(parsed.path).lstrip("/").split("/")
@@ -86,8 +101,11 @@ class LocalPlatform:
         container, blob = parts[0], "/".join(parts[1:])
         from azure.core.exceptions import ResourceNotFoundError
 
+        client = self.blob_service.get_blob_client(container, blob)
         try:
-            return bytes(self.blob_service.get_blob_client(container, blob).download_blob().readall())
+            if max_bytes is None:
+                return bytes(client.download_blob().readall())
+            return head_of_blob(client, max_bytes)
         except ResourceNotFoundError as exc:
             raise NotFoundError(data.url, "blob not found") from exc
 
@@ -142,7 +160,11 @@ class LocalPlatform:
                             created_at=str(mv.creation_timestamp))
 
     def register_model(self, model: str, job: JobStatus, tags: dict[str, str]) -> ModelVersion:
-        """A new registry version from the job's model, with lineage tags; then ModelRegistered."""
+        """A registry version from the job's model, with lineage tags, announced by ModelRegistered.
+
+        Idempotent end to end: a retry finds the version the job already has and announces it unless the
+        version carries ``ANNOUNCED_TAG``, which is set only after the event went out.
+        """
         from mlflow.exceptions import MlflowException
 
         client = self._client()
@@ -150,17 +172,23 @@ class LocalPlatform:
             client.get_registered_model(model)
         except MlflowException:
             client.create_registered_model(model)
-        for existing in client.search_model_versions(f"name='{model}'"):
-            if existing.run_id == job.tracking_run_id:  # a retried activity: register once
-                return self._version(existing)
-        mv = client.create_model_version(model, job.model_uri, run_id=job.tracking_run_id,
-                                         tags={k: str(v) for k, v in tags.items()})
-        version = self._version(mv, [])
-        log.info("model registered", extra={"model": model, "version": version.version})
-        if self.publisher is not None:
-            self.publisher.model_registered(version)
+        found = [v for v in client.search_model_versions(f"name='{model}'") if v.run_id == job.tracking_run_id]
+        if found:  # a retried activity: the version is there; was it announced?
+            version = self._version(found[0])
+            if version.tags.get(ANNOUNCED_TAG) == "true":
+                return version
+            log.warning("model version registered but not announced: announcing it now",
+                        extra={"model": model, "version": version.version})
         else:
+            mv = client.create_model_version(model, job.model_uri, run_id=job.tracking_run_id,
+                                             tags={k: str(v) for k, v in tags.items()})
+            version = self._version(mv, [])
+            log.info("model registered", extra={"model": model, "version": version.version})
+        if self.publisher is None:
             log.warning("no custom topic configured: ModelRegistered not published", extra={"model": model})
+            return version
+        self.publisher.model_registered(version)
+        client.set_model_version_tag(model, version.version, ANNOUNCED_TAG, "true")
         return version
 
     def get_model_version(self, model: str, version: str) -> ModelVersion:
@@ -244,15 +272,37 @@ class LocalPlatform:
                 if r.get("__deployment__", deployment) == deployment]
 
 
-@contextlib.contextmanager
-def tracking_lock(state_dir: Path) -> Iterator[None]:
-    """An exclusive lock around MLflow schema creation (see LocalPlatform._init_tracking_store)."""
-    with open(state_dir / "mlflow.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def running_jobs(state_dir: Path) -> dict[str, int]:
+    """The training jobs under a local platform's ``state_dir`` still running: job id -> pid (its group).
+
+    Each job runs in a session of its own (so a stopped Function host leaves it to finish); this is how
+    ``mlops down`` finds them. A pid counts only while its command line names the job's folder (pids get reused).
+    """
+    found = {}
+    for pid_file in sorted((Path(state_dir) / "jobs").glob("*/pid")):
+        job_dir = pid_file.parent
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            pid = int(pid_file.read_text())
+            state = json.loads((job_dir / "status.json").read_text()).get("state")
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue  # gone, or not ours to read
+        if state not in _TERMINAL and str(job_dir).encode() in args and _alive(job_dir):
+            found[job_dir.name] = pid
+    return found
+
+
+def _private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) readable by its owner only; an existing one is made so too."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 if it is missing; make an existing one 0600."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _alive(job_dir: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from datetime import timedelta
 
 from mlops.control import ControlStore
 from mlops.policy import Policy
@@ -67,11 +68,18 @@ def platform() -> Platform:
 
 @functools.cache
 def control() -> ControlStore:
-    """The control store in the app's storage account."""
-    return BlobControlStore(blob_service().get_container_client(CONTROL_CONTAINER))
+    """The control store in the app's storage account; dedup keys kept MLOPS_DEDUP_RETENTION_HOURS."""
+    return BlobControlStore(blob_service().get_container_client(CONTROL_CONTAINER),
+                            retention=timedelta(hours=settings().dedup_retention_hours))
 
 
 @functools.cache
 def landing() -> Landing:
     """The landing container (MLOPS_LANDING_CONTAINER) in the app's storage account."""
     return BlobLanding(blob_service().get_container_client(settings().landing_container))
+
+
+@functools.cache
+def landing_url() -> str:
+    """The landing container's URL: operator-supplied data must be a blob under it."""
+    return str(blob_service().get_container_client(settings().landing_container).url)

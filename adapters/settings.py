@@ -9,6 +9,7 @@ infra is checked against it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import uuid
@@ -62,6 +63,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("MLFLOW_TRACKING_URI", False, None, "MLflow tracking URI (default: sqlite:///<state dir>/mlflow.db).",
                 "local"),
     SettingSpec("MLOPS_OPERATOR_ROLE", False, "mlops.operator", "App role that may change things via the API."),
+    SettingSpec("MLOPS_ALERT_ROLE", False, "mlops.alerts",
+                "App role that may post Azure Monitor alerts to /api/alerts (an action group's secure webhook)."),
+    SettingSpec("MLOPS_ALERT_KEY", False, None,
+                "Secret a plain action-group webhook sends as ?code= to /api/alerts (the on_monitor_alert function "
+                "key, from Key Vault); unset: only the alert role may post alerts."),
+    SettingSpec("MLOPS_DEDUP_RETENTION_HOURS", False, "26",
+                "How long a delivered event's dedup key is kept; at least Event Grid's 24-hour retry period."),
     SettingSpec("MLOPS_MONITOR_SCHEDULE", False, "0 */5 * * * *", "NCRONTAB (6 fields) schedule of the monitor."),
     SettingSpec("AZUREML_SUBSCRIPTION_ID", False, None, f"Azure ML workspace subscription id; {_AZUREML}.", "azureml"),
     SettingSpec("AZUREML_RESOURCE_GROUP", False, None, f"Azure ML workspace resource group; {_AZUREML}.", "azureml"),
@@ -91,6 +99,9 @@ class Settings:
     mlflow_tracking_uri: str | None
     operator_role: str
     monitor_schedule: str
+    alert_role: str = "mlops.alerts"
+    alert_key: str | None = field(default=None, repr=False)
+    dedup_retention_hours: float = 26.0
     azureml_subscription_id: str | None = None
     azureml_resource_group: str | None = None
     azureml_workspace: str | None = None
@@ -158,6 +169,32 @@ def _tracking_uri(value: str | None, state_dir: str, platform: str) -> str | Non
     return value
 
 
+def _role(name: str, value: str) -> str:
+    if any(ch.isspace() for ch in value):
+        raise SettingError(name, f"an app role value has no spaces, got {value!r}")
+    return value
+
+
+def _alert_key(value: str | None) -> str | None:
+    if value is not None and len(value) < 32:  # Azure's own function keys are 56 characters
+        raise SettingError("MLOPS_ALERT_KEY", f"must be at least 32 characters, got {len(value)}")
+    return value
+
+
+def _retention_hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = math.nan
+    if not math.isfinite(hours):
+        raise SettingError("MLOPS_DEDUP_RETENTION_HOURS", f"must be a number of hours, got {value!r}")
+    # https://learn.microsoft.com/azure/event-grid/delivery-and-retry#retry-schedule
+    if hours < 24:
+        raise SettingError("MLOPS_DEDUP_RETENTION_HOURS",
+                           f"must be at least 24 (Event Grid retries a delivery for up to 24 hours), got {value!r}")
+    return hours
+
+
 def _appinsights(value: str | None) -> str | None:
     if value is None:
         return None
@@ -199,9 +236,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     if not _CONTAINER.match(container):
         raise SettingError("MLOPS_LANDING_CONTAINER", f"not a valid blob container name: {container!r} (3-63 "
                                                       "lowercase letters, digits and single dashes)")
-    role = values["MLOPS_OPERATOR_ROLE"] or ""
-    if any(ch.isspace() for ch in role):
-        raise SettingError("MLOPS_OPERATOR_ROLE", f"an app role value has no spaces, got {role!r}")
+    role = _role("MLOPS_OPERATOR_ROLE", values["MLOPS_OPERATOR_ROLE"] or "")
     state_dir = values["MLOPS_STATE_DIR"] or ".devhost/mlops"
     return Settings(
         platform="azureml" if platform == "azureml" else "local",
@@ -217,6 +252,9 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         mlflow_tracking_uri=_tracking_uri(values["MLFLOW_TRACKING_URI"], state_dir, platform),
         operator_role=role,
         monitor_schedule=_schedule(values["MLOPS_MONITOR_SCHEDULE"] or ""),
+        alert_role=_role("MLOPS_ALERT_ROLE", values["MLOPS_ALERT_ROLE"] or ""),
+        alert_key=_alert_key(values["MLOPS_ALERT_KEY"]),
+        dedup_retention_hours=_retention_hours(values["MLOPS_DEDUP_RETENTION_HOURS"] or ""),
         azureml_subscription_id=values["AZUREML_SUBSCRIPTION_ID"],
         azureml_resource_group=values["AZUREML_RESOURCE_GROUP"],
         azureml_workspace=values["AZUREML_WORKSPACE"],

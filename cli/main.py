@@ -51,17 +51,28 @@ def main(ctx: click.Context, state_dir: Path) -> None:
 
 
 @main.command()
-@click.option("--virtual-clock", is_flag=True, help="Start devhost with the virtual clock.")
+@click.option("--virtual-clock", is_flag=True, help="Start devhost with the virtual clock (a new stack only).")
 @click.pass_obj
 def up(state: Path, virtual_clock: bool) -> None:
-    """Start Azurite, the scoring gateway and devhost; wait until they answer; print the URLs."""
-    if (state / "stack.json").exists():
-        raise click.ClickException(f"a stack is already recorded in {state}; run `mlops down` first")
-    with console.status("starting Azurite, the scoring gateway and devhost…"):
+    """Start Azurite, the scoring gateway and devhost; wait until they answer; print the URLs.
+
+    On a state dir with a recorded stack, start again whatever of it is not running (same ports, keys and
+    state) and keep the rest.
+    """
+    stack = Stack(state, virtual_clock=virtual_clock, extra_env=LOCAL_OPERATOR)
+    recorded = stack.info_path.exists()
+    with console.status("starting what is not running…" if recorded
+                        else "starting Azurite, the scoring gateway and devhost…"):
         try:
-            info = Stack(state, virtual_clock=virtual_clock, extra_env=LOCAL_OPERATOR).up()
+            info, restarted = stack.restart() if recorded else (stack.up(), [])
         except StackError as exc:
             raise click.ClickException(str(exc)) from exc
+    if recorded:
+        console.print(f"restarted: {', '.join(restarted)}" if restarted
+                      else f"the stack in {state} is running: nothing to restart")
+        if virtual_clock and not info.virtual_clock:
+            console.print(f"(devhost keeps the {'virtual' if info.virtual_clock else 'real'} clock it was started "
+                          "with; `mlops down` first to change it)")
     _print_urls(info)
 
 
@@ -78,7 +89,7 @@ def _print_urls(info: StackInfo) -> None:
 @main.command()
 @click.pass_obj
 def down(state: Path) -> None:
-    """Stop the local stack (no process is left behind)."""
+    """Stop the local stack and the training jobs its app started (no process is left behind)."""
     stopped = Stack(state).down()
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 

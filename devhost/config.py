@@ -108,6 +108,23 @@ KEYS_FILE = "keys.json"  # the keys devhost generated, in its state dir (0600)
 RUNTIME_FILE = "runtime.json"  # written once devhost serves: pid, ports, clock
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) readable by its owner only; an existing one is made so too.
+
+    devhost's state holds every orchestration's inputs and outputs and the keys: no other local user reads it.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty and 0600 if missing, else make it 0600 (SQLite gives its -wal/-shm files the same)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+    return path
+
+
 def stored_keys(state_dir: Path) -> dict[str, str]:
     """The keys devhost generated and kept in ``state_dir`` (empty before its first start)."""
     path = Path(state_dir) / KEYS_FILE
@@ -143,8 +160,7 @@ def build_config(
     host_json_path = app_dir / "host.json"
     host_json = _read_json(host_json_path, "host.json") if host_json_path.is_file() else {"version": "2.0"}
     settings = load_settings(app_dir, environ)
-    state = (state_dir or app_dir / ".devhost").resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    state = private_dir((state_dir or app_dir / ".devhost").resolve())
     subs = settings.get("DEVHOST_SUBSCRIPTIONS")
     subs_path = Path(subs) if subs else app_dir / "eventgrid.subscriptions.json"
     if not subs_path.is_absolute():

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import Clock
+from .config import private_file
 from .eventgrid import CLOUDEVENTS, Batch, event_type, format_time, in_schema
 from .eventgrid_webhook import EventGridTrigger
 from .subscriptions import BLOB, TOPIC, Subscription
@@ -61,7 +62,8 @@ class _Row:
 
 def open_db(state_dir: Path) -> sqlite3.Connection:
     """The Event Grid state database (its own file; WAL, fully synchronous commits)."""
-    db = sqlite3.connect(str(state_dir / DB_FILE), isolation_level=None, check_same_thread=False, timeout=30)
+    db = sqlite3.connect(str(private_file(state_dir / DB_FILE)), isolation_level=None, check_same_thread=False,
+                         timeout=30)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("""CREATE TABLE IF NOT EXISTS deliveries (

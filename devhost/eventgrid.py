@@ -15,6 +15,8 @@ publisher sends events, so a malformed event gets a 400 that names the event and
   https://learn.microsoft.com/azure/event-grid/cloud-event-schema).
 - An array may hold up to 1 MB, and so may each event (413 beyond;
   https://learn.microsoft.com/azure/event-grid/event-schema#event-schema).
+- JSON nests at most 64 levels deep: the default ``MaxDepth`` of System.Text.Json and Json.NET,
+  the readers on Azure's side; deeper is refused (400) before any function sees it.
 
 Nothing here does I/O: the webhook, the topics and the delivery queue share it.
 """
@@ -37,6 +39,7 @@ CE_SINGLE = "application/cloudevents+json"
 CE_BATCH = "application/cloudevents-batch+json"
 _JSON_TYPES = {"application/json", "text/json", CE_SINGLE, CE_BATCH}
 MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
 VALIDATION_EVENT = SystemEventNames.EventGridSubscriptionValidationEventName.value
 
 # RFC 3339 date-time; the offset may be left out (then UTC), as Event Grid's parser allows.
@@ -138,6 +141,30 @@ def validate_cloudevent(event: Any, index: int) -> dict[str, Any]:
     return event
 
 
+def _depth(value: Any) -> int:
+    """How deep JSON containers nest in ``value``, without recursion (a hostile body may nest thousands deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def load_json(raw: bytes, what: str = "the body") -> Any:
+    """Parse JSON no deeper than MAX_DEPTH; EventError (400) with the reason otherwise."""
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EventError(f"{what} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # the parser gives up near Python's recursion limit
+        raise EventError(f"{what} is nested too deeply: JSON may nest at most {MAX_DEPTH} levels") from exc
+    if _depth(value) > MAX_DEPTH:
+        raise EventError(f"{what} is nested too deeply: JSON may nest at most {MAX_DEPTH} levels")
+    return value
+
+
 def parse_body(raw: bytes, content_type: str | None) -> Batch:
     """Validate a whole body; EventError (400, 413 or 415) says what is wrong."""
     mime = (content_type or "application/json").split(";")[0].strip().lower()
@@ -148,10 +175,7 @@ def parse_body(raw: bytes, content_type: str | None) -> Batch:
         raise EventError(f"the body is {len(raw)} bytes; Event Grid accepts at most {MAX_BYTES} (1 MB)", status=413)
     if not raw.strip():
         raise EventError("the body is empty")
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EventError(f"the body is not valid JSON: {exc}") from exc
+    body = load_json(raw)
     if mime == CE_SINGLE:
         if not isinstance(body, dict):
             raise EventError(f"{CE_SINGLE} carries one event: a JSON object, got {type(body).__name__}")

@@ -31,7 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from .app_loader import DURABLE_CLIENT, EVENT_GRID_TRIGGER, FunctionIndex, FunctionInfo
-from .eventgrid import VALIDATION_EVENT, Batch, EventError, parse_body, trigger_value
+from .eventgrid import VALIDATION_EVENT, Batch, EventError, load_json, parse_body, trigger_value
 
 log = logging.getLogger("devhost.eventgrid")
 
@@ -94,10 +94,7 @@ class EventGridTrigger:
 
 def _validation_code(raw: bytes) -> str:
     """data.validationCode of a SubscriptionValidationEvent (Event Grid array or CloudEvent object)."""
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EventError(f"the validation body is not valid JSON: {exc}") from exc
+    body = load_json(raw, "the validation body")
     event = body[0] if isinstance(body, list) and body else body
     if not isinstance(event, dict):
         raise EventError("the validation body must be an array holding the validation event, or one CloudEvent")

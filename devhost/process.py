@@ -5,20 +5,29 @@ One supervisor for everything the local tooling starts: devhost and the gateway 
 records pids and stops them from another process (``stop_groups``). Each child gets its own
 session, so a signal to its group reaches its children too (node's workers, a model's threads),
 and stopping never leaves an orphan.
+
+A child can also be tied to its parent (``die_with_parent``): on Linux the kernel sends it SIGTERM
+when the thread that started it ends, even by SIGKILL, so a killed test runner leaves nothing
+behind. ``ServerProcess`` (the test fixtures, ``python -m devhost.azurite``) ties its child; the
+local stack does not, since it must outlive ``mlops up``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 STOP_GRACE_SECONDS = 10.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class ProcessError(RuntimeError):
@@ -42,14 +51,34 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def spawn(cmd: list[str], log_path: Path | None, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start ``cmd`` in a session of its own, stdout and stderr appended to ``log_path`` (None: discarded)."""
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+          cwd: Path | None = None, die_with_parent: bool = False) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in a session of its own, stdout and stderr appended to ``log_path`` (None: discarded).
+
+    The log is created readable by its owner only: it carries what the server saw. ``die_with_parent``
+    ties the child to the calling thread (see the module docstring).
+    """
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600) if log_path else subprocess.DEVNULL
     try:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True,
+                                preexec_fn=_tie_to_parent() if die_with_parent else None)
     finally:
         if log is not subprocess.DEVNULL:
-            log.close()  # type: ignore[union-attr]
+            os.close(log)
+
+
+def _tie_to_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking the kernel for SIGTERM when the parent goes (None where there is no prctl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    parent = os.getpid()
+
+    def tie() -> None:  # runs in the child between fork and exec: only async-signal-safe calls
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the tie was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return tie
 
 
 def alive(pid: int) -> bool:
@@ -121,9 +150,13 @@ def wait_ready(name: str, exit_code: Callable[[], int | str | None], ready: Call
 
 
 class ServerProcess:
-    """A server child process writing to a log file: start it, wait until it answers, stop or kill it."""
+    """A server child process writing to a log file: start it, wait until it answers, stop or kill it.
+
+    The child is tied to this process (``die_with_parent``): a killed test runner takes its servers along.
+    """
 
     name = "the server"
+    die_with_parent = True
 
     def __init__(self, log_path: Path | None) -> None:
         self.log_path = log_path
@@ -132,7 +165,7 @@ class ServerProcess:
     def launch(self, cmd: list[str], env: dict[str, str] | None, cwd: Path | None, ready: Callable[[], bool],
                timeout: float) -> None:
         """Start ``cmd`` and wait until ``ready()`` holds; a child that exits or never gets ready is an error."""
-        proc = self.proc = spawn(cmd, self.log_path, env, cwd)
+        proc = self.proc = spawn(cmd, self.log_path, env, cwd, die_with_parent=self.die_with_parent)
         try:
             wait_ready(self.name, proc.poll, ready, timeout, self.log_path)
         except ProcessError:

@@ -22,7 +22,7 @@ from .app_loader import (
     index_app,
 )
 from .clock import Clock
-from .config import RUNTIME_FILE, HostConfig
+from .config import RUNTIME_FILE, HostConfig, private_file
 from .durable_http import PUBLIC_PREFIX, RPC_PREFIX, DurableHttpApi
 from .engine import Engine
 from .extensions import build_extensions
@@ -175,7 +175,7 @@ class DevHost:
             "virtualClock": self.clock.virtual,
         }
         path = self.config.state_dir / RUNTIME_FILE
-        tmp = path.with_suffix(".tmp")
+        tmp = private_file(path.with_suffix(".tmp"))
         tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
         tmp.replace(path)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import private_file
 from .orchestration import TERMINAL, Activity, Instance, Message
 
 _SCHEMA = """
@@ -113,7 +114,7 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = connect(path)
+        self._writer = connect(private_file(path))
         self._writer.executescript(_SCHEMA)
         self._local = threading.local()
 

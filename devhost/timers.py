@@ -39,6 +39,7 @@ from croniter import croniter
 
 from .app_loader import DURABLE_CLIENT, TIMER_TRIGGER, FunctionIndex, FunctionInfo
 from .clock import Clock
+from .config import private_file
 
 log = logging.getLogger("devhost.timers")
 _SETTING = re.compile(r"^%([^%]+)%$")
@@ -166,7 +167,7 @@ class Timers:
     async def start(self) -> None:
         """Decide each timer's start-up invocation, then run one loop per timer."""
         self._loop = asyncio.get_running_loop()
-        self.db = sqlite3.connect(str(self.state_dir / "timers.sqlite"), isolation_level=None,
+        self.db = sqlite3.connect(str(private_file(self.state_dir / "timers.sqlite")), isolation_level=None,
                                   check_same_thread=False)
         self.db.execute("CREATE TABLE IF NOT EXISTS timers (name TEXT PRIMARY KEY, schedule TEXT NOT NULL, "
                         "last TEXT NOT NULL, next TEXT NOT NULL, last_updated TEXT NOT NULL)")

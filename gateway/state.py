@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
 import sqlite3
 import uuid
@@ -55,11 +56,15 @@ class Gateway:
     def __init__(self, state_dir: Path, key: str | None, seed: int | None = None,
                  max_mirrored: int = MAX_MIRRORED_IN_FLIGHT) -> None:
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # the request log holds every scoring input and output: no other local user reads the state
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.state_dir, 0o700)
+        db_path = self.state_dir / "gateway.sqlite"
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))  # SQLite's -wal/-shm get the same mode
+        os.chmod(db_path, 0o600)
         self.key = key
         self.rng = random.Random(seed)
-        self.db = sqlite3.connect(str(self.state_dir / "gateway.sqlite"), check_same_thread=False,
-                                  isolation_level=None)
+        self.db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS endpoints (name TEXT PRIMARY KEY, state TEXT NOT NULL)")
         self.db.execute("""CREATE TABLE IF NOT EXISTS requests (ts TEXT, endpoint TEXT, deployment TEXT,

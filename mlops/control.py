@@ -1,73 +1,97 @@
 """The control store: pending lifecycle requests per model, and the incident log.
 
 Why a store outside Durable: a model has at most one lifecycle action in flight, and events
-that arrive meanwhile must be queued or coalesced, never lost. Each trigger merges its
-request into ``pending/<model>.json`` (optimistic concurrency on the blob's ETag) and then
-makes sure the model's singleton lifecycle orchestration runs; the orchestration takes
-requests one at a time. A duplicate delivery (same dedup key) is dropped. A burst of
-requests of one kind coalesces to the newest, so 20 files give one run now and at most
-one after it. The timer-triggered monitor restarts a lifecycle for any model that still
-has pending requests (a request written just as its lifecycle finished).
+that arrive meanwhile must be queued or coalesced, never lost. Each trigger writes its
+request as an entry of its own, named by its dedup key, and then makes sure the model's
+singleton lifecycle orchestration runs; the orchestration takes requests one at a time.
+Writers never contend (a burst of 1,000 events for one model is 1,000 independent writes),
+and a duplicate delivery (same dedup key) finds its entry already there and is dropped.
+
+Coalescing happens at take time: the newest waiting request of the most urgent kind is taken,
+and every older request of that kind is coalesced into it, so 20 files give one run now and
+at most one after it. The timer-triggered monitor restarts a lifecycle for any model that
+still has requests waiting (a request written just as its lifecycle finished).
+
+Entries are kept after they are taken: they are the dedup keys. Event Grid retries a delivery
+for up to 24 hours (https://learn.microsoft.com/azure/event-grid/delivery-and-retry), so a key
+is forgotten only once it was seen longer ago than the retention (``DEDUP_RETENTION`` by
+default), and never while its request still waits.
 
 Priority when several kinds wait: rollback, then release, then retrain.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from .contracts import RELEASE, RETRAIN, ROLLBACK
 from .runs import Request
 
 PRIORITY = (ROLLBACK, RELEASE, RETRAIN)
-SEEN_LIMIT = 500
+# Event Grid's 24 hours, plus a margin for a delivery that started just before the end and for clock skew.
+DEDUP_RETENTION = timedelta(hours=26)
 
 
-@dataclass
-class PendingState:
-    """What waits for one model: at most one request per kind, and the dedup keys already seen."""
+@dataclass(frozen=True)
+class StoredRequest:
+    """One request as stored: where, its kind, when its dedup key was first seen, and whether it was taken."""
 
-    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seen: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_json(cls, raw: bytes | str | None) -> PendingState:
-        """Parse the stored document (empty when absent)."""
-        if not raw:
-            return cls()
-        data = json.loads(raw)
-        return cls(pending=dict(data.get("pending", {})), seen=list(data.get("seen", [])))
-
-    def to_json(self) -> str:
-        """Serialise for storage."""
-        return json.dumps({"pending": self.pending, "seen": self.seen[-SEEN_LIMIT:]})
+    name: str  # the store's name for the entry; opaque here
+    kind: str
+    seen_at: datetime
+    taken: bool = False
 
 
-def merge(state: PendingState, request: Request) -> bool:
-    """Add a request; False if its dedup key was seen already (a duplicate delivery)."""
-    if request.dedup_key in state.seen:
-        return False
-    state.seen.append(request.dedup_key)
-    # Newest wins within a kind: the latest data, the latest registration, one rollback.
-    state.pending[request.kind] = request.to_dict()
-    return True
+def _order(entry: StoredRequest) -> tuple[datetime, str]:
+    return entry.seen_at, entry.name  # the name breaks ties, so every store instance picks the same one
 
 
-def take(state: PendingState) -> Request | None:
-    """Remove and return the most urgent pending request."""
+def waiting(entries: Iterable[StoredRequest]) -> list[StoredRequest]:
+    """Requests still to run, oldest first: not taken, and seen after the newest taken request of their kind.
+
+    A request seen before that one was coalesced into its run (newest wins within a kind: the
+    latest data, the latest registration, one rollback).
+    """
+    entries = list(entries)
+    last_taken: dict[str, tuple[datetime, str]] = {}
+    for entry in entries:
+        if entry.taken:
+            last_taken[entry.kind] = max(last_taken.get(entry.kind, _order(entry)), _order(entry))
+    return sorted((e for e in entries if not e.taken and (e.kind not in last_taken or _order(e) > last_taken[e.kind])),
+                  key=_order)
+
+
+def next_request(entries: Iterable[StoredRequest]) -> StoredRequest | None:
+    """The request to take now: the newest waiting one of the most urgent kind."""
+    ready = waiting(entries)
     for kind in PRIORITY:
-        if kind in state.pending:
-            return Request.from_dict(state.pending.pop(kind))
+        of_kind = [e for e in ready if e.kind == kind]
+        if of_kind:
+            return of_kind[-1]
     return None
+
+
+def expired(entries: Iterable[StoredRequest], now: datetime, retention: timedelta = DEDUP_RETENTION
+            ) -> list[StoredRequest]:
+    """Entries whose dedup keys may be forgotten at ``now``: seen longer than ``retention`` ago, not waiting.
+
+    In the order to delete them: coalesced requests before taken ones, so a store that stops
+    half-way never brings back a request that was already coalesced into a run.
+    """
+    entries = list(entries)
+    still_waiting = {e.name for e in waiting(entries)}
+    old = [e for e in entries if e.name not in still_waiting and now - e.seen_at > retention]
+    return sorted(old, key=lambda e: (e.taken, _order(e)))
 
 
 class ControlStore(Protocol):
     """Where pending requests and incidents live."""
 
     def put_request(self, request: Request) -> bool:
-        """Merge a request into the model's pending state; False for a duplicate."""
+        """Queue a request for its model; False for a duplicate (its dedup key was seen within the retention)."""
         ...
 
     def take_request(self, model: str) -> Request | None:

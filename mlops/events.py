@@ -33,6 +33,7 @@ from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from ._json import Json as _Json
 from .errors import EventError
+from .policy import MODEL_NAME_PATTERN, is_model_name
 
 log = logging.getLogger("mlops.events")
 
@@ -213,6 +214,13 @@ def _valid_time(value: Any) -> bool:
     return True
 
 
+def _model_name(name: str, where: str) -> str:
+    """``name`` if it can name a model; EventError at ``where`` otherwise (it would name a path or an id)."""
+    if not is_model_name(name):
+        raise EventError(where, f"{name!r} is not a valid model name (must match {MODEL_NAME_PATTERN})")
+    return name
+
+
 def _require_type(env: Envelope, expected: str) -> None:
     if env.type != expected:
         where = "type" if env.schema == "cloudevents" else "eventType"
@@ -350,6 +358,8 @@ def landing_blob(event: BlobCreated, landing_container: str,
         why = f"container {event.container!r} is not the landing container {landing_container!r}"
     elif not event.model:
         why = "blob is not in a model folder (<model>/<file>)"
+    elif not is_model_name(event.model):
+        why = f"folder {event.model!r} is not a valid model name (must match {MODEL_NAME_PATTERN})"
     else:
         why = not_data(event.blob_name, event.content_length, allowed_suffixes)
     if why is None:
@@ -373,7 +383,7 @@ def _tags(d: dict[str, Any]) -> dict[str, str]:
 
 def _model_registered(env: Envelope) -> ModelRegistered:
     d = env.data
-    name = _field(d, "modelName", "data.")
+    name = _model_name(_field(d, "modelName", "data."), "data.modelName")
     version = str(_field(d, "modelVersion", "data.", (str, int)))
     m = _MODEL_SUBJECT.match(env.subject)
     if m and (m["name"], m["version"]) != (name, version):
@@ -394,6 +404,7 @@ def _azureml_drift(env: Envelope) -> DriftDetected:
     model = azureml_drift_model(name)
     if not model:
         raise EventError("data.dataDriftName", f"{name!r} names no model (convention: <model> or <model>-drift)")
+    _model_name(model, "data.dataDriftName")
     coefficient = _number(d.get("driftCoefficient"), "data.driftCoefficient")
     evidence = {k: d.get(k) for k in ("dataDriftId", "dataDriftName", "runId", "baseDatasetId", "targetDatasetId",
                                       "driftCoefficient", "startTime", "endTime")}
@@ -426,7 +437,7 @@ def _drift_feature(name: str, raw: Any) -> DriftFeature:
 
 def _app_drift(env: Envelope) -> DriftDetected:
     d = env.data
-    model = _field(d, "model", "data.")
+    model = _model_name(_field(d, "model", "data."), "data.model")
     version = _field(d, "version", "data.", (str, int), required=False)
     features = tuple(_drift_feature(str(k), v) for k, v in sorted(_object(d, "features", "data.").items()))
     window = _object(d, "window", "data.")
@@ -490,9 +501,14 @@ def parse_monitor_alert(body: Any) -> HealthAlert:
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise EventError(f"{p}alertTargetIDs", "must be a list of resource ids")
     custom = _object(data, "customProperties", "data.")
-    model = _field(custom, "model", "data.customProperties.", required=False) or alert_rule_model(rule)
-    if not model:
-        raise EventError("data.customProperties.model",
-                         f"missing, and alert rule {rule!r} does not follow the '<model>-<name>' convention")
+    model = _field(custom, "model", "data.customProperties.", required=False)
+    if model:
+        _model_name(model, "data.customProperties.model")
+    else:
+        model = alert_rule_model(rule)
+        if not model:
+            raise EventError("data.customProperties.model",
+                             f"missing, and alert rule {rule!r} does not follow the '<model>-<name>' convention")
+        _model_name(model, f"{p}alertRule")
     return HealthAlert(model=model, alert_rule=rule, severity=str(essentials.get("severity") or ""), fired=fired,
                        resolved=condition == "Resolved", alert_id=alert_id, target_ids=tuple(targets))

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ._json import Json
 from .policy import DataChecks, Gates
 
-_NULLS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+NULL_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none"})  # any case; the training job reads them as NaN
 _BOOLS = frozenset({"true", "false", "0", "1"})  # what pandas and the training job read as booleans
 _MAX_LABEL_CLASSES = 1000  # stop counting classes past this: it is a regression target, or an id
 
@@ -121,7 +121,7 @@ class _Scan:
                 continue
             for raw, col in zip(record, self.columns, strict=True):
                 value = raw.strip()
-                if value.lower() in _NULLS:
+                if value.lower() in NULL_VALUES:
                     col.nulls += 1
                 elif col.kind and col.kind != "str" and not _fits(value, col.kind):
                     col.bad += 1
@@ -150,7 +150,7 @@ def _column_problems(scan: _Scan, nulls: dict[str, float], label: str, max_null_
             problems.append(f"column {name!r} is {nulls[name]:.1%} null, at most {max_null_fraction:.1%} allowed")
         if col.bad:
             problems.append(f"column {name!r} must be {col.kind}: {col.bad} values are not (e.g. {col.first_bad!r})")
-    known = scan.classes - {v for v in scan.classes if v.lower() in _NULLS}
+    known = scan.classes - {v for v in scan.classes if v.lower() in NULL_VALUES}
     if scan.label_at >= 0 and scan.good_rows and len(known) < 2:
         problems.append(f"label column {label!r} has a single class ({', '.join(sorted(known)) or 'none'}): "
                         "nothing to learn")

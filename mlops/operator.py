@@ -3,14 +3,19 @@
 Identity comes from App Service authentication (Easy Auth), which puts the signed-in
 principal in ``X-MS-CLIENT-PRINCIPAL`` (base64 JSON with ``claims``); see
 https://learn.microsoft.com/azure/app-service/configure-authentication-user-identities .
+The alert webhook takes the alerting role (an action group's secure webhook signs in with
+Entra ID) or the app's own alert key in the URL (a plain action-group webhook can carry no
+header); see https://learn.microsoft.com/azure/azure-monitor/alerts/action-groups#webhook .
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,20 +38,38 @@ class Principal:
     roles: tuple[str, ...]
 
 
+class _Claim(BaseModel):
+    typ: str
+    val: str
+
+
+class _ClientPrincipal(BaseModel):
+    """The shape of ``X-MS-CLIENT-PRINCIPAL``; other fields (``auth_typ``, ...) are ignored."""
+
+    claims: list[_Claim] = []
+    name_typ: str | None = None
+    role_typ: str | None = None
+    userId: str | None = None  # Static Web Apps' form of the same header
+
+
 def principal_from_header(value: str | None) -> Principal | None:
     """Decode ``X-MS-CLIENT-PRINCIPAL``; None when absent; ApiError(401) when it cannot be read."""
     if not value:
         return None
     try:
         data = json.loads(base64.b64decode(value + "=" * (-len(value) % 4)))
-    except (ValueError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError covers binascii, Unicode and JSON decoding errors
         raise ApiError(401, "X-MS-CLIENT-PRINCIPAL is not base64-encoded JSON") from exc
-    claims = data.get("claims") or []
-    role_type = data.get("role_typ") or "roles"
-    name_type = data.get("name_typ") or "name"
-    roles = tuple(str(c.get("val")) for c in claims if c.get("typ") in (role_type, "roles"))
-    names = [str(c.get("val")) for c in claims if c.get("typ") in (name_type, "name", "preferred_username")]
-    return Principal(name=names[0] if names else data.get("userId", "unknown"), roles=roles)
+    try:
+        parsed = _ClientPrincipal.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "the header"
+        raise ApiError(401, f"X-MS-CLIENT-PRINCIPAL {where}: {err['msg']}") from exc
+    role_type, name_type = parsed.role_typ or "roles", parsed.name_typ or "name"
+    roles = tuple(c.val for c in parsed.claims if c.typ in (role_type, "roles"))
+    names = [c.val for c in parsed.claims if c.typ in (name_type, "name", "preferred_username")]
+    return Principal(name=names[0] if names else parsed.userId or "unknown", roles=roles)
 
 
 def require_operator(principal: Principal | None, role: str) -> Principal:
@@ -57,6 +80,52 @@ def require_operator(principal: Principal | None, role: str) -> Principal:
         raise ApiError(403, f"the {role!r} role is required for this action; {principal.name} has "
                             f"{', '.join(principal.roles) or 'no roles'}")
     return principal
+
+
+ALERT_KEY_CALLER = "alert webhook (MLOPS_ALERT_KEY)"
+
+
+def authorize_alert(principal: Principal | None, role: str, presented_key: str | None,
+                    alert_key: str | None) -> str:
+    """Who posts an alert: a principal with the alerting ``role``, or a caller presenting ``alert_key``.
+
+    ApiError 401 with neither, 403 for a principal without the role. The function key alone is
+    not enough: it opens every route, and is in every dashboard URL.
+    """
+    if alert_key and presented_key and hmac.compare_digest(presented_key.encode(), alert_key.encode()):
+        return ALERT_KEY_CALLER
+    if principal is None:
+        raise ApiError(401, f"an alert needs the {role!r} role (App Service authentication, e.g. an action "
+                            "group's secure webhook) or the alert key (MLOPS_ALERT_KEY) as the code")
+    if role not in principal.roles:
+        raise ApiError(403, f"the {role!r} role is required to post alerts; {principal.name} has "
+                            f"{', '.join(principal.roles) or 'no roles'}")
+    return principal.name
+
+
+def landing_data_url(data_url: str, landing_url: str) -> str:
+    """``data_url`` if it names a blob in the landing container at ``landing_url``; ApiError(400) otherwise.
+
+    Operators name the data a retrain reads; anything else (a file, another container or account,
+    an instance metadata address) would let them read what the app can read.
+    """
+    url, landing = urlsplit(data_url), urlsplit(landing_url.rstrip("/"))
+    prefix = landing.path + "/"
+    same_place = ((url.scheme.lower(), url.netloc.lower()) == (landing.scheme.lower(), landing.netloc.lower())
+                  and (url.path == landing.path or url.path.startswith(prefix)))
+    if not same_place:
+        raise ApiError(400, f"data_url: must be a blob in the landing container {landing_url.rstrip('/')}/, "
+                            f"got {data_url!r}")
+    if url.query or url.fragment:
+        raise ApiError(400, f"data_url: must be a plain blob URL, without a query or fragment, got {data_url!r}")
+    name = unquote(url.path[len(prefix):])
+    if not name.strip("/"):
+        raise ApiError(400, f"data_url: names no blob inside the landing container, got {data_url!r}")
+    if "\\" in name:
+        raise ApiError(400, f"data_url: a blob name with a backslash is refused, got {data_url!r}")
+    if any(part in (".", "..") for part in name.split("/")):
+        raise ApiError(400, f"data_url: a blob name with '.' or '..' segments is refused, got {data_url!r}")
+    return data_url
 
 
 class _Body(BaseModel):
@@ -72,7 +141,8 @@ class ActionBody(_Body):
 class RetrainBody(_Body):
     """Body of POST /models/{model}/retrain."""
 
-    data_url: str = Field(min_length=1, max_length=2000, description="URL of the training data blob.")
+    data_url: str = Field(min_length=1, max_length=2000,
+                          description="URL of the training data: a blob in the landing container.")
     etag: str = Field("", max_length=200)
     reason: str = Field("", max_length=500)
 
@@ -87,7 +157,7 @@ def parse_body(model: type[_Body], raw: bytes) -> Any:
     """Validate a JSON body; ApiError(400) naming the field."""
     try:
         data = json.loads(raw or b"{}")
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply to parse
         raise ApiError(400, f"body is not valid JSON: {exc}") from exc
     try:
         return model.model_validate(data)

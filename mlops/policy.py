@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from typing import Any, Literal
 
 import yaml
@@ -27,6 +28,14 @@ OnDrift = Literal["rollback", "retrain", "rollback_and_retrain"]
 _MODEL_NAME = r"^[a-z][a-z0-9-]{0,23}$"
 # Azure ML online endpoint names: 3-32 characters, a letter first, letters, digits and dashes.
 _ENDPOINT_NAME = r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$"
+
+
+MODEL_NAME_PATTERN = _MODEL_NAME
+
+
+def is_model_name(name: str) -> bool:
+    """True if ``name`` can name a model (a policy's ``model`` pattern); events about others are refused."""
+    return re.fullmatch(_MODEL_NAME, name) is not None
 
 
 class _Strict(BaseModel):

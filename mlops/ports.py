@@ -127,6 +127,12 @@ class Platform(Protocol):
         """Return the bytes of a landed data file (for validation and hashing)."""
         ...
 
+    def read_head(self, data: DataRef, max_bytes: int) -> bytes:
+        """Return at most the first ``max_bytes`` of a landed data file (a ranged read: the smoke test's rows).
+
+        The head may end inside a line; all of the file when it is shorter."""
+        ...
+
     # --- training ---------------------------------------------------------
     def submit_training(self, request: TrainRequest) -> JobStatus:
         """Start a training job and return at once with its id."""

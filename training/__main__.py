@@ -25,18 +25,23 @@ def _status(job_dir: Path, **fields: Any) -> None:
 
 
 def _pipeline(algorithm: str, params: dict[str, Any], numeric: list[str], categorical: list[str]) -> Any:
+    """Impute, scale or one-hot encode, then the estimator: nulls validation allowed are filled the same way
+    at scoring time (median of a number, most frequent category), since the imputers are part of the model."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
+    from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     estimators = {"logistic_regression": LogisticRegression, "random_forest": RandomForestClassifier,
                   "gradient_boosting": GradientBoostingClassifier}
     if algorithm not in estimators:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {sorted(estimators)}")
-    prep = ColumnTransformer([("num", StandardScaler(), numeric),
-                              ("cat", OneHotEncoder(handle_unknown="ignore"), categorical)])
+    prep = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+         categorical)])
     return Pipeline([("prep", prep), ("model", estimators[algorithm](**params))])
 
 
@@ -45,11 +50,11 @@ def train(job_dir: Path) -> None:
     import mlflow
     import pandas as pd
 
-    from training.split import metrics, split
+    from training.split import metrics, read_csv, split
 
     request = json.loads((job_dir / "request.json").read_text())
     _status(job_dir, state="running", pid=os.getpid())
-    frame = pd.read_csv(job_dir / "data.csv")
+    frame = read_csv((job_dir / "data.csv").read_bytes())
     label = request["label"]
     if label not in frame.columns:
         raise ValueError(f"label column {label!r} is missing from the data")
@@ -57,7 +62,7 @@ def train(job_dir: Path) -> None:
     numeric = [c for c in x_train.columns if pd.api.types.is_numeric_dtype(x_train[c])]
     categorical = [c for c in x_train.columns if c not in numeric]
     pipe = _pipeline(request["algorithm"], request.get("params", {}), numeric, categorical)
-    from adapters.local import tracking_lock
+    from training.tracking import tracking_lock
 
     mlflow.set_tracking_uri(request["tracking_uri"])
     with tracking_lock(Path(request["state_dir"])):
@@ -77,8 +82,9 @@ def train(job_dir: Path) -> None:
         model_dir = job_dir / "model"
         from mlflow.models import infer_signature
 
+        # skops refuses types it does not know at load time; the imputers keep the numpy dtype they were fit on
         mlflow.sklearn.save_model(pipe, str(model_dir), signature=infer_signature(x_train, pipe.predict(x_train)),
-                                  input_example=x_train.head(3))
+                                  input_example=x_train.head(3), skops_trusted_types=["numpy.dtype"])
         mlflow.log_artifacts(str(model_dir), "model")
         baseline = x_train.sample(min(len(x_train), 5000), random_state=0).copy()
         baseline["__prediction__"] = pipe.predict(baseline)

@@ -38,6 +38,7 @@ from mlops.operator import (
     RollbackBody,
     decode_token,
     encode_token,
+    landing_data_url,
     openapi_document,
     parse_body,
     parse_run_id,
@@ -49,6 +50,7 @@ from mlops.ports import DataRef
 from mlops.runs import Request
 from mlops.vocabulary import ACTIVE_RUNTIME_STATUSES, Alias, Source
 
+from . import audit
 from .submit import submit
 
 bp = df.Blueprint()
@@ -77,11 +79,7 @@ def _status_dict(status: Any) -> dict[str, Any] | None:
 
 
 async def _audit(principal: Principal, action: str, target: str, reason: str, result: dict[str, Any]) -> str:
-    entry_id = uuid.uuid4().hex[:12]
-    entry = {"id": entry_id, "who": principal.name, "roles": list(principal.roles), "what": action,
-             "target": target, "why": reason, "when": datetime.now(UTC).isoformat(), "result": result}
-    await asyncio.to_thread(runtime.control().record_audit, entry)
-    return entry_id
+    return await audit.record(principal.name, principal.roles, action, target, reason, result)
 
 
 def _custom(status: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +265,7 @@ async def model_action(req: func.HttpRequest, client: df.DurableOrchestrationCli
             raise ApiError(404, f"no model named {model!r} (no policy file)")
         if action == "retrain":
             rbody: RetrainBody = parse_body(RetrainBody, req.get_body())
+            landing_data_url(rbody.data_url, runtime.landing_url())  # never a file, another container, any URL
             request = Request.of(RetrainInput(model, DataRef(url=rbody.data_url, etag=rbody.etag)),
                                  dedup_key=f"operator:{uuid.uuid4().hex}", requested_by=principal.name)
             reason = rbody.reason

@@ -1,8 +1,11 @@
 """Event Grid triggers: data landed, model registered, drift detected; and the Azure Monitor alert webhook.
 
 Each trigger parses the event with mlops.events, turns it into a lifecycle request with a
-deterministic dedup key, and queues it. A malformed event is logged with the reason and
-changes nothing; Event Grid validates the envelope before the function runs.
+deterministic dedup key, and queues it. A malformed event, or one about a model without a
+policy, is logged with the reason and changes nothing (an Event Grid trigger cannot answer
+4xx: a failure would only make Event Grid redeliver it); Event Grid validates the envelope
+before the function runs. The alert webhook is HTTP: it answers 401/403/400 with the reason,
+and writes every alert it accepts to the audit trail.
 """
 
 from __future__ import annotations
@@ -21,16 +24,20 @@ from mlops.errors import EventError, PolicyError
 from mlops.events import (
     BlobCreated,
     DriftDetected,
+    HealthAlert,
     ModelRegistered,
     landing_blob,
     parse_event,
     parse_monitor_alert,
 )
+from mlops.operator import ApiError, authorize_alert, principal_from_header
+from mlops.policy import Policy, is_model_name
 from mlops.ports import DataRef
 from mlops.reactions import drift_action
 from mlops.runs import Request
 from mlops.vocabulary import Source
 
+from . import audit
 from .submit import submit
 
 log = logging.getLogger("mlops.triggers")
@@ -58,6 +65,15 @@ def _parse(event: func.EventGridEvent, kind: type[E], function: str) -> E | None
     return parsed
 
 
+async def _policy(model: str, what: str) -> Policy | None:
+    """The model's policy; None, logged with the reason, when it has none (nothing may be queued for it)."""
+    try:
+        return await asyncio.to_thread(runtime.policy, model)
+    except PolicyError as exc:
+        log.error("%s for model %r refused: %s", what, model, exc, extra={"model": model})
+        return None
+
+
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
@@ -66,13 +82,13 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
     if parsed is None:
         return
     suffixes: tuple[str, ...] = (".csv",)
-    if parsed.model:
-        try:  # the model's policy says which files are data
-            suffixes = tuple(runtime.policy(parsed.model).data.allowed_suffixes)
-        except PolicyError as exc:
-            log.error("blob for a model without a valid policy ignored: %s", exc, extra={"model": parsed.model})
+    landing = runtime.settings().landing_container
+    if parsed.container == landing and is_model_name(parsed.model):  # landing_blob says why other blobs are not data
+        policy = await _policy(parsed.model, "data")
+        if policy is None:
             return
-    blob = landing_blob(parsed, runtime.settings().landing_container, suffixes)
+        suffixes = tuple(policy.data.allowed_suffixes)  # the model's policy says which files are data
+    blob = landing_blob(parsed, landing, suffixes)
     if blob is None:
         return
     data = DataRef(url=blob.url, etag=blob.etag, content_length=blob.content_length)
@@ -85,17 +101,15 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
 async def on_model_registered(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
     """A model version was registered -> release it."""
     parsed = _parse(event, ModelRegistered, "on_model_registered")
-    if parsed is None:
+    if parsed is None or await _policy(parsed.model, f"registered version {parsed.version}") is None:
         return
     await submit(client, Request.of(ReleaseInput(parsed.model, str(parsed.version)), dedup_key=parsed.dedup_key))
 
 
 async def _act_on_drift(client: df.DurableOrchestrationClient, drift: DriftDetected) -> dict[str, Any] | None:
     """Per the model's policy (``monitoring.on_drift``): roll back (then maybe retrain), or retrain only."""
-    try:
-        policy = await asyncio.to_thread(runtime.policy, drift.model)
-    except PolicyError as exc:
-        log.error("drift on %s ignored: %s", drift.model, exc)
+    policy = await _policy(drift.model, "drift")
+    if policy is None:
         return None
     if drift_action(policy.monitoring.on_drift) == "retrain":
         data = await asyncio.to_thread(runtime.landing().newest, drift.model, policy.data.allowed_suffixes)
@@ -119,18 +133,45 @@ async def on_drift_event(event: func.EventGridEvent, client: df.DurableOrchestra
     await _act_on_drift(client, parsed)
 
 
+def _response(body: dict[str, Any], status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+async def _authorized_alert(req: func.HttpRequest) -> tuple[str, tuple[str, ...], HealthAlert]:
+    """Who posts the alert and the alert, about a model with a policy; ApiError 401/403/400 with the reason."""
+    principal = principal_from_header(req.headers.get("x-ms-client-principal"))
+    s = runtime.settings()
+    # A plain action-group webhook can send no header: its key is the URL's code.
+    presented = req.params.get("code") or req.headers.get("x-functions-key")
+    who = authorize_alert(principal, s.alert_role, presented, s.alert_key)
+    try:
+        alert = parse_monitor_alert(json.loads(req.get_body() or b"null"))
+    except (ValueError, RecursionError) as exc:  # EventError, bad JSON, or JSON nested too deeply to parse
+        raise ApiError(400, str(exc) if isinstance(exc, EventError) else f"body is not valid JSON: {exc}") from exc
+    try:
+        await asyncio.to_thread(runtime.policy, alert.model)
+    except PolicyError as exc:
+        raise ApiError(400, f"alert {alert.alert_rule!r} is about {alert.model!r}, a model without a policy: "
+                            f"{exc}") from exc
+    return who, principal.roles if principal else (), alert
+
+
 @bp.route(route="alerts", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def on_monitor_alert(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Azure Monitor action-group webhook (common alert schema) -> roll back on a fired health alert."""
+    """Azure Monitor action-group webhook (common alert schema) -> roll back on a fired health alert (audited)."""
     try:
-        alert = parse_monitor_alert(req.get_json())
-    except (ValueError, EventError) as exc:
-        return func.HttpResponse(json.dumps({"error": str(exc)}), status_code=400, mimetype="application/json")
+        who, roles, alert = await _authorized_alert(req)
+    except ApiError as exc:
+        log.warning("alert refused (%d): %s", exc.status, exc)
+        return _response({"error": str(exc)}, exc.status)
     if alert.resolved:
-        return func.HttpResponse(json.dumps({"accepted": False, "reason": "alert resolved"}),
-                                 mimetype="application/json")
-    rollback = RollbackInput(alert.model, f"Azure Monitor alert {alert.alert_rule} fired",
-                             source=Source.AZURE_MONITOR, evidence=alert.to_dict())
-    result = await submit(client, Request.of(rollback, dedup_key=alert.dedup_key))
-    return func.HttpResponse(json.dumps(result), status_code=202, mimetype="application/json")
+        result: dict[str, Any] = {"accepted": False, "reason": "alert resolved"}
+    else:
+        rollback = RollbackInput(alert.model, f"Azure Monitor alert {alert.alert_rule} fired",
+                                 source=Source.AZURE_MONITOR, evidence=alert.to_dict())
+        result = await submit(client, Request.of(rollback, dedup_key=alert.dedup_key))
+    state = "resolved" if alert.resolved else "fired"
+    audit_id = await audit.record(who, roles, "alert", alert.model, f"Azure Monitor alert {alert.alert_rule} {state}",
+                                  result)
+    return _response({**result, "audit": audit_id}, 200 if alert.resolved else 202)

@@ -8,6 +8,9 @@ Every tick (MLOPS_MONITOR_SCHEDULE, NCRONTAB):
   * start the lifecycle of any model whose requests are still pending (a request queued just
     as its lifecycle finished), or that has deployments due for deletion (mlops.cleanup): the
     lifecycle deletes them between runs.
+
+Each model's work is isolated: one model that fails (or has requests pending but no policy)
+is logged with the reason, and the tick goes on to the others.
 """
 
 from __future__ import annotations
@@ -72,9 +75,28 @@ async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClien
     """Drift checks (in a worker thread: they block on I/O), then the reconciler."""
     now = datetime.now(UTC)
     await asyncio.to_thread(scan_and_publish, now)
-    pending = set(await asyncio.to_thread(runtime.control().models_with_pending))
-    for model in sorted(pending | set(await asyncio.to_thread(models_due_for_cleanup, now))):
-        await ensure_lifecycle(client, model)
+    for model in await asyncio.to_thread(models_to_reconcile, now):
+        try:
+            await ensure_lifecycle(client, model)
+        except Exception:
+            log.exception("lifecycle start failed", extra={"model": model})
+
+
+def models_to_reconcile(now: datetime) -> list[str]:
+    """Models whose lifecycle should run at ``now``: requests pending, or clean-up due. Blocking I/O.
+
+    Requests pending for a model without a policy are left alone, logged: its lifecycle could
+    not act on them, and they run if the policy appears.
+    """
+    known = set(runtime.models())
+    try:
+        pending = set(runtime.control().models_with_pending())
+    except Exception:  # the clean-up checks below still run
+        log.exception("listing pending requests failed")
+        pending = set()
+    for model in sorted(pending - known):
+        log.error("requests pending for model %r, which has no policy: left alone", model, extra={"model": model})
+    return sorted((pending & known) | set(models_due_for_cleanup(now)))
 
 
 def models_due_for_cleanup(now: datetime) -> list[str]:

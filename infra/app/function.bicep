@@ -82,6 +82,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       MLOPS_POLICY_DIR: 'policies'
       MLOPS_EVENTGRID_TOPIC_ENDPOINT: topicEndpoint
       MLOPS_OPERATOR_ROLE: 'mlops.operator'
+      // Azure Monitor alerts: the action group's secure webhook signs in with this app role; a plain
+      // webhook instead sends MLOPS_ALERT_KEY as ?code= (set it to a Key Vault reference; empty: role only)
+      MLOPS_ALERT_ROLE: 'mlops.alerts'
+      MLOPS_ALERT_KEY: ''
+      MLOPS_DEDUP_RETENTION_HOURS: '26'
       MLOPS_MONITOR_SCHEDULE: '0 */5 * * * *'
       MLFLOW_TRACKING_URI: ''
       AZUREML_SUBSCRIPTION_ID: amlSubscriptionId

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +12,21 @@ from stacklab import Lab
 from cli.stack import Stack
 
 POLICIES = Path(__file__).parent / "policies"
+ALERT_KEY = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def alert_key() -> str:
+    """The alert webhook's own key: the app's MLOPS_ALERT_KEY and devhost's key for on_monitor_alert alone."""
+    return ALERT_KEY
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory, alert_key: str) -> Iterator[Lab]:
     """One stack for the end-to-end tests, with the virtual clock and the e2e policies."""
-    stack = Stack(tmp_path_factory.mktemp("stack"), virtual_clock=True, policy_dir=POLICIES)
+    stack = Stack(tmp_path_factory.mktemp("stack"), virtual_clock=True, policy_dir=POLICIES,
+                  extra_env={"MLOPS_ALERT_KEY": alert_key, "DEVHOST_FUNCTION_KEY_ON_MONITOR_ALERT": alert_key},
+                  die_with_parent=True)  # a killed test runner takes the stack along
     info = stack.up()
     try:
         yield Lab(info)

@@ -30,7 +30,7 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 def operator_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A stack where devhost signs API calls in as a local operator (no App Service auth locally)."""
     stack = Stack(tmp_path_factory.mktemp("ui-stack"), virtual_clock=True, policy_dir=POLICIES,
-                  extra_env=LOCAL_OPERATOR)
+                  extra_env=LOCAL_OPERATOR, die_with_parent=True)
     info = stack.up()
     try:
         yield Lab(info)

@@ -80,6 +80,8 @@ def test_subscription_validation_handshake_echoes_the_code(lab: EventsHost) -> N
     assert resp.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
     wrong = lab.webhook("sink_b", [eg_event()], event_type="SubscriptionValidation")
     assert wrong.status_code == 400 and "SubscriptionValidationEvent" in wrong.json()["error"]
+    deep = lab.webhook("sink_b", raw=b"[" * 100_000 + b"]" * 100_000, event_type="SubscriptionValidation")
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
     assert lab.records("sink_b") == []
 
 
@@ -193,6 +195,9 @@ MALFORMED: list[tuple[str, str, bytes, str]] = [
     ("ce-single-is-array", _CE_SINGLE, json.dumps([_CE]).encode(), "carries one event"),
     ("ce-upper-case-attribute", _CE_SINGLE, json.dumps(cloud_event(myExtension="x")).encode(),
      "lower-case letters and digits"),
+    ("deeply-nested", "application/json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ("deeply-nested-data", "application/json",
+     json.dumps([eg_event(data="@")]).replace('"@"', "[" * 100 + "]" * 100).encode(), "nested too deeply"),
 ]
 
 

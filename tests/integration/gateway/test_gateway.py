@@ -530,3 +530,20 @@ def test_a_finished_operation_can_still_be_polled_after_a_restart(own_gateway: G
     gw.stop()
     gw.start()
     assert gw.wait_operation(op["operation_id"]) == op
+
+
+# -- state -----------------------------------------------------------------------------------------
+def test_the_state_and_the_log_holding_every_scoring_request_are_readable_by_their_owner_only(
+        own_gateway: GatewayProcess, models: Models) -> None:
+    import stat
+
+    gw, name = own_gateway, _new_endpoint()
+    assert gw.deploy(name, "A", models.zero)["state"] == "succeeded"
+    assert gw.set_traffic(name, {"A": 100}).status_code == 200
+    assert gw.score(name, ROWS).status_code == 200
+    assert stat.S_IMODE(gw.state_dir.stat().st_mode) == 0o700
+    files = [p for p in gw.state_dir.rglob("*") if p.is_file()]
+    assert "gateway.sqlite" in {p.name for p in files}
+    assert gw.log_path is not None
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in [*files, gw.log_path]
+            if stat.S_IMODE(p.stat().st_mode) != 0o600} == {}

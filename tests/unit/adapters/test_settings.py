@@ -70,6 +70,11 @@ def test_an_empty_value_counts_as_unset() -> None:
     ("MLOPS_MONITOR_SCHEDULE", "0 */0 * * * *", "bad minute field '*/0'"),
     ("MLOPS_MONITOR_SCHEDULE", "0 0 9 * * MON-FUN", "bad day-of-week field 'MON-FUN'"),
     ("MLOPS_OPERATOR_ROLE", "mlops operator", "an app role value has no spaces"),
+    ("MLOPS_ALERT_ROLE", "mlops alerts", "an app role value has no spaces"),
+    ("MLOPS_ALERT_KEY", "short", "must be at least 32 characters"),
+    ("MLOPS_DEDUP_RETENTION_HOURS", "12", "must be at least 24 (Event Grid retries a delivery for up to 24 hours)"),
+    ("MLOPS_DEDUP_RETENTION_HOURS", "a day", "must be a number of hours, got 'a day'"),
+    ("MLOPS_DEDUP_RETENTION_HOURS", "nan", "must be a number of hours, got 'nan'"),
     ("APPLICATIONINSIGHTS_CONNECTION_STRING", "abc", "must be a connection string with InstrumentationKey"),
 ])
 def test_a_bad_setting_is_named_with_its_value(name, value, message) -> None:
@@ -92,9 +97,19 @@ def test_ncrontab_schedules_the_functions_docs_show_are_accepted(schedule) -> No
 
 def test_secrets_stay_out_of_the_repr() -> None:
     s = load_settings({**LOCAL, "MLOPS_EVENTGRID_TOPIC_KEY": "topic-secret", "MLOPS_GATEWAY_KEY": "gw-secret",
-                       "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=ik-secret"})
+                       "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=ik-secret",
+                       "MLOPS_ALERT_KEY": "alert-secret-" + "x" * 32})
     text = repr(s)
-    assert not any(secret in text for secret in ("UseDevelopmentStorage", "topic-secret", "gw-secret", "ik-secret"))
+    assert not any(secret in text for secret in ("UseDevelopmentStorage", "topic-secret", "gw-secret", "ik-secret",
+                                                 "alert-secret"))
+
+
+def test_alerts_need_their_own_role_and_dedup_keys_outlast_event_grids_retries_by_default() -> None:
+    s = load_settings(LOCAL)
+    assert (s.alert_role, s.alert_key, s.dedup_retention_hours) == ("mlops.alerts", None, 26.0)
+    s = load_settings({**LOCAL, "MLOPS_ALERT_ROLE": "alerts.writer", "MLOPS_ALERT_KEY": "k" * 40,
+                       "MLOPS_DEDUP_RETENTION_HOURS": "48"})
+    assert (s.alert_role, s.alert_key, s.dedup_retention_hours) == ("alerts.writer", "k" * 40, 48.0)
 
 
 def test_settings_list_names_each_setting_once_with_its_default() -> None:

@@ -85,15 +85,35 @@ def test_job_statuses_map_to_the_port(azure: str, port: str) -> None:
 
 
 def test_registration_sends_an_mlflow_model_with_lineage_tags() -> None:
-    models = Ops(create_or_update=lambda m: SimpleNamespace(name=m.name, version="3", path=m.path, tags=m.tags))
+    models = Ops(list=lambda name: [],
+                 create_or_update=lambda m: SimpleNamespace(name=m.name, version="3", path=m.path, tags=m.tags))
     p = platform(models=models)
     job = JobStatus(job_id="job-1", state="succeeded", model_uri="azureml://jobs/job-1/outputs/artifacts/paths/model/")
     mv = p.register_model("credit", job, {"data_url": "u", "policy_hash": "h"})
     assert mv.version == "3"
-    (_, (entity,), _), = models.calls
+    (entity,), = [args for name, args, _ in models.calls if name == "create_or_update"]
     assert isinstance(entity, Model)
     assert entity.type == AssetTypes.MLFLOW_MODEL and entity.path == job.model_uri
     assert entity.tags == {"data_url": "u", "policy_hash": "h"}
+
+
+def test_a_retried_registration_returns_the_version_the_first_attempt_registered() -> None:
+    # the first attempt created v3 and then crashed; Azure ML announced v3 itself, so the retry must not add a v4
+    v3 = SimpleNamespace(name="credit", version="3", path="azureml://jobs/job-1/outputs/artifacts/paths/model/",
+                         tags={"training_job": "job-1"})
+    other = SimpleNamespace(name="credit", version="2", path="p2", tags={"training_job": "job-0"})
+    models = Ops(list=lambda name: [other, v3], create_or_update=lambda m: pytest.fail("registered twice"))
+    job = JobStatus(job_id="job-1", state="succeeded", model_uri=v3.path)
+    mv = platform(models=models).register_model("credit", job, {"training_job": "job-1", "policy_hash": "h"})
+    assert mv.version == "3"
+    assert [name for name, _, _ in models.calls] == ["list"]
+
+
+def test_the_first_registration_of_a_new_model_creates_it() -> None:
+    models = Ops(list=ResourceNotFoundError("no model credit"),
+                 create_or_update=lambda m: SimpleNamespace(name=m.name, version="1", path=m.path, tags=m.tags))
+    job = JobStatus(job_id="job-1", state="succeeded", model_uri="azureml://jobs/job-1/outputs/artifacts/paths/model/")
+    assert platform(models=models).register_model("credit", job, {"training_job": "job-1"}).version == "1"
 
 
 def test_alias_is_a_tag_kept_on_exactly_one_version() -> None:

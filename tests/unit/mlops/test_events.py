@@ -370,3 +370,41 @@ def test_both_schemas_parse_to_equal_events_apart_from_the_id(event_grid, cloud_
     a = parse_event(event_grid(BLOB_CREATED, blob_data, id="same"))
     b = parse_event(cloud_event(BLOB_CREATED, blob_data, id="same"))
     assert a == b
+
+
+# --------------------------------------------------------------------------------------------- model names
+
+NOT_MODEL_NAMES = ["a/b", "../credit", "Credit", "credit model", "1credit", "c" * 25, "credit_v2", "crédit"]
+
+
+@pytest.mark.parametrize("name", NOT_MODEL_NAMES)
+def test_model_registered_with_a_name_that_is_not_a_model_name_is_refused(make_event, name) -> None:
+    with pytest.raises(EventError) as err:
+        parse_event(make_event(MODEL_REGISTERED, _registered(modelName=name), subject=f"models/{name}:3"))
+    assert str(err.value).startswith(f"data.modelName: {name!r} is not a valid model name")
+
+
+@pytest.mark.parametrize("name", NOT_MODEL_NAMES)
+def test_drift_about_a_name_that_is_not_a_model_name_is_refused(event_grid, name) -> None:
+    with pytest.raises(EventError, match=r"^data.model: .* is not a valid model name"):
+        parse_event(event_grid(APP_DRIFT_EVENT_TYPE, _app_drift(model=name)))
+    with pytest.raises(EventError, match=r"^data.dataDriftName: .* is not a valid model name"):
+        parse_event(event_grid(DATASET_DRIFT, _azureml_drift(f"{name}-drift")))
+
+
+def test_an_alert_about_a_name_that_is_not_a_model_name_is_refused(alert_body) -> None:
+    alert_body["data"]["customProperties"] = {"model": "a/b"}
+    with pytest.raises(EventError, match=r"^data.customProperties.model: 'a/b' is not a valid model name"):
+        parse_monitor_alert(alert_body)
+    alert_body["data"]["customProperties"] = None
+    alert_body["data"]["essentials"]["alertRule"] = "Credit-5xx-rate"
+    with pytest.raises(EventError, match=r"^data.essentials.alertRule: 'Credit' is not a valid model name"):
+        parse_monitor_alert(alert_body)
+
+
+def test_landing_blob_in_a_folder_that_is_not_a_model_name_is_ignored_with_the_reason(event_grid, blob_data,
+                                                                                       caplog) -> None:
+    ev = _blob(event_grid, blob_data, blob="Credit%20Model/d1.csv")
+    with caplog.at_level(logging.INFO, logger="mlops.events"):
+        assert landing_blob(ev, "landing") is None
+    assert "'Credit Model' is not a valid model name" in caplog.records[0].reason  # type: ignore[attr-defined]
