@@ -104,6 +104,17 @@ class Lab:
         self.http.post(f"{self.info.devhost_url}/admin/devhost/clock", json={"seconds": seconds},
                        headers={"x-functions-key": self.info.master_key}, timeout=30).raise_for_status()
 
+    def advance_bakes(self, model: str, seconds: float = 61) -> None:
+        """Move the virtual clock, but only while a release of ``model`` bakes (shadow or a canary step).
+
+        Advancing it at other times would race the release's deadlines: a deployment still loading in
+        real time would run out its 30 virtual minutes in a few seconds.
+        """
+        stages = {(i.get("customStatus") or {}).get("stage") or "" for i in self.instances(f"release-{model}-")
+                  if i["runtimeStatus"] == "Running"}
+        if any(stage.startswith(("shadow", "canary")) for stage in stages):
+            self.advance(seconds)
+
     def publish(self, events: list[dict[str, Any]]) -> requests.Response:
         """Post Event Grid schema events to the custom topic."""
         return self.http.post(self.info.topic_endpoint, data=json.dumps(events),

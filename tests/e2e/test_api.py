@@ -111,7 +111,7 @@ def test_runs_filter_by_model_and_kind_and_page_with_a_continuation_token(lab: L
 
 def test_models_show_champion_versions_traffic_and_incidents(lab: Lab) -> None:
     lab.wait(lambda: api(lab, "GET", "models/gated").json().get("champion"), what="a gated champion",
-             tick=lambda: lab.advance(61))
+             tick=lambda: lab.advance_bakes("gated"))
     models = {m["model"]: m for m in api(lab, "GET", "models").json()["models"]}
     assert {"credit", "gated", "canary", "strict", "bursty"} <= set(models)
     detail = api(lab, "GET", "models/gated").json()

@@ -105,7 +105,7 @@ def test_dashboard_shows_live_stages_and_traffic_and_approves_a_run(operator_lab
     assert audit[0]["who"] == "local-operator" and audit[0]["why"] == "checked in the browser test"
 
     def bar_shows_gated() -> bool:
-        lab.advance(61)  # the release's bake is on the virtual clock
+        lab.advance_bakes("gated")  # the release's bake is on the virtual clock
         try:
             bars = driver.find_elements(By.CSS_SELECTOR, "div[data-model='gated'] .bar")  # type: ignore[attr-defined]
             return bool(bars) and "gated-v1" in (bars[0].get_attribute("data-split") or "")

@@ -126,7 +126,7 @@ def test_approval_gate_approve_reject_and_timeout(lab: Lab) -> None:
     # the approved model's release bakes on the virtual clock; the next run waits for it (serial per model)
     lab.wait(lambda: any(i["runtimeStatus"] == "Completed" for i in lab.instances("release-gated-")
                          if i["instanceId"] not in releases),
-             what="the approved model's release", tick=lambda: lab.advance(61))
+             what="the approved model's release", tick=lambda: lab.advance_bakes("gated"))
 
     run = _approval_run(lab, "bb.csv")
     lab.durable("POST", f"instances/{run['instanceId']}/raiseEvent/approval",
