@@ -46,7 +46,7 @@ from mlops.gates import evaluate_gates
 from mlops.policy import Policy
 from mlops.ports import DataRef, JobStatus, ModelVersion, TrainRequest
 from mlops.retrain import STAGES, lineage_tags
-from mlops.runs import RunFailed, RunStatus, event_data
+from mlops.runs import RunStatus, event_data
 from mlops.vocabulary import Alias, Verdict
 
 from .steps import Steps
@@ -77,12 +77,7 @@ class _Retrain:
 
     def run(self) -> Generator[Any, Any, RetrainResult]:
         """The runbook; whatever fails, the run ends with a verdict and nothing is registered half-way."""
-        try:
-            return (yield from self._steps())
-        except RunFailed:
-            raise
-        except Exception as exc:  # a platform that stayed down through the retries, or a bug
-            raise self.steps.unexpected(exc) from exc
+        return (yield from self.steps.with_verdict(self._steps()))
 
     def _steps(self) -> Generator[Any, Any, RetrainResult]:
         yield from self._validate()

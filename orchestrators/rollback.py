@@ -66,12 +66,7 @@ class _Rollback:
 
     def run(self) -> Generator[Any, Any, RollbackResult]:
         """The runbook; whatever fails, the run ends with a verdict that says how far it got."""
-        try:
-            return (yield from self._steps())
-        except RunFailed:
-            raise
-        except Exception as exc:  # a platform that stayed down through the retries, or a bug
-            raise self.steps.unexpected(exc) from exc
+        return (yield from self.steps.with_verdict(self._steps()))
 
     def _steps(self) -> Generator[Any, Any, RollbackResult]:
         self.steps.begin("assess")

@@ -34,6 +34,7 @@ from mlops.vocabulary import Verdict
 from .status import StatusReporter
 
 T = TypeVar("T", bound=Json)
+R = TypeVar("R")
 Step = Generator[Any, Any, T]
 
 DEPLOY_POLL_SECONDS = 5  # first poll; a local deployment is ready by then
@@ -141,6 +142,15 @@ class Steps:
         """End the running stage and the run failed because of an error no step expected; raise what this returns."""
         return self.fail(self.status.stage or self.status.stages[0].name,
                          f"{prefix}unexpected failure: {first_line(exc)}", verdict)
+
+    def with_verdict(self, runbook: Generator[Any, Any, R]) -> Generator[Any, Any, R]:
+        """Run ``runbook``; an error no step expected still ends the run with a verdict naming its stage."""
+        try:
+            return (yield from runbook)
+        except RunFailed:
+            raise
+        except Exception as exc:  # a platform that stayed down through the retries, or a bug
+            raise self.unexpected(exc) from exc
 
     def finish(self, verdict: Verdict, message: str) -> None:
         """End the run with its verdict and show it."""
