@@ -2,8 +2,9 @@
 
 Data validation streams the file through the standard library's csv reader: it runs in the
 Function App in Azure, where pandas would add tens of megabytes and seconds of cold start for
-what is a single pass of counting. Gate metrics are higher-is-better scores (accuracy, f1,
-roc_auc, ...).
+what is a single pass of counting. Gates follow ``mlflow.models.MetricThreshold`` (any metric, with its
+direction); the Function App applies them without importing MLflow, and a unit test checks that the
+verdicts agree with ``mlflow.validate_evaluation_results``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ._json import Json
-from .policy import DataChecks, Gates
+from .policy import DataChecks, Gates, MetricGate
 
 NULL_VALUES = frozenset({"", "na", "n/a", "nan", "null", "none"})  # any case; the training job reads them as NaN
 _BOOLS = frozenset({"true", "false", "0", "1"})  # what pandas and the training job read as booleans
@@ -160,17 +161,25 @@ def _column_problems(scan: _Scan, nulls: dict[str, float], label: str, max_null_
 # --------------------------------------------------------------------------------------------- gates
 
 
+GateName = Literal["threshold", "no_regression", "min_absolute_change", "min_relative_change"]
+
+
 @dataclass(frozen=True)
 class GateVerdict:
-    """One gate check with its numbers and a sentence that has both of them."""
+    """One gate check with its numbers and a sentence that has all of them.
 
-    name: Literal["minimum", "no_regression"]
+    ``threshold`` is the bound the candidate's value was held to (absent when it could not be computed);
+    ``greater_is_better`` says which side of it passes.
+    """
+
+    name: GateName
     passed: bool
     metric: str
     value: float | None
-    threshold: float
+    threshold: float | None
     champion_value: float | None = None
     reason: str = ""
+    greater_is_better: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -205,41 +214,71 @@ def _measured(metrics: dict[str, float] | None, metric: str) -> float | None:
     return float(value)
 
 
-def _minimum(metric: str, minimum: float, candidate: dict[str, float]) -> GateVerdict:
-    value = _measured(candidate, metric)
-    if value is None:
-        return GateVerdict("minimum", False, metric, None, minimum,
-                           reason=f"{metric} was not measured (minimum {minimum:g})")
-    ok = value >= minimum
-    reason = (f"{metric} {value:.3f} >= minimum {minimum:g}" if ok else
-              f"{metric} {value:.3f} is below the minimum {minimum:g}")
-    return GateVerdict("minimum", ok, metric, value, minimum, reason=reason)
+def _better_or_equal(value: float, bound: float, higher: bool) -> bool:
+    return value >= bound if higher else value <= bound
 
 
-def _no_regression(metric: str, allowed: float, candidate: dict[str, float], champion: dict[str, float]) -> GateVerdict:
-    value, best = _measured(candidate, metric), _measured(champion, metric)
+def _threshold(gate: MetricGate, value: float | None) -> GateVerdict:
+    metric, bound, higher = gate.name, float(gate.threshold or 0.0), gate.higher_is_better
+    side = ">=" if higher else "<="
     if value is None:
-        return GateVerdict("no_regression", False, metric, None, allowed, best,
+        return GateVerdict("threshold", False, metric, None, bound, reason=f"{metric} was not measured "
+                           f"(must be {side} {bound:g})", greater_is_better=higher)
+    ok = _better_or_equal(value, bound, higher)
+    reason = (f"{metric} {value:.4g} {side} {bound:g}" if ok else
+              f"{metric} {value:.4g} is {'below' if higher else 'above'} the threshold {bound:g}")
+    return GateVerdict("threshold", ok, metric, value, bound, reason=reason, greater_is_better=higher)
+
+
+def _against_champion(gate: MetricGate, kind: GateName, value: float | None, best: float | None) -> GateVerdict:
+    """max_regression (how much worse the candidate may be), or MLflow's min_absolute_change /
+    min_relative_change (how much better it must be), against the champion on the same held-out rows."""
+    metric, higher = gate.name, gate.higher_is_better
+    if value is None:
+        return GateVerdict(kind, False, metric, None, None, best, greater_is_better=higher,
                            reason=f"{metric} was not measured, so it cannot be compared with the champion")
     if best is None:
-        # The champion predates this metric: there is nothing to regress against.
-        return GateVerdict("no_regression", True, metric, value, allowed, None,
+        # The champion predates this metric: there is nothing to compare against.
+        return GateVerdict(kind, True, metric, value, None, None, greater_is_better=higher,
                            reason=f"champion has no {metric}: not compared")
-    floor = best - allowed
-    drop = best - value
-    if value >= floor:
-        change = f"improved by {-drop:.3f}" if drop < 0 else f"dropped by {drop:.3f}, within {allowed:g}"
-        return GateVerdict("no_regression", True, metric, value, floor, best,
-                           reason=f"{metric} {change} vs champion ({value:.3f} >= {best:.3f} - {allowed:g})")
-    return GateVerdict("no_regression", False, metric, value, floor, best,
-                       reason=f"{metric} regressed by {drop:.3f} vs champion ({value:.3f} < {best:.3f} - {allowed:g})")
+    sign = 1.0 if higher else -1.0
+    if kind == "no_regression":
+        allowed = float(gate.max_regression or 0.0)
+        bound, rule = best - sign * allowed, f"at most {allowed:g} worse allowed"
+    elif kind == "min_absolute_change":
+        step = float(gate.min_absolute_change or 0.0)
+        bound, rule = best + sign * step, f"at least {step:g} better required"
+    else:
+        share = float(gate.min_relative_change or 0.0)
+        # MLflow: a zero baseline falls back to "strictly better"; otherwise the change is relative to |baseline|
+        step = share * abs(best) if best else 1e-10
+        bound, rule = best + sign * step, f"at least {share:.1%} better required"
+    ok = _better_or_equal(value, bound, higher)
+    if kind == "min_relative_change" and best:
+        ok = sign * (value - best) / abs(best) >= float(gate.min_relative_change or 0.0)  # as MLflow divides
+    gain = sign * (value - best)
+    change = f"{'+' if gain >= 0 else '-'}{abs(gain):.4g} {'better' if gain >= 0 else 'worse'}"
+    verb = "within bounds" if ok else ("regressed" if gain < 0 else "did not improve enough")
+    reason = (f"{metric} {verb}: {value:.4g} vs champion {best:.4g} ({change}; {rule}, bound {bound:.4g})")
+    return GateVerdict(kind, ok, metric, value, bound, best, reason, higher)
+
+
+_CHANGES: tuple[tuple[GateName, str], ...] = (
+    ("no_regression", "max_regression"), ("min_absolute_change", "min_absolute_change"),
+    ("min_relative_change", "min_relative_change"))
 
 
 def evaluate_gates(gates: Gates, candidate_metrics: dict[str, float],
                    champion_metrics: dict[str, float] | None) -> GateReport:
-    """Absolute minimums, then no regression beyond the allowance against the champion (when there is one)."""
-    verdicts = [_minimum(m, t, candidate_metrics) for m, t in sorted(gates.min_metrics.items())]
-    if champion_metrics is not None:
-        verdicts += [_no_regression(m, a, candidate_metrics, champion_metrics)
-                     for m, a in sorted(gates.max_regression.items())]
+    """For each metric: its threshold, then the comparison with the champion (when there is one)."""
+    verdicts = []
+    for gate in gates.metrics:
+        value = _measured(candidate_metrics, gate.name)
+        if gate.threshold is not None:
+            verdicts.append(_threshold(gate, value))
+        if champion_metrics is None:
+            continue
+        best = _measured(champion_metrics, gate.name)
+        verdicts += [_against_champion(gate, kind, value, best) for kind, field_name in _CHANGES
+                     if getattr(gate, field_name) is not None]
     return GateReport(tuple(verdicts))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from typing import Any, Literal
 
@@ -42,14 +41,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def _scores(values: dict[str, float], upper: float = 1.0) -> dict[str, float]:
-    # Gate metrics (accuracy, f1, roc_auc, precision, recall) are higher-is-better scores in [0, 1].
-    for metric, value in values.items():
-        if not metric:
-            raise ValueError("empty metric name")
-        if not (math.isfinite(value) and 0 <= value <= upper):
-            raise ValueError(f"{metric} must be between 0 and {upper:g}, got {value}")
-    return values
+# MLflow's metric names (mlflow.models.evaluate's default metrics) whose direction is known; a gate on
+# any other metric (a custom one) must say ``greater_is_better``.
+HIGHER_IS_BETTER = frozenset({
+    "accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "precision_recall_auc",
+    "r2_score", "explained_variance", "score"})
+LOWER_IS_BETTER = frozenset({
+    "log_loss", "mean_squared_error", "root_mean_squared_error", "mean_absolute_error",
+    "mean_absolute_percentage_error", "max_error"})
 
 
 class DataChecks(_Strict):
@@ -87,22 +86,93 @@ class Approval(_Strict):
     timeout_hours: float = Field(default=24, gt=0)
 
 
-class Gates(_Strict):
-    """Evaluation gates: absolute minimums and the regression allowed against the champion."""
+class MetricGate(_Strict):
+    """One metric's gate, with the semantics of ``mlflow.models.MetricThreshold``.
 
-    min_metrics: dict[str, float] = Field(default_factory=lambda: {"accuracy": 0.7})
-    max_regression: dict[str, float] = Field(default_factory=lambda: {"accuracy": 0.02})
+    ``threshold`` is an absolute bound (candidate >= threshold, or <= when lower is better).
+    Against the champion, either ``max_regression`` (the candidate may be at most this much worse:
+    our own allowance, for retrains that must not lose ground) or MLflow's ``min_absolute_change`` /
+    ``min_relative_change`` (the candidate must be better by at least this much).
+    """
+
+    name: str = Field(min_length=1, max_length=100)  # MLflow's name, e.g. accuracy_score, root_mean_squared_error
+    greater_is_better: bool | None = None  # known for MLflow's metrics; required for a custom one
+    threshold: float | None = None
+    max_regression: float | None = Field(default=None, ge=0)
+    min_absolute_change: float | None = Field(default=None, gt=0)
+    min_relative_change: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _direction_and_a_bound(self) -> MetricGate:
+        known = True if self.name in HIGHER_IS_BETTER else False if self.name in LOWER_IS_BETTER else None
+        if self.greater_is_better is None:
+            if known is None:
+                raise ValueError(f"{self.name} is not one of MLflow's metrics: say greater_is_better: true or false")
+            object.__setattr__(self, "greater_is_better", known)  # frozen model: set once, while validating
+        elif known is not None and self.greater_is_better != known:
+            raise ValueError(f"{self.name} is {'higher' if known else 'lower'}-is-better in MLflow, "
+                             f"not greater_is_better: {str(self.greater_is_better).lower()}")
+        if self.max_regression is not None and (self.min_absolute_change or self.min_relative_change):
+            raise ValueError(f"{self.name}: max_regression allows a worse candidate, min_*_change demands a "
+                             "better one; choose one of them")
+        if all(v is None for v in (self.threshold, self.max_regression, self.min_absolute_change,
+                                   self.min_relative_change)):
+            raise ValueError(f"{self.name}: no bound given (threshold, max_regression, min_absolute_change or "
+                             "min_relative_change)")
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        """The direction, resolved (greater_is_better is always set once validated)."""
+        return bool(self.greater_is_better)
+
+
+_OLD_GATES = ("min_metrics", "max_regression")
+
+
+class Gates(_Strict):
+    """Evaluation gates: one entry per metric (MLflow's names), with its direction and bounds."""
+
+    metrics: tuple[MetricGate, ...] = Field(
+        default_factory=lambda: (MetricGate(name="accuracy_score", threshold=0.7, max_regression=0.02),),
+        min_length=1)
     approval: Approval = Approval()
 
-    @field_validator("min_metrics")
+    @model_validator(mode="before")
     @classmethod
-    def _minimums_are_scores(cls, values: dict[str, float]) -> dict[str, float]:
-        return _scores(values)
+    def _refuse_the_old_shape(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in _OLD_GATES):
+            raise ValueError(f"gates.min_metrics / gates.max_regression were replaced by gates.metrics; write "
+                             f"{_migrated(data)}")
+        return data
 
-    @field_validator("max_regression")
+    @field_validator("metrics")
     @classmethod
-    def _regressions_are_scores(cls, values: dict[str, float]) -> dict[str, float]:
-        return _scores(values)
+    def _one_gate_per_metric(cls, gates: tuple[MetricGate, ...]) -> tuple[MetricGate, ...]:
+        names = [g.name for g in gates]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"one entry per metric: {', '.join(twice)} appears more than once")
+        return gates
+
+
+_RENAMED = {"accuracy": "accuracy_score", "f1": "f1_score", "precision": "precision_score",
+            "recall": "recall_score"}
+
+
+def _migrated(old: dict[str, Any]) -> str:
+    """The gates.metrics that say what an old min_metrics / max_regression pair said, as flow YAML."""
+    floors = old.get("min_metrics") or {}
+    drops = old.get("max_regression") or {}
+    entries = []
+    for metric in sorted({*floors, *drops} if isinstance(floors, dict) and isinstance(drops, dict) else ()):
+        bounds = [f"name: {_RENAMED.get(metric, metric)}"]
+        if metric in floors:
+            bounds.append(f"threshold: {floors[metric]}")
+        if metric in drops:
+            bounds.append(f"max_regression: {drops[metric]}")
+        entries.append("{" + ", ".join(bounds) + "}")
+    return "metrics: [" + ", ".join(entries) + "]"
 
 
 class Shadow(_Strict):

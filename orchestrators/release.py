@@ -93,14 +93,11 @@ class _Release:
         split = yield from self.steps.call(GET_TRAFFIC, EndpointRef(self.endpoint), TrafficState)
         self.live_dep = live_deployment(split.traffic, self.candidate_dep)
         self.steps.status.traffic = split.to_dict()
-        try:
-            yield from self._roll_out(candidate)
-            return (yield from self._promote())
-        except RunFailed:
-            raise
-        except Exception as exc:  # a platform that stayed down through the retries, or a bug: restore, then say so
-            raise (yield from self._restore_and_fail(self.steps.status.stage or "deploy",
-                                                     f"unexpected failure: {first_line(exc)}")) from exc
+        return (yield from self.steps.with_verdict(self._roll_out_and_promote(candidate), self._restore_and_fail))
+
+    def _roll_out_and_promote(self, candidate: ModelVersion) -> Generator[Any, Any, ReleaseResult]:
+        yield from self._roll_out(candidate)
+        return (yield from self._promote())
 
     def _roll_out(self, candidate: ModelVersion) -> Generator[Any, Any, None]:
         yield from self._deploy(candidate)

@@ -143,14 +143,23 @@ class Steps:
         return self.fail(self.status.stage or self.status.stages[0].name,
                          f"{prefix}unexpected failure: {first_line(exc)}", verdict)
 
-    def with_verdict(self, runbook: Generator[Any, Any, R]) -> Generator[Any, Any, R]:
-        """Run ``runbook``; an error no step expected still ends the run with a verdict naming its stage."""
+    def with_verdict(self, runbook: Generator[Any, Any, R],
+                     restore: Callable[[str, str], Generator[Any, Any, RunFailed]] | None = None,
+                     ) -> Generator[Any, Any, R]:
+        """Run ``runbook``; an error no step expected still ends the run with a verdict naming its stage.
+
+        ``restore(stage, message)``, when given, puts things back first (a release: live traffic to the
+        champion) and returns the RunFailed to raise.
+        """
         try:
             return (yield from runbook)
         except RunFailed:
             raise
         except Exception as exc:  # a platform that stayed down through the retries, or a bug
-            raise self.unexpected(exc) from exc
+            if restore is None:
+                raise self.unexpected(exc) from exc
+            stage = self.status.stage or self.status.stages[0].name
+            raise (yield from restore(stage, f"unexpected failure: {first_line(exc)}")) from exc
 
     def finish(self, verdict: Verdict, message: str) -> None:
         """End the run with its verdict and show it."""

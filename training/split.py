@@ -29,7 +29,8 @@ def split(frame: pd.DataFrame, label: str, test_fraction: float, seed: int) -> t
 
 
 def metrics(model: Any, x: Any, y: Any) -> dict[str, float]:
-    """accuracy, macro f1 and ROC AUC (one-vs-rest, macro-averaged, when there are more than two classes).
+    """MLflow's names: accuracy_score, macro f1_score and roc_auc (one-vs-rest, macro-averaged, when there are
+    more than two classes).
 
     ROC AUC is left out when the held-out rows do not hold every class the model knows: it is undefined
     for a class with no positive example, and the gate then says it was not measured.
@@ -37,7 +38,8 @@ def metrics(model: Any, x: Any, y: Any) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
     predicted = model.predict(x)
-    out = {"accuracy": float(accuracy_score(y, predicted)), "f1": float(f1_score(y, predicted, average="macro"))}
+    out = {"accuracy_score": float(accuracy_score(y, predicted)),
+           "f1_score": float(f1_score(y, predicted, average="macro"))}
     classes = list(getattr(model, "classes_", []))
     if len(classes) >= 2 and set(y) == set(classes) and hasattr(model, "predict_proba"):
         proba = model.predict_proba(x)  # columns in the order of model.classes_

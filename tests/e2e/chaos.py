@@ -49,7 +49,7 @@ data:
   required_columns: {f0: float, f1: float, f2: float, f3: float, f4: float, f5: float, segment: str, label: int}
   min_rows: 200
 training: {algorithm: logistic_regression, timeout_minutes: 30, poll_seconds: 1}
-gates: {min_metrics: {accuracy: 0.6}, max_regression: {accuracy: 0.2}}
+gates: {metrics: [{name: accuracy_score, threshold: 0.6, max_regression: 0.2}]}
 release:
   endpoint: chaos
   smoke_requests: 3

@@ -27,7 +27,7 @@ def test_good_csv_is_trained_gated_registered_with_lineage_and_released(lab: Lab
     assert mv.tags["data_url"] == url
     assert mv.tags["data_etag"] and len(mv.tags["data_sha256"]) == 64
     assert mv.tags["run_id"] == retrain["instanceId"] and mv.tags["policy_hash"]
-    assert float(mv.tags["metric.accuracy"]) > 0.6
+    assert float(mv.tags["metric.accuracy_score"]) > 0.6
     # telemetry: each stage change and gate verdict is sent once, though the orchestrator replayed many times
     facts = [line.split(": ", 1)[1].split(" model=")[0] + " " + line.split(" stage=")[-1].split(" ")[0]
              for line in lab.log().splitlines() if f" run={retrain['instanceId']} " in line

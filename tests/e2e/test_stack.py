@@ -32,7 +32,7 @@ model: slow
 label: label
 data: {min_rows: 40}
 training: {algorithm: gradient_boosting, params: {n_estimators: 200000}, poll_seconds: 1}
-gates: {min_metrics: {accuracy: 0.3}}
+gates: {metrics: [{name: accuracy_score, threshold: 0.3}]}
 release: {endpoint: slow, steps: [{traffic_percent: 100, bake_minutes: 0.01}]}
 """
 

@@ -42,7 +42,8 @@ class Ops:
 def platform(**ops: Ops) -> AzureMLPlatform:
     client = SimpleNamespace(**{name: ops.get(name, Ops()) for name in
                                 ("jobs", "models", "online_deployments", "online_endpoints", "workspaces")})
-    return AzureMLPlatform(CONFIG, ml_client=client, credential=object(), metrics_reader=lambda job: {"accuracy": 0.9},
+    return AzureMLPlatform(CONFIG, ml_client=client, credential=object(),
+                           metrics_reader=lambda job: {"accuracy_score": 0.9},
                            sleep=lambda s: None)
 
 
@@ -80,7 +81,7 @@ def test_job_statuses_map_to_the_port(azure: str, port: str) -> None:
     status = p.get_job("job-1")
     assert status.state == port
     if port == "succeeded":
-        assert status.metrics == {"accuracy": 0.9}
+        assert status.metrics == {"accuracy_score": 0.9}
         assert status.model_uri == "azureml://jobs/job-1/outputs/artifacts/paths/model/"
 
 

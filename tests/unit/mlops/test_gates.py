@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 from mlops.gates import evaluate_gates, validate_data
-from mlops.policy import DataChecks, Gates
+from mlops.policy import DataChecks, Gates, MetricGate
 
 CHECKS = DataChecks(required_columns={"x": "float", "n": "int", "segment": "str", "label": "int"}, min_rows=4,
                     max_null_fraction=0.25)
@@ -103,61 +104,125 @@ def test_the_report_is_json_safe() -> None:
 
 # --------------------------------------------------------------------------------------------- evaluate_gates
 
-GATES = Gates(min_metrics={"accuracy": 0.75, "f1": 0.7}, max_regression={"accuracy": 0.02})
+ACC = {"name": "accuracy_score", "threshold": 0.75, "max_regression": 0.02}
+GATES = Gates(metrics=[MetricGate(**ACC), MetricGate(name="f1_score", threshold=0.7)])
 
 
-def test_without_a_champion_only_the_minimums_are_checked() -> None:
-    report = evaluate_gates(GATES, {"accuracy": 0.8, "f1": 0.72}, None)
+def test_without_a_champion_only_the_thresholds_are_checked() -> None:
+    report = evaluate_gates(GATES, {"accuracy_score": 0.8, "f1_score": 0.72}, None)
     assert report.passed
-    assert [(v.name, v.metric) for v in report.verdicts] == [("minimum", "accuracy"), ("minimum", "f1")]
+    assert [(v.name, v.metric) for v in report.verdicts] == [("threshold", "accuracy_score"),
+                                                             ("threshold", "f1_score")]
 
 
-def test_a_metric_below_its_minimum_fails_with_both_numbers() -> None:
-    report = evaluate_gates(GATES, {"accuracy": 0.74, "f1": 0.9}, None)
+def test_a_metric_below_its_threshold_fails_with_both_numbers() -> None:
+    report = evaluate_gates(GATES, {"accuracy_score": 0.74, "f1_score": 0.9}, None)
     assert not report.passed
     (failed,) = report.failed
-    assert (failed.metric, failed.value, failed.threshold) == ("accuracy", 0.74, 0.75)
-    assert failed.reason == "accuracy 0.740 is below the minimum 0.75"
+    assert (failed.metric, failed.value, failed.threshold) == ("accuracy_score", 0.74, 0.75)
+    assert failed.reason == "accuracy_score 0.74 is below the threshold 0.75"
+
+
+def test_a_lower_is_better_metric_above_its_threshold_fails() -> None:
+    gates = Gates(metrics=[MetricGate(name="root_mean_squared_error", threshold=30000)])
+    assert evaluate_gates(gates, {"root_mean_squared_error": 29000.0}, None).passed
+    (failed,) = evaluate_gates(gates, {"root_mean_squared_error": 31000.0}, None).failed
+    assert failed.reason == "root_mean_squared_error 3.1e+04 is above the threshold 30000"
+    assert failed.greater_is_better is False
 
 
 def test_a_metric_that_was_not_measured_fails() -> None:
-    (failed,) = evaluate_gates(GATES, {"accuracy": 0.9}, None).failed
-    assert (failed.metric, failed.value, failed.reason) == ("f1", None, "f1 was not measured (minimum 0.7)")
+    (failed,) = evaluate_gates(GATES, {"accuracy_score": 0.9}, None).failed
+    assert (failed.metric, failed.value) == ("f1_score", None)
+    assert failed.reason == "f1_score was not measured (must be >= 0.7)"
 
 
 def test_a_nan_metric_counts_as_not_measured() -> None:
-    (failed,) = evaluate_gates(GATES, {"accuracy": 0.9, "f1": math.nan}, None).failed
-    assert failed.metric == "f1" and failed.value is None
+    (failed,) = evaluate_gates(GATES, {"accuracy_score": 0.9, "f1_score": math.nan}, None).failed
+    assert failed.metric == "f1_score" and failed.value is None
 
 
 def test_a_small_drop_within_the_allowance_passes() -> None:
-    report = evaluate_gates(GATES, {"accuracy": 0.88, "f1": 0.8}, {"accuracy": 0.893, "f1": 0.9})
+    report = evaluate_gates(GATES, {"accuracy_score": 0.88, "f1_score": 0.8}, {"accuracy_score": 0.893})
     assert report.passed
-    regression = report.verdicts[-1]
-    assert (regression.name, regression.champion_value) == ("no_regression", 0.893)
-    assert regression.threshold == pytest.approx(0.873)
-    assert regression.reason == "accuracy dropped by 0.013, within 0.02 vs champion (0.880 >= 0.893 - 0.02)"
+    regression = next(v for v in report.verdicts if v.name == "no_regression")
+    assert regression.champion_value == 0.893 and regression.threshold == pytest.approx(0.873)
+    assert regression.reason == ("accuracy_score within bounds: 0.88 vs champion 0.893 (-0.013 worse; at most 0.02 "
+                                 "worse allowed, bound 0.873)")
 
 
 def test_a_regression_against_the_champion_fails_with_both_numbers() -> None:
-    report = evaluate_gates(GATES, {"accuracy": 0.812, "f1": 0.8}, {"accuracy": 0.893})
+    report = evaluate_gates(GATES, {"accuracy_score": 0.812, "f1_score": 0.8}, {"accuracy_score": 0.893})
     (failed,) = report.failed
     assert (failed.name, failed.value, failed.champion_value) == ("no_regression", 0.812, 0.893)
-    assert failed.reason == "accuracy regressed by 0.081 vs champion (0.812 < 0.893 - 0.02)"
+    assert failed.reason == ("accuracy_score regressed: 0.812 vs champion 0.893 (-0.081 worse; at most 0.02 worse "
+                             "allowed, bound 0.873)")
 
 
-def test_an_improvement_over_the_champion_says_so() -> None:
-    report = evaluate_gates(GATES, {"accuracy": 0.95, "f1": 0.9}, {"accuracy": 0.9})
-    assert report.verdicts[-1].reason == "accuracy improved by 0.050 vs champion (0.950 >= 0.900 - 0.02)"
+def test_a_lower_is_better_regression_is_an_increase() -> None:
+    gates = Gates(metrics=[MetricGate(name="mean_absolute_error", max_regression=0.5)])
+    assert evaluate_gates(gates, {"mean_absolute_error": 10.4}, {"mean_absolute_error": 10.0}).passed
+    (failed,) = evaluate_gates(gates, {"mean_absolute_error": 10.6}, {"mean_absolute_error": 10.0}).failed
+    assert failed.threshold == pytest.approx(10.5)
+    assert failed.reason.startswith("mean_absolute_error regressed: 10.6 vs champion 10 (-0.6 worse;")
+
+
+def test_min_changes_demand_an_improvement() -> None:
+    gates = Gates(metrics=[MetricGate(name="r2_score", min_absolute_change=0.01),
+                           MetricGate(name="log_loss", min_relative_change=0.1)])
+    champion = {"r2_score": 0.8, "log_loss": 0.5}
+    assert evaluate_gates(gates, {"r2_score": 0.82, "log_loss": 0.44}, champion).passed
+    failed = evaluate_gates(gates, {"r2_score": 0.805, "log_loss": 0.46}, champion).failed
+    assert [(v.name, v.metric) for v in failed] == [("min_absolute_change", "r2_score"),
+                                                    ("min_relative_change", "log_loss")]
+    assert failed[1].reason == ("log_loss did not improve enough: 0.46 vs champion 0.5 (+0.04 better; at least "
+                                "10.0% better required, bound 0.45)")
+
+
+def test_an_improvement_over_the_champion_passes() -> None:
+    report = evaluate_gates(GATES, {"accuracy_score": 0.95, "f1_score": 0.9}, {"accuracy_score": 0.9})
+    assert report.passed and "(+0.05 better;" in report.verdicts[1].reason
 
 
 def test_a_champion_without_the_metric_is_not_compared_and_says_so() -> None:
-    report = evaluate_gates(GATES, {"accuracy": 0.8, "f1": 0.8}, {"f1": 0.9})
+    report = evaluate_gates(GATES, {"accuracy_score": 0.8, "f1_score": 0.8}, {"f1_score": 0.9})
     assert report.passed
-    assert report.verdicts[-1].reason == "champion has no accuracy: not compared"
+    assert report.verdicts[1].reason == "champion has no accuracy_score: not compared"
 
 
 def test_the_report_is_json_safe_with_every_verdict() -> None:
-    data = evaluate_gates(GATES, {"accuracy": 0.812, "f1": 0.8}, {"accuracy": 0.893}).to_dict()
+    data = evaluate_gates(GATES, {"accuracy_score": 0.812, "f1_score": 0.8}, {"accuracy_score": 0.893}).to_dict()
     assert data["passed"] is False
-    assert [v["passed"] for v in data["verdicts"]] == [True, True, False]
+    assert [(v["name"], v["passed"]) for v in data["verdicts"]] == [("threshold", True), ("no_regression", False),
+                                                                    ("threshold", True)]
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_verdicts_agree_with_mlflow_validate_evaluation_results(higher: bool) -> None:
+    """300 random candidates, champions and bounds: our gate passes exactly when MLflow's validation does."""
+    from mlflow import validate_evaluation_results
+    from mlflow.models import MetricThreshold
+    from mlflow.models.evaluation import EvaluationResult
+    from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+    name = "r2_score" if higher else "mean_absolute_error"
+    rng = random.Random(11 if higher else 12)
+    outcomes = set()
+    for _ in range(300):
+        bounds: dict[str, float] = {}
+        for key in ("threshold", "min_absolute_change", "min_relative_change"):
+            if rng.random() < 0.6:
+                bounds[key] = round(rng.uniform(-1, 1), 3) if key == "threshold" else round(rng.uniform(0.01, 0.5), 3)
+        if not bounds:
+            bounds["threshold"] = 0.0
+        candidate, champion = {name: rng.uniform(-2, 2)}, {name: rng.choice([0.0, rng.uniform(-2, 2)])}
+        ours = evaluate_gates(Gates(metrics=[MetricGate(name=name, **bounds)]), candidate, champion).passed
+        try:
+            validate_evaluation_results({name: MetricThreshold(greater_is_better=higher, **bounds)},
+                                        EvaluationResult(candidate, {}), EvaluationResult(champion, {}))
+            theirs = True
+        except ModelValidationFailedException:
+            theirs = False
+        assert ours == theirs, (bounds, candidate, champion)
+        outcomes.add(ours)
+    assert outcomes == {True, False}

@@ -44,7 +44,9 @@ def test_only_model_and_label_are_required_and_defaults_are_the_documented_ones(
     p = Policy.from_dict(minimal_policy)
     assert (p.data.min_rows, p.data.max_null_fraction, p.data.allowed_suffixes) == (100, 0.05, (".csv",))
     assert (p.training.algorithm, p.training.test_fraction, p.training.seed) == ("logistic_regression", 0.25, 7)
-    assert (p.gates.min_metrics, p.gates.max_regression) == ({"accuracy": 0.7}, {"accuracy": 0.02})
+    (gate,) = p.gates.metrics
+    assert (gate.name, gate.greater_is_better, gate.threshold, gate.max_regression) == ("accuracy_score", True, 0.7,
+                                                                                         0.02)
     assert (p.gates.approval.required, p.gates.approval.timeout_hours) == (False, 24)
     assert (p.release.endpoint, p.release.shadow.enabled, p.release.shadow.percent) == ("scoring", False, 10)
     assert [(s.traffic_percent, s.bake_minutes) for s in p.release.steps] == [(10, 10), (50, 10), (100, 10)]
@@ -69,8 +71,20 @@ def test_only_model_and_label_are_required_and_defaults_are_the_documented_ones(
                                   "'gradient_boosting' (got 'svm')"),
     ("training.test_fraction", 0.95, "training.test_fraction: Input should be less than or equal to 0.9 (got 0.95)"),
     ("training.timeout_minutes", float("nan"), "training.timeout_minutes: Input should be a finite number"),
-    ("gates.min_metrics", {"accuracy": 1.2}, "gates.min_metrics: accuracy must be between 0 and 1, got 1.2"),
-    ("gates.max_regression", {"f1": -0.1}, "gates.max_regression: f1 must be between 0 and 1, got -0.1"),
+    ("gates.metrics", [{"name": "my_cost", "threshold": 3}],
+     "gates.metrics.0: my_cost is not one of MLflow's metrics: say greater_is_better: true or false"),
+    ("gates.metrics", [{"name": "root_mean_squared_error", "greater_is_better": True, "threshold": 3}],
+     "gates.metrics.0: root_mean_squared_error is lower-is-better in MLflow, not greater_is_better: true"),
+    ("gates.metrics", [{"name": "f1_score"}], "gates.metrics.0: f1_score: no bound given"),
+    ("gates.metrics", [{"name": "f1_score", "max_regression": 0.1, "min_absolute_change": 0.01}],
+     "gates.metrics.0: f1_score: max_regression allows a worse candidate, min_*_change demands a better one"),
+    ("gates.metrics", [{"name": "f1_score", "max_regression": -0.1}],
+     "gates.metrics.0.max_regression: Input should be greater than or equal to 0 (got -0.1)"),
+    ("gates.metrics", [{"name": "f1_score", "min_relative_change": 1.5}],
+     "gates.metrics.0.min_relative_change: Input should be less than or equal to 1 (got 1.5)"),
+    ("gates.metrics", [{"name": "r2_score", "threshold": 0.5}, {"name": "r2_score", "threshold": 0.6}],
+     "gates.metrics: one entry per metric: r2_score appears more than once"),
+    ("gates.metrics", [], "gates.metrics: Tuple should have at least 1 item"),
     ("gates.approval.timeout_hours", 0, "gates.approval.timeout_hours: Input should be greater than 0 (got 0)"),
     ("release.endpoint", "my endpoint", "release.endpoint: String should match pattern"),
     ("release.shadow.percent", 60, "release.shadow.percent: Input should be less than or equal to 50 (got 60)"),
@@ -146,7 +160,8 @@ def test_policy_hash_is_stable_and_ignores_key_order_and_spelled_out_defaults(mi
     assert reordered.policy_hash == p.policy_hash
 
 
-@pytest.mark.parametrize(("path", "value"), [("data.min_rows", 101), ("gates.min_metrics", {"accuracy": 0.71}),
+@pytest.mark.parametrize(("path", "value"), [("data.min_rows", 101),
+                                             ("gates.metrics", [{"name": "accuracy_score", "threshold": 0.71}]),
                                              ("release.health.min_requests", 21), ("monitoring.on_drift", "retrain")])
 def test_policy_hash_changes_with_any_field(minimal_policy, path, value) -> None:
     changed = Policy.from_dict(_set(minimal_policy, path, value))
@@ -171,3 +186,20 @@ def test_the_json_schema_in_the_docs_is_the_codes() -> None:
     block = re.search(r"<!-- schema:start -->\n```json\n(.*?)```\n<!-- schema:end -->", text, re.S)
     assert block, "docs/policy.md lost its schema block"
     assert json.loads(block.group(1)) == policy_json_schema(), "regenerate the schema block of docs/policy.md"
+
+
+def test_the_old_gate_shape_is_refused_with_the_new_one_spelled_out(minimal_policy) -> None:
+    old = {**minimal_policy,
+           "gates": {"min_metrics": {"accuracy": 0.65, "f1": 0.6}, "max_regression": {"accuracy": 0.02}}}
+    with pytest.raises(PolicyError) as err:
+        Policy.from_dict(old)
+    assert str(err.value) == (
+        "gates: gates.min_metrics / gates.max_regression were replaced by gates.metrics; write metrics: "
+        "[{name: accuracy_score, threshold: 0.65, max_regression: 0.02}, {name: f1_score, threshold: 0.6}]")
+
+
+def test_a_custom_metric_gate_states_its_direction_and_mlflow_metrics_know_theirs(minimal_policy) -> None:
+    gates = {"metrics": [{"name": "root_mean_squared_error", "threshold": 30000, "max_regression": 500},
+                         {"name": "cost_per_loan", "greater_is_better": False, "min_relative_change": 0.05}]}
+    rmse, cost = Policy.from_dict({**minimal_policy, "gates": gates}).gates.metrics
+    assert (rmse.greater_is_better, cost.greater_is_better) == (False, False)

@@ -53,15 +53,15 @@ def test_stage_changes_become_started_and_ended_facts_with_durations() -> None:
 def test_new_gate_verdicts_and_the_final_verdict_are_facts_once() -> None:
     status = RunStatus.new("retrain", "credit", ["gates"])
     seen = snapshot(status)
-    status.gates = [GateVerdict("minimum", True, "accuracy", 0.9, 0.6, reason="ok").to_dict(),
-                    GateVerdict("no_regression", False, "accuracy", 0.7, 0.01, 0.9, "worse").to_dict()]
+    status.gates = [GateVerdict("threshold", True, "accuracy_score", 0.9, 0.6, reason="ok").to_dict(),
+                    GateVerdict("no_regression", False, "accuracy_score", 0.7, 0.01, 0.9, "worse").to_dict()]
     status.end("gates", T0, ok=False)
     status.finish("failed", "gate failed: worse")
     facts = run_facts(seen, status)
     assert [(f.name, f.dims.get("gate"), f.dims.get("passed")) for f in facts] == [
-        ("StageEnded", None, None), ("GateVerdict", "minimum", True), ("GateVerdict", "no_regression", False),
+        ("StageEnded", None, None), ("GateVerdict", "threshold", True), ("GateVerdict", "no_regression", False),
         ("RunFinished", None, None)]
-    assert facts[2].dims == {"kind": "retrain", "gate": "no_regression", "metric": "accuracy", "passed": False,
+    assert facts[2].dims == {"kind": "retrain", "gate": "no_regression", "metric": "accuracy_score", "passed": False,
                              "value": 0.7, "threshold": 0.01, "champion_value": 0.9, "reason": "worse"}
     assert facts[3].dims == {"kind": "retrain", "verdict": "failed", "summary": "gate failed: worse"}
     assert run_facts(snapshot(status), status) == []

@@ -32,7 +32,7 @@ DATA_URL = "http://127.0.0.1:10000/devstoreaccount1/landing/credit/d2.csv"
 BASE_POLICY: dict[str, Any] = {
     "model": MODEL, "label": "label",
     "training": {"timeout_minutes": 30, "poll_seconds": 10},
-    "gates": {"min_metrics": {"accuracy": 0.7}, "max_regression": {"accuracy": 0.02}},
+    "gates": {"metrics": [{"name": "accuracy_score", "threshold": 0.7, "max_regression": 0.02}]},
     "release": {"endpoint": ENDPOINT, "smoke_requests": 3,
                 "shadow": {"enabled": True, "percent": 20, "bake_minutes": 5},
                 "steps": [{"traffic_percent": 10, "bake_minutes": 5}, {"traffic_percent": 50, "bake_minutes": 5},

@@ -25,7 +25,7 @@ def stages(result: Any) -> dict[str, str]:
 def trained(world: World) -> World:
     """v1 is the champion; the candidate the job trains scores better."""
     world.serving("1")
-    world.scores = {CANDIDATE: {"accuracy": 0.9}, "models:/credit/1": {"accuracy": 0.85}}
+    world.scores = {CANDIDATE: {"accuracy_score": 0.9}, "models:/credit/1": {"accuracy_score": 0.85}}
     return world
 
 
@@ -33,10 +33,10 @@ def test_a_better_candidate_is_registered_with_its_lineage(lab: Lab, trained: Wo
     result = lab.run(RETRAIN, RETRAIN_INPUT)
     assert result.runtime_status == "Completed", result.failure
     assert result.output["verdict"] == "registered" and result.output["version"] == "2"
-    assert result.output["champion_metrics"] == {"accuracy": 0.85}
+    assert result.output["champion_metrics"] == {"accuracy_score": 0.85}
     tags = trained.tags("2")
     assert (tags["data_url"], tags["data_etag"], tags["data_sha256"]) == (DATA_URL, "0x1", "ab" * 32)
-    assert tags["run_id"] == "retrain-credit-test" and tags["metric.accuracy"] == "0.900000"
+    assert tags["run_id"] == "retrain-credit-test" and tags["metric.accuracy_score"] == "0.900000"
     assert stages(result) == {"validate": "succeeded", "train": "succeeded", "evaluate": "succeeded",
                               "gates": "succeeded", "approval": "skipped", "register": "succeeded"}
     # the job was polled with durable timers at the policy's interval
@@ -74,8 +74,9 @@ def test_a_job_that_outlives_the_policy_timeout_fails_the_run(lab: Lab, trained:
 
 
 @pytest.mark.parametrize("scores,reason", [
-    ({CANDIDATE: {"accuracy": 0.6}, "models:/credit/1": {"accuracy": 0.65}}, "accuracy 0.600 is below the minimum"),
-    ({CANDIDATE: {"accuracy": 0.8}, "models:/credit/1": {"accuracy": 0.9}}, "regressed"),
+    ({CANDIDATE: {"accuracy_score": 0.6}, "models:/credit/1": {"accuracy_score": 0.65}},
+     "accuracy_score 0.6 is below the threshold 0.7"),
+    ({CANDIDATE: {"accuracy_score": 0.8}, "models:/credit/1": {"accuracy_score": 0.9}}, "regressed"),
 ])
 def test_a_failed_gate_ends_the_run_with_the_gate_verdict(lab: Lab, trained: World, scores: dict[str, Any],
                                                           reason: str) -> None:
@@ -87,8 +88,8 @@ def test_a_failed_gate_ends_the_run_with_the_gate_verdict(lab: Lab, trained: Wor
     assert REGISTER_MODEL not in result.activity_names and list(trained.versions) == ["1"]
 
 
-def test_a_first_model_is_judged_on_the_minimums_alone(lab: Lab, world: World) -> None:
-    world.scores = {CANDIDATE: {"accuracy": 0.8}}
+def test_a_first_model_is_judged_on_the_thresholds_alone(lab: Lab, world: World) -> None:
+    world.scores = {CANDIDATE: {"accuracy_score": 0.8}}
     result = lab.run(RETRAIN, RETRAIN_INPUT)
     assert result.output["verdict"] == "registered" and result.output["champion_metrics"] is None
     assert len(result.inputs_to("evaluate_model")) == 1

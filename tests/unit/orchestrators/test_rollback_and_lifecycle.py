@@ -87,7 +87,7 @@ def test_the_lifecycle_runs_pending_requests_one_at_a_time_in_priority_order_the
     world.serving("2", previous="1")
     world.register("3")
     # the retrain runs after the release, so it meets v3 as the champion
-    world.scores = {"runs:/job-1/model": {"accuracy": 0.95}, "models:/credit/3": {"accuracy": 0.9}}
+    world.scores = {"runs:/job-1/model": {"accuracy_score": 0.95}, "models:/credit/3": {"accuracy_score": 0.9}}
     world.pending = [request(ReleaseInput(MODEL, "3"), "registered:3"),
                      request(RetrainInput(MODEL, DataRef(DATA_URL)), "blob:d2")]
     result = lab.run(LIFECYCLE, LifecycleInput(MODEL))
