@@ -141,6 +141,7 @@ class _Release:
         self.steps.begin("shadow", percent=shadow.percent)
         applied = yield from self._split({self.live_dep: 100, self.candidate_dep: 0},
                                          {self.candidate_dep: shadow.percent})
+        self.steps.status.stage_named("shadow").detail["mirror"] = dict(applied.mirror_traffic)
         aborted = yield from self.steps.bake("shadow", shadow.bake_minutes)
         result = yield from self._analyse("shadow", applied.at, 0)
         yield from self._split({self.live_dep: 100, self.candidate_dep: 0})
@@ -155,6 +156,7 @@ class _Release:
         stage = f"canary {step.traffic_percent}%"
         self.steps.begin(stage, percent=step.traffic_percent)
         applied = yield from self._split(canary_split(self.live_dep, self.candidate_dep, step.traffic_percent))
+        self.steps.status.stage_named(stage).detail["traffic"] = dict(applied.traffic)  # what was live in it
         aborted = yield from self.steps.bake(stage, step.bake_minutes)
         if aborted:
             raise (yield from self._restore_and_fail(stage, f"aborted: {aborted}"))
