@@ -101,7 +101,7 @@ def test_worse_model_is_rejected_by_the_no_regression_gate_with_both_numbers(lab
     runs = lab.finished("retrain-strict-", 2)
     worse = next(r for r in runs if r["instanceId"] != first["instanceId"])
     assert worse["runtimeStatus"] == "Failed"
-    assert "regressed by" in worse["output"] and "vs champion" in worse["output"]
+    assert "accuracy_score regressed: " in worse["output"] and " vs champion " in worse["output"]
     gates = worse["customStatus"]["gates"]
     regression = next(g for g in gates if g["name"] == "no_regression")
     assert regression["passed"] is False and regression["champion_value"] > regression["value"]
