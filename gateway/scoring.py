@@ -20,6 +20,9 @@ import numpy as np
 
 from .state import Gateway, GatewayError
 
+# MLflow error codes for a request the model refuses (schema enforcement): the client's fault, a 400
+_REFUSALS = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
+
 log = logging.getLogger("gateway")
 
 Rows = list[dict[str, Any]]
@@ -113,5 +116,13 @@ class Scorer:
         if faults.get("error_rate") and self.gw.rng.random() < float(faults["error_rate"]):
             raise GatewayError(500, f"injected fault in deployment {deployment!r}")
         model = self.gw.load_model(dep["model_uri"])
-        result = model.predict(pd.DataFrame(rows))
+        from mlflow.exceptions import MlflowException
+
+        try:
+            result = model.predict(pd.DataFrame(rows))
+        except MlflowException as exc:  # MLflow enforces the model's signature: the request is at fault
+            if exc.error_code not in _REFUSALS:
+                raise
+            raise GatewayError(400, f"the rows do not match the model's signature: "
+                                    f"{str(exc.message).strip().splitlines()[0][:300]}") from exc
         return [v.item() if hasattr(v, "item") else v for v in np.asarray(result).tolist()]

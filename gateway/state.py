@@ -213,6 +213,7 @@ class Gateway:
         pct = (lambda q: float(np.percentile(latencies, q))) if len(latencies) else (lambda q: 0.0)
         return {"deployment": deployment, "request_count": len(rows),
                 "error_count": sum(1 for r in rows if r[1] >= 500),
+                "client_error_count": sum(1 for r in rows if 400 <= r[1] < 500),
                 "latency_p50_ms": pct(50), "latency_p95_ms": pct(95), "latency_p99_ms": pct(99),
                 "predictions": predictions,
                 "mirror_skipped": self.mirror_skipped.get((endpoint, deployment), 0)}

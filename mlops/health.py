@@ -1,7 +1,8 @@
 """Pure canary analysis: the candidate against the live deployment over the same window.
 
 Checks, each against the release policy's ``health`` thresholds:
-  * error rate of the candidate <= ``max_error_rate``;
+  * error rate (5xx) of the candidate <= ``max_error_rate``;
+  * its share of refused requests (4xx) exceeds the live deployment's by at most ``max_error_rate``;
   * p95 latency ratio, candidate / live, <= ``max_p95_latency_ratio``;
   * prediction shift, the Jensen-Shannon distance (base 2, in [0, 1]) between the candidate's
     and live's prediction histograms, <= ``max_prediction_shift``.
@@ -56,13 +57,36 @@ class HealthReport:
         return asdict(self)
 
 
+_DISTINCT_FOR_NUMBERS = 20  # more distinct numeric predictions than this: a regressor's output, binned
+_BINS = 10
+
+
+def _numbers(labels: list[str]) -> np.ndarray | None:
+    try:
+        values = np.array([float(k) for k in labels])
+    except ValueError:
+        return None
+    return values if len(labels) > _DISTINCT_FOR_NUMBERS and np.isfinite(values).all() else None
+
+
 def prediction_shift(candidate: Mapping[str, int], live: Mapping[str, int]) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1]) between two label -> count histograms; 0 if either is empty."""
+    """Jensen-Shannon distance (base 2, in [0, 1]) between two prediction histograms; 0 if either is empty.
+
+    Class labels are compared as they are. Numeric predictions with many distinct values (a regressor's) are
+    first binned into the live predictions' deciles, so two models that predict near the same prices are
+    close, rather than disjoint for never giving exactly the same number.
+    """
     labels = sorted(set(candidate) | set(live), key=str)
     p = np.array([candidate.get(k, 0) for k in labels], dtype=float)
     q = np.array([live.get(k, 0) for k in labels], dtype=float)
     if p.sum() <= 0 or q.sum() <= 0:
         return 0.0
+    values = _numbers(labels)
+    if values is not None:
+        edges = np.unique(np.quantile(np.repeat(values, q.astype(int)), np.linspace(0, 1, _BINS + 1)[1:-1]))
+        bins = np.searchsorted(edges, values, side="right")
+        p = np.bincount(bins, weights=p, minlength=len(edges) + 1)
+        q = np.bincount(bins, weights=q, minlength=len(edges) + 1)
     return float(jensenshannon(p / p.sum(), q / q.sum(), base=2))
 
 
@@ -98,6 +122,15 @@ def _shift(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -> 
                        "Jensen-Shannon distance of the prediction histograms vs live")
 
 
+def _refused(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -> HealthCheck:
+    """4xx apart from 5xx: a candidate that refuses requests the live model answers (a stricter signature, a
+    renamed column) fails its step even though it never errs, so a 400 cannot hide a bad candidate."""
+    extra = cand.client_error_rate - live.client_error_rate
+    return HealthCheck("refused_requests", extra <= policy.max_error_rate, extra, policy.max_error_rate,
+                       f"{cand.client_error_count}/{cand.request_count} refused (4xx) vs "
+                       f"{live.client_error_count}/{live.request_count} live")
+
+
 def analyse_step(health_policy: Health, candidate: DeploymentMetrics | Mapping[str, Any],
                  live: DeploymentMetrics | Mapping[str, Any]) -> HealthReport:
     """Judge one canary (or shadow) step from both deployments' metrics over the same window."""
@@ -106,6 +139,7 @@ def analyse_step(health_policy: Health, candidate: DeploymentMetrics | Mapping[s
     checks = [
         HealthCheck("error_rate", cand.error_rate <= policy.max_error_rate, cand.error_rate, policy.max_error_rate,
                     f"{cand.error_count}/{n} requests failed"),
+        _refused(policy, cand, base),
         _latency(policy, cand, base),
         _shift(policy, cand, base),
     ]

@@ -134,11 +134,17 @@ class DeploymentMetrics(_Json):
     latency_p95_ms: float
     latency_p99_ms: float
     predictions: dict[str, int] = field(default_factory=dict)  # label -> count
+    client_error_count: int = 0  # 4xx: requests the model refused (e.g. not matching its signature)
 
     @property
     def error_rate(self) -> float:
-        """Errors over requests; 0 when there were no requests."""
+        """Errors (5xx) over requests; 0 when there were no requests."""
         return self.error_count / self.request_count if self.request_count else 0.0
+
+    @property
+    def client_error_rate(self) -> float:
+        """Refused requests (4xx) over requests; 0 when there were none."""
+        return self.client_error_count / self.request_count if self.request_count else 0.0
 
 
 @runtime_checkable

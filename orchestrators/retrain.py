@@ -115,6 +115,7 @@ class _Retrain:
         """Poll ``job`` with durable timers; past the policy's timeout it is canceled and the run fails."""
         training = self.policy.training
         deadline = self.steps.now + timedelta(minutes=training.timeout_minutes)
+        self.steps.status.stage_named(stage).detail["job"] = job.job_id  # the operator can read its log meanwhile
         polls = 0
         while not job.done:
             if self.steps.now >= deadline:

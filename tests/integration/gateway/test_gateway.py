@@ -405,6 +405,20 @@ def test_injected_errors_show_in_the_metrics_as_requests_and_errors(gateway: Gat
     assert metrics.predictions == {}
 
 
+def test_rows_that_do_not_match_the_signature_are_400_with_the_reason_and_counted_apart_from_errors(
+        gateway: GatewayProcess, endpoint: str) -> None:
+    start = _now()
+    wrong = [{k: ("not a number" if k == "f0" else v) for k, v in row.items()} for row in ROWS]
+    refused = [gateway.score(endpoint, wrong, deployment="B") for _ in range(3)]
+    answered = gateway.score(endpoint, ROWS, deployment="B")
+    end = _now()
+
+    assert {r.status_code for r in refused} == {400} and answered.status_code == 200
+    assert all(r.json()["error"].startswith("the rows do not match the model's signature: ") for r in refused)
+    metrics = gateway.client().deployment_metrics(endpoint, "B", start, end)
+    assert (metrics.request_count, metrics.error_count, metrics.client_error_count) == (4, 0, 3)
+
+
 def test_the_predictions_histogram_counts_every_answer(gateway: GatewayProcess, endpoint: str) -> None:
     start = _now()
     for _ in range(4):

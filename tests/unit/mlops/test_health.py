@@ -15,9 +15,10 @@ def test_a_healthy_candidate_passes_every_check(make_metrics) -> None:
     report = analyse_step(POLICY, make_metrics("cand", 100, 1, 60.0), make_metrics("live", 400, 2, 50.0))
     assert report.passed and not report.inconclusive
     assert report.reason == "healthy over 100 requests"
-    assert {c.name: c.passed for c in report.checks} == {"error_rate": True, "p95_latency_ratio": True,
-                                                          "prediction_shift": True}
-    assert [c.value for c in report.checks][:2] == [0.01, pytest.approx(1.2)]
+    assert {c.name: c.passed for c in report.checks} == {"error_rate": True, "refused_requests": True,
+                                                          "p95_latency_ratio": True, "prediction_shift": True}
+    assert [c.value for c in report.checks][0] == 0.01
+    assert next(c.value for c in report.checks if c.name == "p95_latency_ratio") == pytest.approx(1.2)
 
 
 def test_too_many_errors_fail_with_the_rate(make_metrics) -> None:
@@ -82,4 +83,26 @@ def test_a_dict_without_counts_is_treated_as_no_traffic(make_metrics) -> None:
 
 def test_the_report_is_json_safe(make_metrics) -> None:
     data = analyse_step(POLICY, make_metrics("cand", 5), make_metrics("live", 400)).to_dict()
-    assert data["inconclusive"] is True and len(data["checks"]) == 3
+    assert data["inconclusive"] is True and len(data["checks"]) == 4
+
+
+def test_a_candidate_that_refuses_requests_live_answers_fails_though_it_never_errs(make_metrics) -> None:
+    from dataclasses import replace
+
+    candidate = replace(make_metrics("cand", 100), client_error_count=12)
+    live = replace(make_metrics("live", 400), client_error_count=4)
+    report = analyse_step(POLICY, candidate, live)
+    assert not report.passed
+    assert report.reason == "refused_requests 0.110 > 0.020 (12/100 refused (4xx) vs 4/400 live)"
+    same = analyse_step(POLICY, replace(make_metrics("cand", 100), client_error_count=1), live)
+    assert same.passed  # refusing what live refuses too is not the candidate's fault
+
+
+def test_a_regressors_predictions_are_compared_binned_not_as_labels() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    live = {f"{v:.1f}": 1 for v in rng.normal(300_000, 50_000, 400)}
+    close = {f"{v:.1f}": 1 for v in rng.normal(302_000, 50_000, 200)}  # no value equal to a live one
+    shifted = {f"{v:.1f}": 1 for v in rng.normal(450_000, 50_000, 200)}
+    assert prediction_shift(close, live) < 0.2 < prediction_shift(shifted, live)
