@@ -68,8 +68,9 @@ def up(state: Path, virtual_clock: bool) -> None:
         except StackError as exc:
             raise click.ClickException(str(exc)) from exc
     if recorded:
+        # soft_wrap: a path in the sentence stays whole (copyable), and the sentence is never cut mid-phrase
         console.print(f"restarted: {', '.join(restarted)}" if restarted
-                      else f"the stack in {state} is running: nothing to restart")
+                      else f"the stack in {state} is running: nothing to restart", soft_wrap=True)
         if virtual_clock and not info.virtual_clock:
             console.print(f"(devhost keeps the {'virtual' if info.virtual_clock else 'real'} clock it was started "
                           "with; `mlops down` first to change it)")
