@@ -242,21 +242,20 @@ def _against_champion(gate: MetricGate, kind: GateName, value: float | None, bes
         return GateVerdict(kind, True, metric, value, None, None, greater_is_better=higher,
                            reason=f"champion has no {metric}: not compared")
     sign = 1.0 if higher else -1.0
+    gain = sign * (value - best)  # > 0: the candidate is better
     if kind == "no_regression":
         allowed = float(gate.max_regression or 0.0)
         bound, rule = best - sign * allowed, f"at most {allowed:g} worse allowed"
+        ok = _better_or_equal(value, bound, higher)
     elif kind == "min_absolute_change":
         step = float(gate.min_absolute_change or 0.0)
         bound, rule = best + sign * step, f"at least {step:g} better required"
+        ok = _better_or_equal(value, bound, higher)
     else:
         share = float(gate.min_relative_change or 0.0)
-        # MLflow: a zero baseline falls back to "strictly better"; otherwise the change is relative to |baseline|
-        step = share * abs(best) if best else 1e-10
-        bound, rule = best + sign * step, f"at least {share:.1%} better required"
-    ok = _better_or_equal(value, bound, higher)
-    if kind == "min_relative_change" and best:
-        ok = sign * (value - best) / abs(best) >= float(gate.min_relative_change or 0.0)  # as MLflow divides
-    gain = sign * (value - best)
+        bound, rule = best + sign * share * abs(best), f"at least {share:.1%} better required"
+        # as MLflow decides it: the gain relative to |champion|, or, for a zero champion, strictly better
+        ok = gain / abs(best) >= share if best else gain >= 1e-10
     change = f"{'+' if gain >= 0 else '-'}{abs(gain):.4g} {'better' if gain >= 0 else 'worse'}"
     verb = "within bounds" if ok else ("regressed" if gain < 0 else "did not improve enough")
     reason = (f"{metric} {verb}: {value:.4g} vs champion {best:.4g} ({change}; {rule}, bound {bound:.4g})")

@@ -138,10 +138,13 @@ class Steps:
         self.publish()
         return RunFailed(message)
 
+    def _unexpected_at(self, exc: BaseException, prefix: str = "") -> tuple[str, str]:
+        """(the stage an unexpected error happened in, the message that says so)."""
+        return self.status.stage or self.status.stages[0].name, f"{prefix}unexpected failure: {first_line(exc)}"
+
     def unexpected(self, exc: BaseException, verdict: Verdict = Verdict.FAILED, prefix: str = "") -> RunFailed:
         """End the running stage and the run failed because of an error no step expected; raise what this returns."""
-        return self.fail(self.status.stage or self.status.stages[0].name,
-                         f"{prefix}unexpected failure: {first_line(exc)}", verdict)
+        return self.fail(*self._unexpected_at(exc, prefix), verdict)
 
     def with_verdict(self, runbook: Generator[Any, Any, R],
                      restore: Callable[[str, str], Generator[Any, Any, RunFailed]] | None = None,
@@ -158,8 +161,7 @@ class Steps:
         except Exception as exc:  # a platform that stayed down through the retries, or a bug
             if restore is None:
                 raise self.unexpected(exc) from exc
-            stage = self.status.stage or self.status.stages[0].name
-            raise (yield from restore(stage, f"unexpected failure: {first_line(exc)}")) from exc
+            raise (yield from restore(*self._unexpected_at(exc))) from exc
 
     def finish(self, verdict: Verdict, message: str) -> None:
         """End the run with its verdict and show it."""
