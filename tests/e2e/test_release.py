@@ -7,11 +7,16 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from stacklab import Lab, run_input
 
 from adapters.local import LocalPlatform
 from cli.sampledata import generate, scoring_rows, to_csv_bytes
 from mlops.events import APP_DRIFT_EVENT_TYPE
+
+# One scenario on one stack: v1 and v2 promoted, then a failing v3, an aborted v4, a drift rollback and two alerts,
+# each test building on the state the one before left. The tests stay together, in order, on one test worker.
+pytestmark = pytest.mark.xdist_group("release-scenario")
 
 MODEL, ENDPOINT = "canary", "canary"
 BAKE_STAGES = ("shadow", "canary 10%", "canary 50%", "canary 100%")
