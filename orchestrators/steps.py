@@ -196,6 +196,9 @@ class Steps:
         """Wait out the bake time, honouring pause and resume; the abort reason if an operator aborts."""
         end = self.now + timedelta(minutes=minutes)
         while True:
+            # shown with the timer: whoever reads the status sees when the bake ends (and that its timer is set)
+            self.status.stage_named(stage).detail["bake_until"] = end.isoformat()
+            self.publish()
             timer = self.context.create_timer(end)
             abort = self.context.wait_for_external_event(ABORT_EVENT)
             pause = self.context.wait_for_external_event(PAUSE_EVENT)

@@ -7,16 +7,15 @@ import time
 import uuid
 from typing import Any
 
-import pytest
 from stacklab import Lab, run_input
 
 from adapters.local import LocalPlatform
 from cli.sampledata import generate, scoring_rows, to_csv_bytes
 from mlops.events import APP_DRIFT_EVENT_TYPE
 
-# One scenario on one stack: v1 and v2 promoted, then a failing v3, an aborted v4, a drift rollback and two alerts,
-# each test building on the state the one before left. The tests stay together, in order, on one test worker.
-pytestmark = pytest.mark.xdist_group("release-scenario")
+# One scenario on the module's own stack: v1 and v2 promoted, then a failing v3, an aborted v4, a drift rollback
+# and two alerts, each test building on the state the one before left (`./dev test` keeps a module's tests
+# together, in order, on one worker: --dist loadfile).
 
 MODEL, ENDPOINT = "canary", "canary"
 BAKE_STAGES = ("shadow", "canary 10%", "canary 50%", "canary 100%")
@@ -42,18 +41,26 @@ def _traffic(lab: Lab, n: int, drift: float = 0.0) -> list[str]:
 
 
 def _drive(lab: Lab, iid: str, on_stage: Any = None) -> dict[str, Any]:
-    """Walk a release through its bakes: traffic, then time; returns the final status."""
-    for _ in range(400):  # bounded
+    """Walk a release through its bakes: traffic, then time, once for each bake timer; the final status.
+
+    The clock moves only when the status shows a bake's timer set (``bake_until``), and once per timer:
+    moving it on a stale status could fire the next step's timer before anyone saw that step.
+    ``on_stage(stage, custom)`` sees every status first; when it answers True, that bake is left alone.
+    """
+    driven: set[tuple[str, str]] = set()
+    for _ in range(800):  # bounded
         status = lab.status(iid)
         if status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
             return status
         custom = status.get("customStatus") or {}
         stage = custom.get("stage")
-        if on_stage is not None:
-            on_stage(stage, custom)
-        if stage in BAKE_STAGES:
+        held = on_stage(stage, custom) if on_stage is not None else False
+        until = next((s.get("detail", {}).get("bake_until") for s in custom.get("stages", [])
+                      if s.get("name") == stage), None)
+        if stage in BAKE_STAGES and until and (stage, until) not in driven and not held:
             _traffic(lab, 150)
             lab.advance(301)
+            driven.add((stage, until))
         time.sleep(0.25)
     raise TimeoutError(f"release {iid} did not finish")
 
@@ -126,12 +133,13 @@ def test_abort_mid_release_restores_traffic(lab: Lab) -> None:
     iid = _release_for(lab, v4)["instanceId"]
     aborted: list[bool] = []
 
-    def abort_at_canary(stage: str | None, custom: dict[str, Any]) -> None:
+    def abort_at_canary(stage: str | None, custom: dict[str, Any]) -> bool:
         if stage == "canary 10%" and not aborted:
             assert (custom.get("traffic") or {}).get("traffic", {}).get(f"{MODEL}-v{v4}") == 10
             lab.durable("POST", f"instances/{iid}/raiseEvent/abort",
                         data=json.dumps({"reason": "operator says stop"})).raise_for_status()
             aborted.append(True)
+        return bool(aborted)  # after the abort, the clock stays: the abort ends the bake, not its timer
 
     final = _drive(lab, iid, abort_at_canary)
     assert aborted and final["runtimeStatus"] == "Failed"
