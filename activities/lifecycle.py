@@ -18,9 +18,9 @@ from adapters.errors import marks_transient, transient
 from mlops import cleanup, smoke, telemetry
 from mlops.contracts import (
     BEGIN_DEPLOYMENT,
+    CANCEL_JOB,
     DELETE_DEPLOYMENT,
     DEPLOYMENT_METRICS,
-    EVALUATE_MODEL,
     GET_ALIAS,
     GET_JOB,
     GET_OPERATION,
@@ -35,6 +35,7 @@ from mlops.contracts import (
     SET_ALIAS,
     SET_TRAFFIC,
     SMOKE_TEST,
+    SUBMIT_EVALUATION,
     SUBMIT_TRAINING,
     TAG_VERSION,
     TAKE_PENDING,
@@ -45,8 +46,6 @@ from mlops.contracts import (
     DeleteDeployment,
     DeployInput,
     EndpointRef,
-    EvaluateInput,
-    Evaluation,
     FoundVersion,
     Incident,
     JobRef,
@@ -71,7 +70,7 @@ from mlops.contracts import (
 from mlops.errors import NotFoundError
 from mlops.gates import validate_data as check_data
 from mlops.policy import Policy
-from mlops.ports import DataRef, TrafficSplit, TrainRequest
+from mlops.ports import DataRef, EvaluationRequest, TrafficSplit, TrainRequest
 from mlops.runs import Request
 
 bp = df.Blueprint()
@@ -125,20 +124,27 @@ def submit_training_activity(request: Answer) -> Answer:
     return runtime.platform().submit_training(TrainRequest.from_dict(request)).to_dict()
 
 
+@bp.activity_trigger(input_name="request", activity=SUBMIT_EVALUATION)
+@marks_transient
+def submit_evaluation_activity(request: Answer) -> Answer:
+    """Start the evaluation job: candidate and champion on the training job's held-out part (a job, so the
+    Function App never loads a model)."""
+    return runtime.platform().submit_evaluation(EvaluationRequest.from_dict(request)).to_dict()
+
+
 @bp.activity_trigger(input_name="request", activity=GET_JOB)
 @marks_transient
 def get_job_activity(request: Answer) -> Answer:
-    """Poll the training job."""
+    """Poll a training or evaluation job."""
     return runtime.platform().get_job(JobRef.from_dict(request).job_id).to_dict()
 
 
-@bp.activity_trigger(input_name="request", activity=EVALUATE_MODEL)
+@bp.activity_trigger(input_name="request", activity=CANCEL_JOB)
 @marks_transient
-def evaluate_activity(request: Answer) -> Answer:
-    """Metrics of one model on the held-out split of the data."""
-    ask = EvaluateInput.from_dict(request)
-    return Evaluation(runtime.platform().evaluate(ask.model_uri, ask.data, ask.label, ask.test_fraction,
-                                                  ask.seed)).to_dict()
+def cancel_job_activity(request: Answer) -> Answer:
+    """Stop a job the run no longer waits for (its timeout passed, or an operator aborted the run)."""
+    ask = JobRef.from_dict(request)
+    return runtime.platform().cancel_job(ask.job_id, ask.reason).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=GET_ALIAS)

@@ -1,9 +1,13 @@
 """The Azure ML platform: azure-ai-ml ``MLClient`` with ``DefaultAzureCredential`` (managed identity in Azure).
 
 Mapping of the port onto Azure ML:
-  * training: a ``command`` job on a compute cluster with the landing blob as a ``uri_file`` input,
-    running the same ``python -m training`` entry point; the job is submitted and polled
-    (never waited on inside an activity);
+  * jobs: the user's job YAML, loaded with ``azure.ai.ml.load_job`` and submitted with
+    ``jobs.create_or_update`` under a name derived from the run (a retried submission finds its job). The
+    Function App splits the landed blob once (``mlops.split``) and uploads both parts to the landing
+    account's ``mlops-jobs`` container; the training part is bound to ``training_data`` as a ``uri_file``.
+    The evaluation job (training/evaluation/job.yaml) gets the held-out part, and candidate and champion as
+    ``mlflow_model`` inputs; its scores come back through ``jobs.download`` of its ``evaluation`` output. Jobs
+    are polled (never waited on inside an activity) and canceled with ``jobs.begin_cancel``;
   * registry: MLflow-format model assets with lineage tags. Azure ML's registry has no aliases,
     so an alias is a tag ``alias.<name>=true`` kept on exactly one version;
   * serving: ``ManagedOnlineDeployment`` on a managed online endpoint, ``traffic`` and
@@ -25,18 +29,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from io import StringIO
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import yaml
 
 from gateway import traffic as split_rules  # Azure ML's split rules, shared with the local gateway
 from mlops.errors import NotFoundError, PlatformError
-from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
+from mlops.ports import (
+    DataRef,
+    DeploymentMetrics,
+    EvaluationRequest,
+    JobStatus,
+    ModelVersion,
+    Operation,
+    TrafficSplit,
+    TrainRequest,
+)
+from mlops.runs import short_hash
+from mlops.split import split_csv
 
 log = logging.getLogger("mlops.platform.azureml")
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 ALIAS_TAG = "alias.{}"
+JOBS_CONTAINER = "mlops-jobs"  # the split parts, per job, in the landing account
+EXAMPLE_JOB = ROOT / "examples" / "credit-risk" / "job.yaml"
+EVALUATION_JOB = ROOT / "training" / "evaluation" / "job.yaml"
 
 # Azure ML job statuses -> the port's states.
 # https://learn.microsoft.com/azure/machine-learning/how-to-track-monitor-analyze-runs
@@ -65,9 +87,17 @@ class AzureMLConfig:
     environment: str
     instance_type: str = "Standard_DS3_v2"
     instance_count: int = 1
-    code_dir: str = str(ROOT)
+    policy_dir: str = "policies"  # where a policy's training.job is relative to
     retries: int = 4
     region: str = "westeurope"  # the workspace's region: Azure Monitor's regional metrics endpoint
+
+
+def _jobs_folder(data_url: str, job: str) -> str:
+    """``<account>/mlops-jobs/<job>`` beside the landed blob (Azurite's path-style URLs keep their account)."""
+    parsed = urlparse(data_url)
+    parts = parsed.path.lstrip("/").split("/")
+    account = f"/{parts[0]}" if parsed.hostname in ("127.0.0.1", "localhost") and parts else ""
+    return f"{parsed.scheme}://{parsed.netloc}{account}/{JOBS_CONTAINER}/{job}"
 
 
 def validate_split(deployments: set[str], split: TrafficSplit) -> None:
@@ -82,20 +112,21 @@ class AzureMLPlatform:
     """Implements mlops.ports.Platform on an Azure ML workspace."""
 
     def __init__(self, config: AzureMLConfig, ml_client: Any = None, metrics_client: Any = None,
-                 credential: Any = None, metrics_reader: Callable[[str], dict[str, float]] | None = None,
+                 credential: Any = None, blobs: Callable[[str], Any] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self._credential = credential
         self._ml = ml_client
         self._metrics = metrics_client
-        self._metrics_reader = metrics_reader
+        self._blobs = blobs  # blob URL -> a BlobClient (tests give a recording fake)
         self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: Any) -> AzureMLPlatform:
         """Build from adapters.settings.Settings (the azureml settings are required there)."""
         return cls(AzureMLConfig(settings.azureml_subscription_id, settings.azureml_resource_group,
-                                 settings.azureml_workspace, settings.azureml_compute, settings.azureml_environment))
+                                 settings.azureml_workspace, settings.azureml_compute, settings.azureml_environment,
+                                 policy_dir=settings.policy_dir))
 
     # -- clients ---------------------------------------------------------------------------
     @property
@@ -140,78 +171,125 @@ class AzureMLPlatform:
         raise PlatformError(what, "retries exhausted", retryable=True)
 
     # -- data ------------------------------------------------------------------------------
-    def read_data(self, data: DataRef) -> bytes:
-        """Read the landed blob with the app's identity."""
+    def _blob(self, url: str) -> Any:
+        if self._blobs is not None:
+            return self._blobs(url)
         from azure.storage.blob import BlobClient
 
-        client = BlobClient.from_blob_url(data.url, credential=self.credential)
+        return BlobClient.from_blob_url(url, credential=self.credential)
+
+    def read_data(self, data: DataRef) -> bytes:
+        """Read the landed blob with the app's identity."""
+        client = self._blob(data.url)
         return bytes(self._call(f"blob {data.url}", lambda: client.download_blob().readall()))
 
     def read_head(self, data: DataRef, max_bytes: int) -> bytes:
         """The first ``max_bytes`` of the landed blob: one ranged download with the app's identity."""
-        from azure.storage.blob import BlobClient
-
         from .landing import head_of_blob  # the same ranged read as the local platform's
 
-        client = BlobClient.from_blob_url(data.url, credential=self.credential)
+        client = self._blob(data.url)
         return self._call(f"blob {data.url}", lambda: head_of_blob(client, max_bytes))
 
-    # -- training --------------------------------------------------------------------------
-    def training_job(self, request: TrainRequest) -> Any:
-        """The command job for a training request (exposed for tests and for reading)."""
-        from azure.ai.ml import Input, command
-        from azure.ai.ml.constants import AssetTypes
+    # -- jobs ----------------------------------------------------------------------------------
+    def _job_entity(self, path: Path, name: str, inputs: dict[str, Any], experiment: str,
+                    tags: dict[str, str]) -> Any:
+        """The job YAML at ``path`` with our inputs, name, experiment and tags, as load_job builds it."""
+        from azure.ai.ml import load_job
 
-        args = (f"--data ${{{{inputs.data}}}} --label {request.label} --algorithm {request.algorithm} "
-                f"--test-fraction {request.test_fraction} --seed {request.seed} "
-                f"--params '{json.dumps(request.params)}' --output ./outputs")
-        return command(
-            code=self.config.code_dir,
-            command=f"python -m training.azureml_entry {args}",
-            inputs={"data": Input(type=AssetTypes.URI_FILE, path=request.data.url)},
-            environment=self.config.environment,
-            compute=self.config.compute,
-            experiment_name=request.model,
-            display_name=f"{request.model}-{request.run_id}"[:100],
-            tags={"run_id": request.run_id, "policy_hash": request.policy_hash, "data_url": request.data.url,
-                  "data_etag": request.data.etag},
-        )
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw["inputs"] = {**(raw.get("inputs") or {}), **inputs}
+        raw.update(name=name, experiment_name=experiment, display_name=name,
+                   tags={**(raw.get("tags") or {}), **tags})
+        raw.setdefault("compute", f"azureml:{self.config.compute}")
+        raw.setdefault("environment", self.config.environment)
+        return load_job(StringIO(yaml.safe_dump(raw)), relative_origin=str(path))
+
+    def _upload(self, url: str, content: bytes) -> None:
+        client = self._blob(url)
+        self._call(f"blob {url}", lambda: client.upload_blob(content, overwrite=True))
 
     def submit_training(self, request: TrainRequest) -> JobStatus:
-        """Submit the job and return at once."""
-        job = self._call(f"training job for {request.model}",
-                         lambda: self.ml.jobs.create_or_update(self.training_job(request)))
+        """Split the landed blob, upload the parts, submit the user's job; return at once."""
+        from .jobs import JobSpecError, bind_inputs, load_spec
+
+        name = f"{request.model}-{short_hash(request.run_id or request.data.url + request.data.etag)}"
+        try:
+            spec = load_spec(Path(self.config.policy_dir) / request.job if request.job else EXAMPLE_JOB)
+            overrides = dict(request.inputs) if request.job else {"algorithm": request.algorithm,
+                                                                  "params": json.dumps(request.params)}
+            bind_inputs(spec, {}, overrides)
+        except JobSpecError as exc:
+            return JobStatus(job_id=name, state="failed", message=str(exc))
+        try:
+            split = split_csv(self.read_data(request.data), request.label, request.test_fraction, request.seed)
+        except ValueError as exc:
+            return JobStatus(job_id=name, state="failed", message=f"the data cannot be split: {exc}")
+        folder = _jobs_folder(request.data.url, name)
+        self._upload(f"{folder}/train.csv", split.train)
+        self._upload(f"{folder}/heldout.csv", split.heldout)
+        inputs: dict[str, Any] = {"training_data": {"type": "uri_file", "path": f"{folder}/train.csv"}, **overrides}
+        if "label" in spec.inputs:
+            inputs["label"] = request.label
+        tags = {"run_id": request.run_id, "policy_hash": request.policy_hash, "data_url": request.data.url,
+                "data_etag": request.data.etag, "data_sha256": request.data.sha256, "split_folder": folder,
+                "model_output": spec.output, "job_yaml_sha256": spec.yaml_sha256, **split.lineage()}
+        entity = self._job_entity(spec.path, name, inputs, request.model, tags)
+        job = self._call(f"training job for {request.model}", lambda: self.ml.jobs.create_or_update(entity))
+        return JobStatus(job_id=job.name, state=_JOB_STATES.get(job.status, "queued"))  # type: ignore[arg-type]
+
+    def submit_evaluation(self, request: EvaluationRequest) -> JobStatus:
+        """The evaluation job on the training job's held-out part, candidate and champion as MLflow models."""
+        trained = self._call(f"job {request.training_job}", lambda: self.ml.jobs.get(request.training_job))
+        folder = (trained.tags or {}).get("split_folder")
+        if not folder:
+            raise NotFoundError(f"job {request.training_job}", "it records no split of the data (split_folder tag)")
+        inputs: dict[str, Any] = {
+            "heldout": {"type": "uri_file", "path": f"{folder}/heldout.csv"},
+            "train": {"type": "uri_file", "path": f"{folder}/train.csv"},
+            "candidate": {"type": "mlflow_model", "path": request.candidate_uri},
+            "candidate_run": request.candidate_run or "none", "label": request.label,
+            "model_type": request.model_type, "baseline_rows": request.baseline_rows}
+        if request.champion_uri:
+            inputs["champion"] = {"type": "mlflow_model", "path": request.champion_uri}
+        entity = self._job_entity(EVALUATION_JOB, f"{request.training_job}-eval", inputs, request.model,
+                                  {"training_job": request.training_job})
+        job = self._call(f"evaluation job for {request.model}", lambda: self.ml.jobs.create_or_update(entity))
         return JobStatus(job_id=job.name, state=_JOB_STATES.get(job.status, "queued"))  # type: ignore[arg-type]
 
     def get_job(self, job_id: str) -> JobStatus:
-        """Poll a job; metrics come through MLflow on the workspace's tracking URI once it completed."""
+        """Poll a job. A finished training job's candidate is its model output; a finished evaluation job's
+        scores are read from its ``evaluation`` output (the Function App loads no model and no MLflow)."""
         job = self._call(f"job {job_id}", lambda: self.ml.jobs.get(job_id))
         state = _JOB_STATES.get(job.status, "running")
-        metrics: dict[str, float] = {}
-        model_uri = ""
-        if state == "succeeded":
-            metrics = self._read_metrics(job_id)
-            model_uri = f"azureml://jobs/{job_id}/outputs/artifacts/paths/model/"
-        return JobStatus(job_id=job_id, state=state, message=str(job.status), tracking_run_id=job_id,  # type: ignore[arg-type]
-                         model_uri=model_uri, metrics=metrics)
+        tags = dict(job.tags or {})
+        if state != "succeeded":
+            return JobStatus(job_id=job_id, state=state, message=str(job.status), tracking_run_id=job_id)  # type: ignore[arg-type]
+        if "training_job" in tags:  # an evaluation job
+            return JobStatus(job_id=job_id, state="succeeded", message=str(job.status), tracking_run_id=job_id,
+                             scores=self._scores(job_id))
+        output = tags.get("model_output", "model")
+        lineage = {k: tags[k] for k in ("job_yaml_sha256", "split_seed", "heldout_sha256", "heldout_rows",
+                                        "train_rows") if k in tags}
+        return JobStatus(job_id=job_id, state="succeeded", message=str(job.status), tracking_run_id=job_id,
+                         model_uri=f"azureml://jobs/{job_id}/outputs/{output}", lineage=lineage)
 
-    def _read_metrics(self, job_id: str) -> dict[str, float]:
-        if self._metrics_reader is not None:
-            return self._metrics_reader(job_id)
-        import mlflow  # needs azureml-mlflow in Azure for the azureml:// tracking URI
+    def _scores(self, job_id: str) -> dict[str, dict[str, float]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            self._call(f"job {job_id} output", lambda: self.ml.jobs.download(job_id, download_path=tmp,
+                                                                          output_name="evaluation"))
+            found = sorted(Path(tmp).rglob("scores.json"))
+            if not found:
+                raise PlatformError(f"job {job_id}", "its evaluation output holds no scores.json")
+            return dict(json.loads(found[0].read_text()))
 
-        workspace = self._call("workspace", lambda: self.ml.workspaces.get(self.config.workspace))
-        mlflow.set_tracking_uri(workspace.mlflow_tracking_uri)
-        return dict(mlflow.get_run(job_id).data.metrics)
-
-    def evaluate(self, model_uri: str, data: DataRef, label: str, test_fraction: float, seed: int) -> dict[str, float]:
-        """Score a registered model on the same held-out split the training used.
-
-        Loads the model through MLflow on the workspace's tracking URI (azureml-mlflow in Azure).
-        """
-        from training.evaluate import evaluate_csv
-
-        return evaluate_csv(model_uri, self.read_data(data), label, test_fraction, seed)
+    def cancel_job(self, job_id: str, reason: str) -> JobStatus:
+        """Cancel a job that is still running; a finished one is left as it is."""
+        current = self.get_job(job_id)
+        if current.done:
+            return current
+        log.warning("canceling job %s: %s", job_id, reason)
+        self._call(f"job {job_id}", lambda: self.ml.jobs.begin_cancel(job_id))
+        return JobStatus(job_id=job_id, state="canceled", message=f"canceled: {reason}", tracking_run_id=job_id)
 
     # -- registry --------------------------------------------------------------------------
     def _version(self, model: Any) -> ModelVersion:

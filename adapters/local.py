@@ -1,5 +1,5 @@
-"""The local platform: MLflow (SQLite) for tracking and the registry, scikit-learn jobs in
-subprocesses, and the local scoring gateway for serving.
+"""The local platform: MLflow (SQLite) for tracking and the registry, the local job runner for the
+user's training jobs and the evaluation job (adapters/jobs), and the local scoring gateway for serving.
 
 Registering a model publishes ``Microsoft.MachineLearningServices.ModelRegistered`` in Azure
 ML's data shape to the custom topic, so the event chain is the same as in Azure. The version is
@@ -16,25 +16,36 @@ import json
 import logging
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mlops.errors import NotFoundError, PlatformError
-from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation, TrafficSplit, TrainRequest
+from mlops.ports import (
+    DataRef,
+    DeploymentMetrics,
+    EvaluationRequest,
+    JobStatus,
+    ModelVersion,
+    Operation,
+    TrafficSplit,
+    TrainRequest,
+)
 from mlops.runs import short_hash
+from mlops.split import split_csv
 from training.tracking import tracking_lock
 
 from .eventgrid import TopicPublisher
+from .jobs import JobPlan, JobSpecError, LocalJobRunner, bind_inputs, load_spec, resolve_command
+from .jobs.spec import JobSpec
 from .landing import head_of_blob
 
 log = logging.getLogger("mlops.platform.local")
 
 ANNOUNCED_TAG = "mlops.announced"  # on a version once its ModelRegistered event went out
-_TERMINAL = ("succeeded", "failed", "canceled")
-
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_JOB = ROOT / "examples" / "credit-risk" / "job.yaml"  # a policy without training.job runs this
+EVALUATION_JOB = ROOT / "training" / "evaluation" / "job.yaml"
 
 
 class LocalPlatform:
@@ -42,9 +53,11 @@ class LocalPlatform:
 
     def __init__(self, state_dir: Path, blob_service: Any = None, tracking_uri: str | None = None,
                  gateway_url: str = "http://127.0.0.1:7081", gateway_key: str | None = None,
-                 publisher: TopicPublisher | None = None) -> None:
+                 publisher: TopicPublisher | None = None, policy_dir: Path | str = "policies") -> None:
         self.state_dir = _private_dir(Path(state_dir).resolve())
         self.jobs_dir = _private_dir(self.state_dir / "jobs")
+        self.runner = LocalJobRunner(self.jobs_dir)
+        self.policy_dir = Path(policy_dir)
         self.tracking_uri = tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
         if self.tracking_uri.startswith("sqlite:///"):  # SQLite keeps a file's mode, and gives it to its -wal/-shm
             _private_file(Path(self.tracking_uri.removeprefix("sqlite:///")))
@@ -72,7 +85,7 @@ class LocalPlatform:
         if settings.eventgrid_topic_endpoint and settings.eventgrid_topic_key:
             publisher = TopicPublisher(settings.eventgrid_topic_endpoint, settings.eventgrid_topic_key)
         return cls(Path(settings.state_dir), blob_service, settings.mlflow_tracking_uri, settings.gateway_url,
-                   settings.gateway_key, publisher)
+                   settings.gateway_key, publisher, settings.policy_dir)
 
     def _client(self) -> Any:
         from mlflow.tracking import MlflowClient
@@ -109,49 +122,84 @@ class LocalPlatform:
         except ResourceNotFoundError as exc:
             raise NotFoundError(data.url, "blob not found") from exc
 
-    # -- training --------------------------------------------------------------------------
+    # -- jobs (the local job runner) -------------------------------------------------------------
+    def job_path(self, job: str) -> Path:
+        """A policy's ``training.job`` resolved against the policy directory ("" is the example job)."""
+        return (self.policy_dir / job).resolve() if job else EXAMPLE_JOB
+
     def submit_training(self, request: TrainRequest) -> JobStatus:
-        """Start ``python -m training`` on a copy of the data; the same run id gives the same job."""
+        """Split the landed data once, bind the training part to the user's job and start it.
+
+        The same run id gives the same job. A job YAML that breaks the contract gives a failed status that
+        names the field, and nothing runs."""
         job_id = f"{request.model}-{short_hash(request.run_id or request.data.url + request.data.etag)}"
-        job_dir = self.jobs_dir / job_id
-        if (job_dir / "request.json").exists():
-            return self.get_job(job_id)
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "data.csv").write_bytes(self.read_data(request.data))
-        spec = {**request.to_dict(), "job_id": job_id, "tracking_uri": self.tracking_uri,
-                "state_dir": str(self.state_dir),
-                "artifact_root": self.artifact_root, "code_version": _code_version()}
-        (job_dir / "status.json").write_text(json.dumps({"state": "queued"}))
-        (job_dir / "request.json").write_text(json.dumps(spec))
-        log_file = (job_dir / "job.log").open("ab")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        proc = subprocess.Popen([sys.executable, "-m", "training", str(job_dir)], stdout=log_file,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        log_file.close()
-        (job_dir / "pid").write_text(str(proc.pid))
+        if self.runner.exists(job_id):
+            return self.runner.status(job_id)
+        try:
+            spec = load_spec(self.job_path(request.job))
+            overrides = dict(request.inputs) if request.job else {"algorithm": request.algorithm,
+                                                                  "params": json.dumps(request.params)}
+            bind_inputs(spec, {}, overrides)  # refuses an input the job does not declare, before any work
+        except JobSpecError as exc:
+            return JobStatus(job_id=job_id, state="failed", message=str(exc))
+        job_dir = self.runner.folder(job_id)
+        data_dir = job_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            split = split_csv(self.read_data(request.data), request.label, request.test_fraction, request.seed)
+        except ValueError as exc:
+            return JobStatus(job_id=job_id, state="failed", message=f"the data cannot be split: {exc}")
+        (data_dir / "train.csv").write_bytes(split.train)
+        (data_dir / "heldout.csv").write_bytes(split.heldout)
+        outputs = {name: str(job_dir / "outputs" / name) for name in (spec.raw.get("outputs") or {})}
+        inputs = bind_inputs(spec, {"training_data": str(data_dir / "train.csv"), "label": request.label},
+                             overrides)
+        lineage = {"job_yaml": str(spec.path), "job_yaml_sha256": spec.yaml_sha256, **code_lineage(spec),
+                   **split.lineage()}
+        plan = JobPlan(job_id=job_id, kind="training", command=resolve_command(spec, inputs, outputs),
+                       cwd=str(spec.code), model=request.model, tracking_uri=self.tracking_uri,
+                       artifact_root=self.artifact_root, state_dir=str(self.state_dir), outputs=outputs,
+                       model_output=spec.output, requirements=spec.pip_requirements(),
+                       env_cache=str(self.jobs_dir / ".envs"), timeout_seconds=request.timeout_minutes * 60,
+                       tags={"data_url": request.data.url, "data_etag": request.data.etag,
+                             "data_sha256": request.data.sha256, "run_id": request.run_id,
+                             "policy_hash": request.policy_hash, **lineage},
+                       params={k: v for k, v in inputs.items() if k != "training_data"}, lineage=lineage)
+        self.runner.submit(plan)
         log.info("training job started", extra={"model": request.model, "job_id": job_id, "run_id": request.run_id})
-        return JobStatus(job_id=job_id, state="running")
+        return self.runner.status(job_id)
+
+    def submit_evaluation(self, request: EvaluationRequest) -> JobStatus:
+        """The evaluation job on the training job's held-out part (see training/evaluation/job.yaml)."""
+        job_id = f"{request.training_job}-eval"
+        if self.runner.exists(job_id):
+            return self.runner.status(job_id)
+        data_dir = self.runner.folder(request.training_job) / "data"
+        if not (data_dir / "heldout.csv").is_file():
+            raise NotFoundError(f"job {request.training_job}", "no held-out part recorded for it")
+        spec = load_spec(EVALUATION_JOB, contract=False)
+        job_dir = self.runner.folder(job_id)
+        outputs = {"evaluation": str(job_dir / "outputs" / "evaluation")}
+        inputs = bind_inputs(spec, {}, {
+            "heldout": str(data_dir / "heldout.csv"), "train": str(data_dir / "train.csv"), "label": request.label,
+            "model_type": request.model_type, "candidate": request.candidate_uri,
+            "candidate_run": request.candidate_run or "none", "champion": request.champion_uri or "none",
+            "baseline_rows": request.baseline_rows})
+        plan = JobPlan(job_id=job_id, kind="evaluation", command=resolve_command(spec, inputs, outputs),
+                       cwd=str(spec.code), model=request.model, tracking_uri=self.tracking_uri,
+                       artifact_root=self.artifact_root, state_dir=str(self.state_dir), outputs=outputs,
+                       env_cache=str(self.jobs_dir / ".envs"), timeout_seconds=request.timeout_minutes * 60,
+                       tags={"training_job": request.training_job}, params={"model_type": request.model_type})
+        log.info("evaluation job started", extra={"model": request.model, "job_id": job_id})
+        return self.runner.submit(plan)
 
     def get_job(self, job_id: str) -> JobStatus:
-        """Read the job's status file; a dead process without a terminal state is a failed job."""
-        job_dir = self.jobs_dir / job_id
-        if not (job_dir / "status.json").exists():
-            raise NotFoundError(f"job {job_id}", "no such training job")
-        status = json.loads((job_dir / "status.json").read_text())
-        state = status.get("state", "queued")
-        if state in ("queued", "running") and not _alive(job_dir):
-            state, status["message"] = "failed", "the training process exited without a result (see job.log)"
-        if state == "queued":
-            state = "running"
-        return JobStatus(job_id=job_id, state=state, message=status.get("message", ""),
-                         tracking_run_id=status.get("tracking_run_id", ""), model_uri=status.get("model_uri", ""),
-                         metrics=status.get("metrics", {}))
+        """See Platform: the job's folder says (a dead supervisor without a result is a failed job)."""
+        return self.runner.status(job_id)
 
-    def evaluate(self, model_uri: str, data: DataRef, label: str, test_fraction: float, seed: int) -> dict[str, float]:
-        """Metrics on the held-out split (the same split training used)."""
-        from training.evaluate import evaluate_csv
-
-        return evaluate_csv(model_uri, self.read_data(data), label, test_fraction, seed)
+    def cancel_job(self, job_id: str, reason: str) -> JobStatus:
+        """See Platform."""
+        return self.runner.cancel(job_id, reason)
 
     # -- registry --------------------------------------------------------------------------
     def _version(self, mv: Any, aliases: list[str] | None = None) -> ModelVersion:
@@ -273,22 +321,33 @@ class LocalPlatform:
 
 
 def running_jobs(state_dir: Path) -> dict[str, int]:
-    """The training jobs under a local platform's ``state_dir`` still running: job id -> pid (its group).
+    """The jobs under a local platform's ``state_dir`` still running: job id -> pid of its supervisor (and group).
 
     Each job runs in a session of its own (so a stopped Function host leaves it to finish); this is how
-    ``mlops down`` finds them. A pid counts only while its command line names the job's folder (pids get reused).
+    ``mlops down`` finds them.
     """
-    found = {}
-    for pid_file in sorted((Path(state_dir) / "jobs").glob("*/pid")):
-        job_dir = pid_file.parent
-        try:
-            pid = int(pid_file.read_text())
-            state = json.loads((job_dir / "status.json").read_text()).get("state")
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue  # gone, or not ours to read
-        if state not in _TERMINAL and str(job_dir).encode() in args and _alive(job_dir):
-            found[job_dir.name] = pid
+    runner = LocalJobRunner(Path(state_dir) / "jobs")
+    return {d.name: int((d / "supervisor.pid").read_text()) for d in runner.running()}
+
+
+def code_lineage(spec: JobSpec) -> dict[str, str]:
+    """The job's ``code`` folder: its content hash, and the git commit when it sits in a git work tree."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in spec.code.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                       and ".git" not in p.parts):
+        digest.update(str(path.relative_to(spec.code)).encode() + b"\0" + path.read_bytes() + b"\0")
+    found = {"code_sha256": digest.hexdigest()}
+    try:
+        out = subprocess.run(["git", "-C", str(spec.code), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        dirty = subprocess.run(["git", "-C", str(spec.code), "status", "--porcelain", "--", "."],
+                               capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:
+            found["code_git_commit"] = out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
     return found
 
 
@@ -303,34 +362,3 @@ def _private_file(path: Path) -> None:
     """Create ``path`` empty and 0600 if it is missing; make an existing one 0600."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
-
-
-def _alive(job_dir: Path) -> bool:
-    try:
-        pid = int((job_dir / "pid").read_text())
-    except (OSError, ValueError):
-        return True  # not started yet: the status says queued
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our finished child
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of this process is dead too
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def _code_version() -> str:
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

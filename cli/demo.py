@@ -4,7 +4,9 @@
   2. better data lands: v2 goes through shadow and the canary steps under live scoring
      traffic, and is promoted;
   3. the traffic drifts: the monitor raises drift, and the model is rolled back to v1;
-  4. a broken dataset lands and is rejected by validation.
+  4. a broken dataset lands and is rejected by validation;
+  5. a regression model someone else wrote (examples/house-prices: its own job YAML and train.py) lands
+     its first data: trained by its job, gated on RMSE and R², registered and released.
 
 Short bake times come from the demo policy (policies/credit.yaml), not a virtual clock.
 Each stage is printed as it happens; a summary table closes. Returns False if any step of
@@ -28,6 +30,8 @@ from .sampledata import generate, scoring_rows, to_csv_bytes
 from .stack import LANDING_CONTAINER, LOCAL_OPERATOR, Stack, StackInfo, call
 
 MODEL = "credit"
+REGRESSOR = "house-prices"  # examples/house-prices, through policies/house-prices.yaml
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Step:
     """One expectation of the story and how it ended."""
 
     title: str
+    model: str = MODEL
     run: str = ""
     version: str = ""
     verdict: str = ""
@@ -88,9 +93,9 @@ class Story:
         self.steps: list[Step] = []
         self.before: dict[str, set[str]] = {}
 
-    def runs(self, kind: str) -> list[dict[str, Any]]:
-        """This model's runs of one kind, newest first."""
-        resp = call(self.info, "GET", "runs", params={"model": MODEL, "kind": kind, "top": 50})
+    def runs(self, kind: str, model: str = MODEL) -> list[dict[str, Any]]:
+        """A model's runs of one kind, newest first."""
+        resp = call(self.info, "GET", "runs", params={"model": model, "kind": kind, "top": 50})
         resp.raise_for_status()
         return list(resp.json()["runs"])
 
@@ -112,11 +117,11 @@ class Story:
                 self.console.print(f"  [{colour}]{run['kind']:>8} {stage['name']:<14} {stage['state']}[/]{extra}")
 
     def wait_for(self, kind: str, known: set[str], timeout: float,
-                 on_tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+                 on_tick: Callable[[], None] | None = None, model: str = MODEL) -> dict[str, Any] | None:
         """Wait for a new run of ``kind`` to finish, printing its stages as they happen."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            fresh = [r for r in self.runs(kind) if r["id"] not in known]
+            fresh = [r for r in self.runs(kind, model) if r["id"] not in known]
             if fresh:
                 run = self.detail(fresh[-1]["id"])
                 self._report(run)
@@ -128,7 +133,8 @@ class Story:
         return None
 
     def step(self, title: str, kind: str, expect: Callable[[dict[str, Any]], bool], timeout: float,
-             action: Callable[[], None] | None, on_tick: Callable[[], None] | None = None) -> dict[str, Any] | None:
+             action: Callable[[], None] | None, on_tick: Callable[[], None] | None = None,
+             model: str = MODEL) -> dict[str, Any] | None:
         """Do an action, wait for the run it causes, and check it ended as the story says.
 
         A step without an action waits for a run the previous action caused (a release after a
@@ -136,13 +142,13 @@ class Story:
         """
         self.console.rule(title)
         if action is not None:
-            self.before = {k: {r["id"] for r in self.runs(k)} for k in ("retrain", "release", "rollback")}
+            self.before = {k: {r["id"] for r in self.runs(k, model)} for k in ("retrain", "release", "rollback")}
         known = self.before[kind]
         started = time.monotonic()
         if action is not None:
             action()
-        run = self.wait_for(kind, known, timeout, on_tick)
-        step = Step(title, seconds=time.monotonic() - started)
+        run = self.wait_for(kind, known, timeout, on_tick, model)
+        step = Step(title, model=model, seconds=time.monotonic() - started)
         if run is not None:
             step.run, step.version = run["id"], str(run.get("version") or "")
             step.verdict = run.get("verdict") or run["status"]
@@ -168,8 +174,8 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
     story = Story(info, console)
     traffic = Traffic(info, "scoring")
     try:
-        def land(name: str, content: bytes) -> Callable[[], None]:
-            blob = blobs.get_blob_client(LANDING_CONTAINER, f"{MODEL}/{name}")
+        def land(name: str, content: bytes, model: str = MODEL) -> Callable[[], None]:
+            blob = blobs.get_blob_client(LANDING_CONTAINER, f"{model}/{name}")
             return lambda: blob.upload_blob(content, overwrite=True)
 
         story.step("1. first data lands: train, gate, register v1", "retrain",
@@ -192,6 +198,12 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
         story.step("4. a broken dataset lands: rejected by validation", "retrain",
                    lambda r: r["status"] == "Failed" and "missing columns" in str(r.get("output")), 120,
                    land("broken.csv", to_csv_bytes(generate(500, seed=3, schema_break=True))))
+        houses = _house_prices()
+        story.step("5. a regression model from its own job (house prices): train, gate on RMSE and R², register",
+                   "retrain", lambda r: r["status"] == "Completed", 240,
+                   land("houses.csv", houses.to_csv(houses.rows(800, 1)).encode(), REGRESSOR), model=REGRESSOR)
+        story.step("   house-prices v1 is released", "release", lambda r: r.get("verdict") == "promoted", 180, None,
+                   model=REGRESSOR)
     finally:
         traffic.stop()
         table = Table("step", title="summary")
@@ -199,14 +211,25 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
         for name in ("model", "version", "verdict", "duration"):
             table.add_column(name, no_wrap=True)
         for s in story.steps:
-            table.add_row(("[green]✔ " if s.ok else "[red]✘ ") + s.title.strip(), s.run, MODEL, s.version,
+            table.add_row(("[green]✔ " if s.ok else "[red]✘ ") + s.title.strip(), s.run, s.model, s.version,
                           s.verdict, f"{s.seconds:.0f} s")
         console.print(table)
         console.print(f"scoring requests sent: {traffic.sent}")
         console.print(f"dashboard: {info.devhost_url}/api/dashboard?code={info.function_key}")
         if not keep:
             stack.down()
-    return len(story.steps) == 6 and all(s.ok for s in story.steps)
+    return len(story.steps) == 8 and all(s.ok for s in story.steps)
+
+
+def _house_prices() -> Any:
+    """The example's own data generator (examples/house-prices/make_data.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("house_prices_data", EXAMPLES / "house-prices" / "make_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _blobs(info: StackInfo) -> Any:

@@ -145,6 +145,22 @@ def run(state: Path, run_id: str) -> None:
         console.print(("[green]✔[/] " if g["passed"] else "[red]✘[/] ") + g["reason"])
     if body.get("error"):
         console.print(f"[red]{body['error']}[/]")
+    _job_logs(_info(state), body["stages"])
+
+
+def _job_logs(info: StackInfo, stages: list[dict[str, Any]]) -> None:
+    """The tail of each job's log (training, evaluation), from the local stack's job runner."""
+    from adapters.jobs import LocalJobRunner
+
+    runner = LocalJobRunner(Path(info.state_dir) / "mlops" / "jobs")
+    for stage in stages:
+        job = stage["detail"].get("job")
+        if not isinstance(job, str) or not runner.exists(job):
+            continue
+        tail = runner.log_tail(job, 12)
+        console.print(f"[bold]{stage['name']} job {job}[/] log ({runner.folder(job) / 'job.log'}), last lines:")
+        for line in tail:
+            console.print(f"  {line[:200]}", markup=False, highlight=False)
 
 
 def _action(state: Path, run_id: str, action: str, reason: str) -> None:

@@ -29,7 +29,8 @@ LOAD_POLICY = "load_policy"
 VALIDATE_DATA = "validate_data"
 SUBMIT_TRAINING = "submit_training"
 GET_JOB = "get_training_job"
-EVALUATE_MODEL = "evaluate_model"
+SUBMIT_EVALUATION = "submit_evaluation"
+CANCEL_JOB = "cancel_job"
 GET_ALIAS = "get_model_alias"
 REGISTER_MODEL = "register_model"
 SET_ALIAS = "set_model_alias"
@@ -164,27 +165,10 @@ class ValidationResult(Json):
 
 @dataclass(frozen=True)
 class JobRef(Json):
-    """A training job to poll."""
+    """A training or evaluation job to poll (or to cancel, with the reason)."""
 
     job_id: str
-
-
-@dataclass(frozen=True)
-class EvaluateInput(Json):
-    """Score one model on the held-out split of the data (the same split for candidate and champion)."""
-
-    model_uri: str
-    data: DataRef
-    label: str
-    test_fraction: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class Evaluation(Json):
-    """One model's metrics on the held-out split."""
-
-    metrics: dict[str, float]
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -69,14 +69,42 @@ class DataChecks(_Strict):
 
 
 class Training(_Strict):
-    """Which scikit-learn pipeline to train, on which split, and how long to wait for it."""
+    """The user's training job, how the landed data is split for it, and how long to wait for it.
 
+    ``job`` names an Azure ML command job YAML, relative to the policy directory (docs/jobs.md). Without
+    it, the built-in example job (examples/credit-risk/job.yaml) runs, configured by ``algorithm`` and
+    ``params``: a shortcut for the tables the project used to train itself.
+    """
+
+    job: str | None = Field(default=None, min_length=1, max_length=300)
+    inputs: dict[str, str | int | float | bool] = Field(default_factory=dict)  # the job's other inputs
     algorithm: Algorithm = "logistic_regression"
     params: dict[str, Any] = Field(default_factory=dict)  # estimator keyword arguments
     test_fraction: float = Field(default=0.25, gt=0, le=0.9)
     seed: int = 7
     timeout_minutes: float = Field(default=60, gt=0)
     poll_seconds: float = Field(default=10, gt=0)
+
+    @model_validator(mode="after")
+    def _job_or_shortcut(self) -> Training:
+        if self.job is not None:
+            shortcut = [name for name, default in (("algorithm", "logistic_regression"), ("params", {}))
+                        if getattr(self, name) != default]  # by value: to_dict spells the defaults out
+            if shortcut:
+                raise ValueError(f"{' and '.join(shortcut)} configure the built-in example job only; with "
+                                 "training.job, give the job's own inputs in training.inputs")
+        bound = sorted({"training_data", "label"} & set(self.inputs))
+        if bound:
+            raise ValueError(f"inputs: {', '.join(bound)} are bound by the control plane (the split data, the "
+                             "policy's label)")
+        return self
+
+
+class Evaluation(_Strict):
+    """How the evaluation job scores candidate and champion (``mlflow.models.evaluate``)."""
+
+    model_type: Literal["classifier", "regressor"] = "classifier"
+    baseline_rows: int = Field(default=5000, ge=0, le=100_000)  # training rows kept for drift monitoring
 
 
 class Approval(_Strict):
@@ -242,6 +270,7 @@ class Policy(_Strict):
     label: str = Field(min_length=1)
     data: DataChecks = DataChecks()
     training: Training = Training()
+    evaluation: Evaluation = Evaluation()
     gates: Gates = Gates()
     release: Release = Release()
     monitoring: Monitoring = Monitoring()

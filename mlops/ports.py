@@ -36,17 +36,21 @@ class DataRef(_Json):
 
 @dataclass(frozen=True)
 class TrainRequest(_Json):
-    """What to train: the data, the estimator chosen by policy, and lineage."""
+    """What to train: the user's job (its YAML, relative to the policy directory; "" for the built-in example
+    job, which ``algorithm`` and ``params`` configure), the data to split for it, and lineage."""
 
     model: str
     data: DataRef
     label: str
-    algorithm: str
+    job: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)  # the policy's values for the job's other inputs
+    algorithm: str = "logistic_regression"
     params: dict[str, Any] = field(default_factory=dict)
     run_id: str = ""  # the orchestration instance id, recorded as lineage
     policy_hash: str = ""
     test_fraction: float = 0.25
     seed: int = 7
+    timeout_minutes: float = 60
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainRequest:
@@ -55,8 +59,25 @@ class TrainRequest(_Json):
 
 
 @dataclass(frozen=True)
+class EvaluationRequest(_Json):
+    """Score a training job's candidate, and the champion if there is one, on that job's held-out part."""
+
+    model: str
+    training_job: str
+    candidate_uri: str
+    candidate_run: str
+    label: str
+    champion_uri: str = ""
+    model_type: str = "classifier"
+    baseline_rows: int = 5000
+    timeout_minutes: float = 60
+
+
+@dataclass(frozen=True)
 class JobStatus(_Json):
-    """The state of a training job; ``model_uri`` and metrics are set once it succeeded."""
+    """The state of a job. A training job that succeeded has ``model_uri`` and the metrics it logged; an
+    evaluation job has ``scores`` (``candidate`` and, when there was one, ``champion``: metric -> value).
+    ``lineage`` is what the job recorded about its inputs, code and environment."""
 
     job_id: str
     state: JobState
@@ -64,6 +85,8 @@ class JobStatus(_Json):
     tracking_run_id: str = ""
     model_uri: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -141,18 +164,22 @@ class Platform(Protocol):
 
     # --- training ---------------------------------------------------------
     def submit_training(self, request: TrainRequest) -> JobStatus:
-        """Start a training job and return at once with its id."""
+        """Split the data, bind it to the user's job and start it; the same run id gives the same job.
+        A job YAML that breaks the contract gives a failed status naming the field, and starts nothing."""
+        ...
+
+    def submit_evaluation(self, request: EvaluationRequest) -> JobStatus:
+        """Start the evaluation job (candidate and champion on the training job's held-out part)."""
         ...
 
     def get_job(self, job_id: str) -> JobStatus:
-        """Poll a training job."""
+        """Poll a training or evaluation job."""
         ...
 
-    def evaluate(self, model_uri: str, data: DataRef, label: str, test_fraction: float, seed: int) -> dict[str, float]:
-        """Score a model on the held-out split of ``data`` (same split for candidate and champion)."""
+    def cancel_job(self, job_id: str, reason: str) -> JobStatus:
+        """Stop a job that is still running (a timeout, an operator's abort); a finished job is left as it is."""
         ...
 
-    # --- registry ---------------------------------------------------------
     def register_model(self, model: str, job: JobStatus, tags: dict[str, str]) -> ModelVersion:
         """Register the job's model with lineage tags, and announce it (ModelRegistered)."""
         ...

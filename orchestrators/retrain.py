@@ -3,8 +3,9 @@
 The runbook, step by step:
   1. load the model's policy;
   2. validate the data (columns, types, rows, nulls, label);
-  3. submit training and poll the job with durable timers, within the policy's timeout;
-  4. evaluate candidate and champion on the same held-out split;
+  3. submit the user's training job (the platform splits the data once, deterministically, and binds the
+     training part to it) and poll it with durable timers, within the policy's timeout (then it is canceled);
+  4. submit the evaluation job: candidate and champion on the same held-out part, polled the same way;
   5. apply the gates (absolute thresholds, no regression against the champion);
   6. wait for a human approval if the policy asks (an external event racing a timer);
   7. register the candidate (ModelRegistered then starts a release).
@@ -22,16 +23,15 @@ import azure.durable_functions as df
 
 from mlops.contracts import (
     APPROVAL_EVENT,
-    EVALUATE_MODEL,
+    CANCEL_JOB,
     GET_ALIAS,
     GET_JOB,
     LOAD_POLICY,
     REGISTER_MODEL,
     RETRAIN,
+    SUBMIT_EVALUATION,
     SUBMIT_TRAINING,
     VALIDATE_DATA,
-    EvaluateInput,
-    Evaluation,
     FoundVersion,
     JobRef,
     ModelRef,
@@ -44,8 +44,8 @@ from mlops.contracts import (
 )
 from mlops.gates import evaluate_gates
 from mlops.policy import Policy
-from mlops.ports import DataRef, JobStatus, ModelVersion, TrainRequest
-from mlops.retrain import STAGES, lineage_tags
+from mlops.ports import DataRef, JobStatus, ModelVersion
+from mlops.retrain import STAGES, evaluation_request, lineage_tags, train_request
 from mlops.runs import RunStatus, event_data
 from mlops.vocabulary import Alias, Verdict
 
@@ -74,6 +74,7 @@ class _Retrain:
         self.data = request.data
         self.policy_dict = policy_dict
         self.policy = Policy.from_dict(policy_dict)
+        self.approved_by = ""
 
     def run(self) -> Generator[Any, Any, RetrainResult]:
         """The runbook; whatever fails, the run ends with a verdict and nothing is registered half-way."""
@@ -101,44 +102,47 @@ class _Retrain:
         self.steps.end("validate", rows=report.rows)
 
     def _train(self) -> Generator[Any, Any, JobStatus]:
-        """Submit the job and poll it with durable timers until it ends or the policy's timeout passes."""
+        """Submit the user's job and poll it until it ends or the policy's timeout passes."""
         training = self.policy.training
-        self.steps.begin("train", algorithm=training.algorithm)
-        job = yield from self.steps.call(SUBMIT_TRAINING, TrainRequest(
-            model=self.model, data=self.data, label=self.policy.label, algorithm=training.algorithm,
-            params=training.params, run_id=self.steps.context.instance_id, policy_hash=self.policy.policy_hash,
-            test_fraction=training.test_fraction, seed=training.seed), JobStatus)
+        self.steps.begin("train", job=training.job or f"built-in example ({training.algorithm})")
+        job = yield from self.steps.call(SUBMIT_TRAINING, train_request(
+            self.policy, self.data, self.steps.context.instance_id), JobStatus)
+        job = yield from self._finished(job, "train", "training")
+        self.steps.end("train", job=job.job_id, metrics=job.metrics, lineage=job.lineage)
+        return job
+
+    def _finished(self, job: JobStatus, stage: str, what: str) -> Generator[Any, Any, JobStatus]:
+        """Poll ``job`` with durable timers; past the policy's timeout it is canceled and the run fails."""
+        training = self.policy.training
         deadline = self.steps.now + timedelta(minutes=training.timeout_minutes)
+        self.steps.status.stage_named(stage).detail["job"] = job.job_id  # the operator can read its log meanwhile
         polls = 0
         while not job.done:
             if self.steps.now >= deadline:
-                raise self.steps.fail("train", f"training timed out after {training.timeout_minutes} minutes",
-                                      job=job.job_id)
+                reason = f"{what} timed out after {training.timeout_minutes} minutes"
+                yield from self.steps.call(CANCEL_JOB, JobRef(job.job_id, reason), JobStatus)
+                raise self.steps.fail(stage, reason, job=job.job_id)
             yield self.steps.context.create_timer(self.steps.now + timedelta(seconds=training.poll_seconds))
             job = yield from self.steps.call(GET_JOB, JobRef(job.job_id), JobStatus)
             polls += 1
-            self.steps.status.stage_named("train").detail["polls"] = polls
+            self.steps.status.stage_named(stage).detail["polls"] = polls
             self.steps.publish()
         if job.state != "succeeded":
-            raise self.steps.fail("train", f"training {job.state}: {job.message}", job=job.job_id)
-        self.steps.end("train", job=job.job_id, metrics=job.metrics)
+            raise self.steps.fail(stage, f"{what} {job.state}: {job.message}", job=job.job_id)
         return job
 
     def _evaluate(self, job: JobStatus) -> Generator[
             Any, Any, tuple[ModelVersion | None, dict[str, float], dict[str, float] | None]]:
-        """Candidate and champion scored on the same held-out split, in parallel."""
-        self.steps.begin("evaluate")
+        """The evaluation job scores candidate and champion on the training job's held-out part."""
+        self.steps.begin("evaluate", model_type=self.policy.evaluation.model_type)
         found = yield from self.steps.call(GET_ALIAS, VersionQuery(self.model, alias=Alias.CHAMPION), FoundVersion)
         champion = found.version
-        training = self.policy.training
-        uris = [job.model_uri] + ([champion.model_uri] if champion else [])
-        answers = yield from self.steps.all_retried([
-            (EVALUATE_MODEL, EvaluateInput(uri, self.data, self.policy.label, training.test_fraction, training.seed))
-            for uri in uris])
-        evaluations = [Evaluation.from_dict(a).metrics for a in answers]
-        candidate_metrics = evaluations[0]
-        champion_metrics = evaluations[1] if champion else None
-        self.steps.end("evaluate", candidate=candidate_metrics, champion=champion_metrics,
+        submitted = yield from self.steps.call(SUBMIT_EVALUATION, evaluation_request(self.policy, job, champion),
+                                               JobStatus)
+        evaluated = yield from self._finished(submitted, "evaluate", "evaluation")
+        candidate_metrics = evaluated.scores.get("candidate", {})
+        champion_metrics = evaluated.scores.get("champion") if champion else None
+        self.steps.end("evaluate", job=evaluated.job_id, candidate=candidate_metrics, champion=champion_metrics,
                        champion_version=champion.version if champion else None)
         return champion, candidate_metrics, champion_metrics
 
@@ -170,12 +174,14 @@ class _Retrain:
         if not decision.get("approved"):
             raise self.steps.fail("approval", f"rejected by {decision.get('by', 'an operator')}: "
                                               f"{decision.get('reason', 'no reason given')}", decision=decision)
+        self.approved_by = str(decision.get("by", "an operator"))
         self.steps.end("approval", decision=decision)
 
     def _register(self, job: JobStatus, metrics: dict[str, float]) -> Generator[Any, Any, ModelVersion]:
         """Register with lineage; the platform announces ModelRegistered, which starts the release."""
         self.steps.begin("register")
-        tags = lineage_tags(self.data, self.steps.context.instance_id, self.policy.policy_hash, job, metrics)
+        tags = lineage_tags(self.data, self.steps.context.instance_id, self.policy.policy_hash, job, metrics,
+                            self.approved_by)
         version = yield from self.steps.call(REGISTER_MODEL, RegisterInput(self.model, job, tags), ModelVersion)
         self.steps.status.version = version.version
         self.steps.end("register", version=version.version)

@@ -14,7 +14,7 @@ from typing import Any
 from adapters.eventgrid import TopicPublisher
 from adapters.local import LocalPlatform
 from devhost.testing import DevHostProcess
-from mlops.ports import DataRef, JobStatus, TrainRequest
+from mlops.ports import DataRef, EvaluationRequest, JobStatus, TrainRequest
 
 EVENTS_APP = Path(__file__).parents[1] / "apps" / "events" / "function_app.py"
 TOPIC = "mlops"
@@ -64,19 +64,33 @@ class Topic:
         raise AssertionError(f"deliveries still pending after {timeout}s")
 
 
-def train(platform: LocalPlatform, model: str, csv: Path, timeout: float = 180) -> JobStatus:
-    """Run the local platform's training job on ``csv`` (a real ``python -m training`` process) to its end."""
-    request = TrainRequest(model=model, data=DataRef(url=csv.as_uri()), label="label", algorithm="logistic_regression",
-                           params={"max_iter": 500}, run_id=f"retrain-{model}-{secrets.token_hex(4)}")
-    job = platform.submit_training(request)
+def _until_done(platform: LocalPlatform, job: JobStatus, timeout: float) -> JobStatus:
     deadline = time.monotonic() + timeout
     while not job.done and time.monotonic() < deadline:
         time.sleep(0.25)
         job = platform.get_job(job.job_id)
-    assert job.done, f"training job {job.job_id} still {job.state} after {timeout}s"
+    assert job.done, f"job {job.job_id} still {job.state} after {timeout}s"
     return job
 
 
+def train(platform: LocalPlatform, model: str, csv: Path, timeout: float = 180, job: str = "",
+          inputs: dict[str, Any] | None = None) -> JobStatus:
+    """Run a training job on ``csv`` (the example job unless ``job`` names a YAML) to its end, as real processes."""
+    request = TrainRequest(model=model, data=DataRef(url=csv.as_uri()), label="label", job=job, inputs=inputs or {},
+                           algorithm="logistic_regression", params={} if job else {"max_iter": 500},
+                           run_id=f"retrain-{model}-{secrets.token_hex(4)}")
+    return _until_done(platform, platform.submit_training(request), timeout)
+
+
+def evaluate(platform: LocalPlatform, job: JobStatus, champion_uri: str = "", model_type: str = "classifier",
+             timeout: float = 180) -> JobStatus:
+    """Run the evaluation job for a trained candidate (and a champion) to its end."""
+    request = EvaluationRequest(model="m", training_job=job.job_id, candidate_uri=job.model_uri,
+                                candidate_run=job.tracking_run_id, label="label", champion_uri=champion_uri,
+                                model_type=model_type)
+    return _until_done(platform, platform.submit_evaluation(request), timeout)
+
+
 def job_log(platform: LocalPlatform, job: JobStatus) -> str:
-    """The end of a training job's log (for failure messages)."""
+    """The end of a job's log (for failure messages)."""
     return (platform.jobs_dir / job.job_id / "job.log").read_text(errors="replace")[-3000:]

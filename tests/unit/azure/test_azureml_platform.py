@@ -5,6 +5,8 @@ The fake MLClient records every call; the tests assert the exact entities that w
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,9 +17,10 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from adapters.azureml import AzureMLConfig, AzureMLPlatform
 from mlops.errors import NotFoundError, PlatformError
-from mlops.ports import DataRef, JobStatus, ModelVersion, TrafficSplit, TrainRequest
+from mlops.ports import DataRef, EvaluationRequest, JobStatus, ModelVersion, TrafficSplit, TrainRequest
 
-CONFIG = AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:sklearn-env@latest", code_dir="/app")
+CONFIG = AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:sklearn-env@latest")
+LANDED = b"x,segment,label\n" + b"".join(f"{i},{'ab'[i % 2]},{i % 2}\n".encode() for i in range(40))
 
 
 class Ops:
@@ -39,11 +42,21 @@ class Ops:
         return method
 
 
-def platform(**ops: Ops) -> AzureMLPlatform:
+class Blobs:
+    """Blob clients by URL: the landed file downloads; uploads are recorded (what would be sent)."""
+
+    def __init__(self) -> None:
+        self.uploaded: dict[str, bytes] = {}
+
+    def __call__(self, url: str) -> Any:
+        return SimpleNamespace(download_blob=lambda: SimpleNamespace(readall=lambda: LANDED),
+                               upload_blob=lambda data, overwrite: self.uploaded.__setitem__(url, data))
+
+
+def platform(blobs: Blobs | None = None, config: AzureMLConfig = CONFIG, **ops: Ops) -> AzureMLPlatform:
     client = SimpleNamespace(**{name: ops.get(name, Ops()) for name in
                                 ("jobs", "models", "online_deployments", "online_endpoints", "workspaces")})
-    return AzureMLPlatform(CONFIG, ml_client=client, credential=object(),
-                           metrics_reader=lambda job: {"accuracy_score": 0.9},
+    return AzureMLPlatform(config, ml_client=client, credential=object(), blobs=blobs or Blobs(),
                            sleep=lambda s: None)
 
 
@@ -54,35 +67,96 @@ def http_error(status: int) -> HttpResponseError:
     return err
 
 
-def test_training_is_a_command_job_with_the_blob_as_uri_file_input() -> None:
-    jobs = Ops(create_or_update=lambda job: SimpleNamespace(name="job-1", status="Queued"))
-    p = platform(jobs=jobs)
-    request = TrainRequest(model="credit", data=DataRef(url="https://acct.blob.core.windows.net/landing/credit/d.csv",
-                                                        etag="0x1"),
-                           label="label", algorithm="random_forest", params={"n_estimators": 50}, run_id="retrain-x",
+LANDING = "https://acct.blob.core.windows.net/landing/credit/d.csv"
+
+
+def test_training_submits_the_users_job_yaml_with_the_training_part_as_uri_file_input() -> None:
+    jobs = Ops(create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+    blobs = Blobs()
+    request = TrainRequest(model="credit", data=DataRef(url=LANDING, etag="0x1"), label="label",
+                           algorithm="random_forest", params={"n_estimators": 50}, run_id="retrain-x",
                            policy_hash="abc")
-    status = p.submit_training(request)
-    assert status == JobStatus(job_id="job-1", state="queued")
+    status = platform(blobs, jobs=jobs).submit_training(request)
     (name, (job,), _), = jobs.calls
-    assert name == "create_or_update"
-    assert job.compute == "cpu-cluster" and job.environment == "azureml:sklearn-env@latest"
-    assert job.experiment_name == "credit"
-    assert job.inputs["data"].type == AssetTypes.URI_FILE
-    assert job.inputs["data"].path == request.data.url
-    assert job.command.startswith("python -m training.azureml_entry --data ${{inputs.data}} --label label")
-    assert "--algorithm random_forest" in job.command and '"n_estimators": 50' in job.command
+    assert name == "create_or_update" and status == JobStatus(job_id=job.name, state="queued")
+    folder = f"https://acct.blob.core.windows.net/mlops-jobs/{job.name}"
+    assert sorted(blobs.uploaded) == [f"{folder}/heldout.csv", f"{folder}/train.csv"]
+    assert len(blobs.uploaded[f"{folder}/heldout.csv"].splitlines()) == 1 + 10  # header + a quarter of 40 rows
+    rest = job._to_job()._to_rest_object().properties
+    assert rest.inputs["training_data"].uri == f"{folder}/train.csv"
+    assert rest.inputs["training_data"].job_input_type == "uri_file"
+    assert {k: rest.inputs[k].value for k in ("label", "algorithm", "params")} == {
+        "label": "label", "algorithm": "random_forest", "params": json.dumps({"n_estimators": 50})}
+    assert rest.outputs["model"].job_output_type == "mlflow_model"
+    assert rest.command.startswith("python train.py --training_data ${{inputs.training_data}}")
+    assert rest.compute_id == "cpu-cluster" or rest.compute_id.endswith("cpu-cluster")
+    assert rest.environment_id.endswith("AzureML-sklearn-1.5@latest")  # the YAML's own environment
+    assert rest.experiment_name == "credit"
     assert job.tags["run_id"] == "retrain-x" and job.tags["policy_hash"] == "abc"
+    assert job.tags["split_folder"] == folder and job.tags["model_output"] == "model"
+    assert job.tags["split_seed"] == "7" and len(job.tags["heldout_sha256"]) == 64
+
+
+def test_a_job_yaml_that_breaks_the_contract_fails_at_once_and_nothing_is_sent(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text("command: python train.py --data ${{inputs.data}}\ncode: .\n"
+                                       "inputs:\n  data: {type: uri_file}\noutputs:\n  model: {type: mlflow_model}\n")
+    jobs, blobs = Ops(), Blobs()
+    config = AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:env@latest", policy_dir=str(tmp_path))
+    status = platform(blobs, config, jobs=jobs).submit_training(
+        TrainRequest(model="credit", data=DataRef(url=LANDING), label="label", job="job.yaml", run_id="r"))
+    assert status.state == "failed" and "load_job: environment: Missing data for required field." in status.message
+    assert jobs.calls == [] and blobs.uploaded == {}
+
+
+def test_evaluation_is_our_job_with_the_heldout_part_and_both_models_as_mlflow_model_inputs() -> None:
+    folder = "https://acct.blob.core.windows.net/mlops-jobs/credit-1"
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags={"split_folder": folder}),
+               create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+    status = platform(jobs=jobs).submit_evaluation(EvaluationRequest(
+        model="credit", training_job="credit-1", candidate_uri="azureml://jobs/credit-1/outputs/model",
+        candidate_run="credit-1", label="label", champion_uri="azureml:credit:3", model_type="regressor"))
+    job = jobs.calls[-1][1][0]
+    assert status.job_id == job.name == "credit-1-eval"
+    rest = job._to_job()._to_rest_object().properties
+    assert rest.inputs["heldout"].uri == f"{folder}/heldout.csv"
+    assert (rest.inputs["candidate"].job_input_type, rest.inputs["candidate"].uri) == (
+        "mlflow_model", "azureml://jobs/credit-1/outputs/model")
+    assert rest.inputs["champion"].uri.endswith("credit:3") and rest.inputs["model_type"].value == "regressor"
+    assert rest.command.startswith("python evaluate.py --heldout ${{inputs.heldout}}")
+    assert rest.compute_id.endswith("cpu-cluster") and rest.environment_id.endswith("AzureML-sklearn-1.5@latest")
+    assert job.tags == {"training_job": "credit-1"}
+
+
+def test_evaluation_scores_come_from_the_jobs_output_not_from_mlflow_in_the_app(tmp_path: Path) -> None:
+    def download(name: str, download_path: str, output_name: str) -> None:
+        assert (name, output_name) == ("credit-1-eval", "evaluation")
+        out = Path(download_path) / "named-outputs" / "evaluation"
+        out.mkdir(parents=True)
+        (out / "scores.json").write_text(json.dumps({"candidate": {"r2_score": 0.8}, "champion": {"r2_score": 0.7}}))
+
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags={"training_job": "credit-1"}),
+               download=download)
+    status = platform(jobs=jobs).get_job("credit-1-eval")
+    assert status.scores == {"candidate": {"r2_score": 0.8}, "champion": {"r2_score": 0.7}}
+
+
+def test_cancel_sends_begin_cancel_only_for_a_running_job() -> None:
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Running", tags={}))
+    assert platform(jobs=jobs).cancel_job("credit-1", "timed out").state == "canceled"
+    assert [c[0] for c in jobs.calls] == ["get", "begin_cancel"]
+    done = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags={"model_output": "model"}))
+    assert platform(jobs=done).cancel_job("credit-1", "timed out").state == "succeeded"
+    assert [c[0] for c in done.calls] == ["get"]
 
 
 @pytest.mark.parametrize("azure,port", [("Queued", "queued"), ("Running", "running"), ("Finalizing", "running"),
                                         ("Completed", "succeeded"), ("Failed", "failed"), ("Canceled", "canceled")])
 def test_job_statuses_map_to_the_port(azure: str, port: str) -> None:
-    p = platform(jobs=Ops(get=lambda name: SimpleNamespace(name=name, status=azure)))
+    p = platform(jobs=Ops(get=lambda name: SimpleNamespace(name=name, status=azure, tags={"model_output": "model"})))
     status = p.get_job("job-1")
     assert status.state == port
     if port == "succeeded":
-        assert status.metrics == {"accuracy_score": 0.9}
-        assert status.model_uri == "azureml://jobs/job-1/outputs/artifacts/paths/model/"
+        assert status.model_uri == "azureml://jobs/job-1/outputs/model"
 
 
 def test_registration_sends_an_mlflow_model_with_lineage_tags() -> None:

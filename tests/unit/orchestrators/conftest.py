@@ -72,6 +72,8 @@ class World:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     queued: list[Request] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    evaluated: list[dict[str, Any]] = field(default_factory=list)  # evaluation jobs submitted
+    canceled: list[dict[str, Any]] = field(default_factory=list)  # jobs canceled, with the reason
     traffic_history: list[dict[str, int]] = field(default_factory=list)
     # activity -> how many more calls fail: transiently (a platform outage), or with a plain error
     outages: dict[str, int] = field(default_factory=dict)
@@ -136,8 +138,9 @@ class World:
             c.TAG_VERSION: self._tag,
             c.VALIDATE_DATA: self._validate,
             c.SUBMIT_TRAINING: lambda req: self._job(),
-            c.GET_JOB: lambda req: self._job(),
-            c.EVALUATE_MODEL: lambda req: c.Evaluation(self.scores[req["model_uri"]]).to_dict(),
+            c.GET_JOB: lambda req: self._evaluation() if req["job_id"].endswith("-eval") else self._job(),
+            c.SUBMIT_EVALUATION: self._submit_evaluation,
+            c.CANCEL_JOB: lambda req: self.canceled.append(req) or JobStatus(req["job_id"], "canceled").to_dict(),
             c.REGISTER_MODEL: self._register,
             c.RECORD_INCIDENT: lambda req: self.incidents.append(req),
             c.TAKE_PENDING: lambda req: c.PendingRequest(self.pending.pop(0).to_dict() if self.pending
@@ -188,6 +191,18 @@ class World:
         state = next(self._job_states, self.job_states[-1])
         return JobStatus("job-1", state, "" if state != "failed" else "exit code 1",  # type: ignore[arg-type]
                          model_uri="runs:/job-1/model" if state == "succeeded" else "").to_dict()
+
+    def _submit_evaluation(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.evaluated.append(req)
+        return JobStatus(f"{req['training_job']}-eval", "running").to_dict()
+
+    def _evaluation(self) -> dict[str, Any]:
+        """The evaluation job: candidate and (when asked) champion scored as ``scores`` says."""
+        req = self.evaluated[-1]
+        scores = {"candidate": self.scores[req["candidate_uri"]]}
+        if req["champion_uri"]:
+            scores["champion"] = self.scores.get(req["champion_uri"], {})
+        return JobStatus(f"{req['training_job']}-eval", "succeeded", scores=scores).to_dict()
 
     def _register(self, req: dict[str, Any]) -> dict[str, Any]:
         version = str(len(self.versions) + 1)

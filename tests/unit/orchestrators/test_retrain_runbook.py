@@ -39,15 +39,28 @@ def test_a_better_candidate_is_registered_with_its_lineage(lab: Lab, trained: Wo
     assert tags["run_id"] == "retrain-credit-test" and tags["metric.accuracy_score"] == "0.900000"
     assert stages(result) == {"validate": "succeeded", "train": "succeeded", "evaluate": "succeeded",
                               "gates": "succeeded", "approval": "skipped", "register": "succeeded"}
-    # the job was polled with durable timers at the policy's interval
-    assert result.custom_status["stages"][1]["detail"]["polls"] == 2 and result.elapsed == timedelta(seconds=20)
+    # both jobs were polled with durable timers at the policy's interval: training twice, evaluation once
+    assert result.custom_status["stages"][1]["detail"]["polls"] == 2 and result.elapsed == timedelta(seconds=30)
 
 
-def test_candidate_and_champion_are_scored_on_the_same_held_out_split(lab: Lab, trained: World) -> None:
+def test_candidate_and_champion_are_scored_in_one_evaluation_job_on_the_training_jobs_held_out_part(
+        lab: Lab, trained: World) -> None:
     result = lab.run(RETRAIN, RETRAIN_INPUT)
-    evaluations = result.inputs_to("evaluate_model")
-    assert [e["model_uri"] for e in evaluations] == [CANDIDATE, "models:/credit/1"]
-    assert len({(e["data"]["url"], e["test_fraction"], e["seed"]) for e in evaluations}) == 1
+    (evaluation,) = result.inputs_to("submit_evaluation")
+    assert (evaluation["training_job"], evaluation["candidate_uri"], evaluation["champion_uri"]) == (
+        "job-1", CANDIDATE, "models:/credit/1")
+    assert (evaluation["label"], evaluation["model_type"]) == ("label", "classifier")
+    (training,) = result.inputs_to("submit_training")
+    assert (training["test_fraction"], training["seed"], training["job"]) == (0.25, 7, "")
+
+
+def test_a_training_job_past_the_timeout_is_canceled_with_the_reason(lab: Lab, trained: World) -> None:
+    trained.job_states = ["running"]
+    trained.with_policy(training={"timeout_minutes": 1, "poll_seconds": 30})
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and "training timed out after 1.0 minutes" in result.failure
+    assert [c["job_id"] for c in trained.canceled] == ["job-1"]
+    assert trained.canceled[0]["reason"] == "training timed out after 1.0 minutes"
 
 
 def test_invalid_data_fails_at_validation_and_trains_nothing(lab: Lab, trained: World) -> None:
@@ -92,7 +105,8 @@ def test_a_first_model_is_judged_on_the_thresholds_alone(lab: Lab, world: World)
     world.scores = {CANDIDATE: {"accuracy_score": 0.8}}
     result = lab.run(RETRAIN, RETRAIN_INPUT)
     assert result.output["verdict"] == "registered" and result.output["champion_metrics"] is None
-    assert len(result.inputs_to("evaluate_model")) == 1
+    (evaluation,) = result.inputs_to("submit_evaluation")
+    assert evaluation["champion_uri"] == ""
 
 
 def approval_needed(world: World) -> World:
@@ -128,10 +142,11 @@ def test_an_unanswered_approval_times_out_as_a_rejection(lab: Lab, trained: Worl
 
 def test_an_evaluation_that_keeps_failing_ends_the_run_with_a_verdict_and_registers_nothing(
         lab: Lab, trained: World) -> None:
-    trained.faults = {"evaluate_model": 1}
+    trained.faults = {"submit_evaluation": 1}
     result = lab.run(RETRAIN, RETRAIN_INPUT)
     assert result.runtime_status == "Failed" and result.custom_status["verdict"] == "failed"
-    assert stages(result)["evaluate"] == "failed" and "test fault in evaluate_model" in result.custom_status["message"]
+    assert stages(result)["evaluate"] == "failed"
+    assert "test fault in submit_evaluation" in result.custom_status["message"]
     assert REGISTER_MODEL not in result.activity_names
 
 

@@ -1,0 +1,45 @@
+"""House prices: a gradient-boosted regressor over a CSV file, saved as an MLflow model."""
+
+from __future__ import annotations
+
+import argparse
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.metrics import root_mean_squared_error
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+# skops loads only the types it is told to trust: the regressor's tree predictors, and the dtypes it keeps
+TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "numpy.dtype"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--training_data", required=True)
+    parser.add_argument("--label", required=True)
+    parser.add_argument("--max_iter", type=int, default=200)
+    parser.add_argument("--learning_rate", type=float, default=0.1)
+    parser.add_argument("--model_dir", required=True)
+    args = parser.parse_args()
+
+    frame = pd.read_csv(args.training_data)
+    x, y = frame.drop(columns=[args.label]), frame[args.label].astype(float)
+    categorical = [c for c in x.columns if not pd.api.types.is_numeric_dtype(x[c])]
+    prep = ColumnTransformer([("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                               categorical)], remainder="passthrough")
+    model = Pipeline([("prep", prep), ("gbr", HistGradientBoostingRegressor(
+        max_iter=args.max_iter, learning_rate=args.learning_rate, random_state=0))])
+    with mlflow.start_run():
+        mlflow.log_params({"max_iter": args.max_iter, "learning_rate": args.learning_rate, "rows": len(frame)})
+        model.fit(x, y)
+        mlflow.log_metric("training_root_mean_squared_error", float(root_mean_squared_error(y, model.predict(x))))
+        mlflow.sklearn.save_model(model, args.model_dir, signature=infer_signature(x, model.predict(x)),
+                                  input_example=x.head(3), skops_trusted_types=TRUSTED)
+
+
+if __name__ == "__main__":
+    main()
