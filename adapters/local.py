@@ -38,6 +38,7 @@ from training.tracking import tracking_lock
 from .eventgrid import TopicPublisher
 from .jobs import JobPlan, JobSpecError, LocalJobRunner, bind_inputs, load_spec, resolve_command
 from .jobs.spec import JobSpec
+from .jobs.tracking import JobTracking
 from .landing import head_of_blob
 
 log = logging.getLogger("mlops.platform.local")
@@ -56,12 +57,13 @@ class LocalPlatform:
                  publisher: TopicPublisher | None = None, policy_dir: Path | str = "policies") -> None:
         self.state_dir = _private_dir(Path(state_dir).resolve())
         self.jobs_dir = _private_dir(self.state_dir / "jobs")
-        self.runner = LocalJobRunner(self.jobs_dir)
         self.policy_dir = Path(policy_dir)
         self.tracking_uri = tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
         if self.tracking_uri.startswith("sqlite:///"):  # SQLite keeps a file's mode, and gives it to its -wal/-shm
             _private_file(Path(self.tracking_uri.removeprefix("sqlite:///")))
         self.artifact_root = (self.state_dir / "artifacts").as_uri()
+        self.tracking = JobTracking(self._client, self.state_dir, self.artifact_root)
+        self.runner = LocalJobRunner(self.jobs_dir, close=self.tracking.close)
         self.blob_service = blob_service
         self.publisher = publisher
         from .gateway_client import GatewayClient
@@ -156,15 +158,16 @@ class LocalPlatform:
                              overrides)
         lineage = {"job_yaml": str(spec.path), "job_yaml_sha256": spec.yaml_sha256, **code_lineage(spec),
                    **split.lineage()}
+        tags = {"data_url": request.data.url, "data_etag": request.data.etag, "data_sha256": request.data.sha256,
+                "run_id": request.run_id, "policy_hash": request.policy_hash, **lineage}
+        run_id, experiment_id = self.tracking.start(request.model, job_id, "training", tags,
+                                                    {k: v for k, v in inputs.items() if k != "training_data"})
         plan = JobPlan(job_id=job_id, kind="training", command=resolve_command(spec, inputs, outputs),
                        cwd=str(spec.code), model=request.model, tracking_uri=self.tracking_uri,
-                       artifact_root=self.artifact_root, state_dir=str(self.state_dir), outputs=outputs,
+                       tracking_run_id=run_id, experiment_id=experiment_id, outputs=outputs,
                        model_output=spec.output, requirements=spec.pip_requirements(),
                        env_cache=str(self.jobs_dir / ".envs"), timeout_seconds=request.timeout_minutes * 60,
-                       tags={"data_url": request.data.url, "data_etag": request.data.etag,
-                             "data_sha256": request.data.sha256, "run_id": request.run_id,
-                             "policy_hash": request.policy_hash, **lineage},
-                       params={k: v for k, v in inputs.items() if k != "training_data"}, lineage=lineage)
+                       lineage=lineage)
         self.runner.submit(plan)
         log.info("training job started", extra={"model": request.model, "job_id": job_id, "run_id": request.run_id})
         return self.runner.status(job_id)
@@ -185,11 +188,13 @@ class LocalPlatform:
             "model_type": request.model_type, "candidate": request.candidate_uri,
             "candidate_run": request.candidate_run or "none", "champion": request.champion_uri or "none",
             "baseline_rows": request.baseline_rows})
+        run_id, experiment_id = self.tracking.start(request.model, job_id, "evaluation",
+                                                    {"training_job": request.training_job},
+                                                    {"model_type": request.model_type})
         plan = JobPlan(job_id=job_id, kind="evaluation", command=resolve_command(spec, inputs, outputs),
                        cwd=str(spec.code), model=request.model, tracking_uri=self.tracking_uri,
-                       artifact_root=self.artifact_root, state_dir=str(self.state_dir), outputs=outputs,
-                       env_cache=str(self.jobs_dir / ".envs"), timeout_seconds=request.timeout_minutes * 60,
-                       tags={"training_job": request.training_job}, params={"model_type": request.model_type})
+                       tracking_run_id=run_id, experiment_id=experiment_id, outputs=outputs,
+                       env_cache=str(self.jobs_dir / ".envs"), timeout_seconds=request.timeout_minutes * 60)
         log.info("evaluation job started", extra={"model": request.model, "job_id": job_id})
         return self.runner.submit(plan)
 

@@ -1,17 +1,20 @@
 """The local job runner: Azure ML's stand-in for compute. A job is a folder under the jobs directory:
 
     <jobs>/<job id>/plan.json     what to run (written once, by ``submit``)
-                   /status.json   queued -> running -> succeeded / failed / canceled (written atomically)
+                   /status.json   queued -> running -> ran -> succeeded; or failed / canceled (written atomically)
                    /job.log       the command's output, and the supervisor's own lines
                    /supervisor.pid
                    /data/         the inputs the control plane bound (the split of the landed data)
                    /outputs/<n>/  one folder per output of the job YAML
 
-``submit`` starts a supervisor process (``python -m adapters.jobs <folder>``, in its own session) that
-creates the job's MLflow run, runs the command with ``MLFLOW_RUN_ID`` set (so the user's
-``mlflow.start_run()`` logs into it, as on Azure ML), enforces the timeout, and writes the result. Jobs
-outlive devhost by design: after a restart, ``status`` reads the folder again, and a job whose supervisor
-died without a result is reported failed with the reason, never lost.
+``submit`` starts a supervisor process (``python -m adapters.jobs <folder>``, in its own session, with
+nothing but the standard library loaded) that prepares the environment, runs the command with
+``MLFLOW_RUN_ID`` set to the run the submitter created (so the user's ``mlflow.start_run()`` logs into
+it, as on Azure ML), enforces the timeout and records how the command ended. What the job wrote is
+collected by the first ``status`` call after that (``close``, in the caller's process, which already has
+MLflow loaded): a process per job that imports MLflow only to create and close a run cost seconds of
+CPU per retrain. Jobs outlive devhost by design: after a restart, ``status`` reads the folder again, and
+a job whose supervisor died without a result is reported failed with the reason, never lost.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from mlops.ports import JobStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("succeeded", "failed", "canceled")
+RAN = "ran"  # the command exited 0; what it wrote is not collected yet
 
 
 @dataclass(frozen=True)
@@ -40,22 +46,25 @@ class JobPlan:
     kind: str  # "training" or "evaluation"
     command: str
     cwd: str
-    model: str  # the MLflow experiment
+    model: str
     tracking_uri: str
-    artifact_root: str
-    state_dir: str
+    tracking_run_id: str  # the job's MLflow run, created by the submitter
+    experiment_id: str
     outputs: dict[str, str]
     model_output: str = ""  # the output holding the MLflow model (training jobs)
     requirements: list[str] = field(default_factory=list)  # the environment's pip packages, if it lists any
     env_cache: str = ""
     timeout_seconds: float = 3600
-    tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)  # what the registered version records
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
         return asdict(self)
+
+
+Close = Callable[[JobPlan, dict[str, Any]], dict[str, Any]]
+"""Called once when a job's command has ended (``state`` "ran", "failed" or "canceled"): collects what it wrote
+and closes its run; answers the fields to record ("state": "failed" and a "message" if the output is unusable)."""
 
 
 def write_status(job_dir: Path, **fields: Any) -> dict[str, Any]:
@@ -93,8 +102,9 @@ def _not_zombie(pid: int) -> bool:
 class LocalJobRunner:
     """Submit, poll and cancel jobs in ``jobs_dir``."""
 
-    def __init__(self, jobs_dir: Path) -> None:
+    def __init__(self, jobs_dir: Path, close: Close | None = None) -> None:
         self.jobs_dir = Path(jobs_dir)
+        self.close = close
 
     def folder(self, job_id: str) -> Path:
         """The job's folder (it may not exist yet)."""
@@ -127,14 +137,27 @@ class LocalJobRunner:
             raise NotFoundError(f"job {job_id}", "no such job")
         status = json.loads((job_dir / "status.json").read_text())
         state = status.get("state", "queued")
-        if state not in TERMINAL and not self._supervised(job_dir, started=state != "queued"):
+        if state not in (*TERMINAL, RAN) and not self._supervised(job_dir, started=state != "queued"):
             status = write_status(job_dir, state="failed",
                                   message="the job's supervisor exited without a result (see job.log)")
             state = "failed"
-        return JobStatus(job_id=job_id, state="running" if state == "queued" else state,
+        if self.close is not None and (state == RAN or (state in TERMINAL and not status.get("closed"))):
+            status = self._closed(job_dir, status)
+            state = status["state"]
+        return JobStatus(job_id=job_id, state="running" if state in ("queued", RAN) else state,
                          message=status.get("message", ""), tracking_run_id=status.get("tracking_run_id", ""),
                          model_uri=status.get("model_uri", ""), metrics=status.get("metrics", {}),
                          scores=status.get("scores", {}), lineage=status.get("lineage", {}))
+
+    def _closed(self, job_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
+        """Collect and close a job whose command ended (once; a retry after a crash collects again, harmlessly)."""
+        plan = JobPlan(**json.loads((job_dir / "plan.json").read_text()))
+        assert self.close is not None
+        updates = self.close(plan, status)
+        if status["state"] == RAN:
+            updates.setdefault("state", "succeeded")
+            updates.setdefault("finished", time.time())
+        return write_status(job_dir, closed=True, **updates)
 
     def _supervised(self, job_dir: Path, started: bool = True) -> bool:
         """True while the job's supervisor runs. Until it has said so (``started``), its command line may still
