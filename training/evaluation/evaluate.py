@@ -29,19 +29,19 @@ def read(path: str) -> pd.DataFrame:
     return pd.read_csv(path, na_values=NA_VALUES, keep_default_na=True, skipinitialspace=True)
 
 
-def score(uri: str, heldout: pd.DataFrame, label: str, model_type: str, name: str) -> dict[str, float]:
-    """MLflow's metrics for one model, in a nested run named after it."""
+def score(model: Any, heldout: pd.DataFrame, label: str, model_type: str, name: str) -> dict[str, float]:
+    """MLflow's metrics for one model (a loaded pyfunc), in a nested run named after it."""
     with mlflow.start_run(run_name=name, nested=True):
-        result = mlflow.models.evaluate(uri, data=heldout, targets=label, model_type=model_type,
+        result = mlflow.models.evaluate(model, data=heldout, targets=label, model_type=model_type,
                                         evaluator_config={"log_model_explainability": False})
     return {k: float(v) for k, v in result.metrics.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def baseline(uri: str, train: pd.DataFrame, label: str, rows: int) -> list[dict[str, Any]]:
+def baseline(model: Any, train: pd.DataFrame, label: str, rows: int) -> list[dict[str, Any]]:
     """Sample training rows (features only) with the candidate's prediction under ``__prediction__``."""
     sample = train.drop(columns=[label]).sample(min(len(train), rows), random_state=0)
-    predictions = mlflow.pyfunc.load_model(uri).predict(sample)
+    predictions = model.predict(sample)
     out = sample.copy()
     out["__prediction__"] = list(predictions.iloc[:, 0] if hasattr(predictions, "iloc") and predictions.ndim == 2
                                  else predictions)
@@ -56,10 +56,12 @@ def main() -> None:
     parser.add_argument("--baseline_rows", type=int, default=5000)
     args = parser.parse_args()
     heldout, train = read(args.heldout), read(args.train)
+    candidate = mlflow.pyfunc.load_model(args.candidate)  # loaded once: scored, then it predicts the baseline
     with mlflow.start_run():  # the job's run (MLFLOW_RUN_ID); each model in a nested run of it
-        scores = {"candidate": score(args.candidate, heldout, args.label, args.model_type, "candidate")}
+        scores = {"candidate": score(candidate, heldout, args.label, args.model_type, "candidate")}
         if args.champion != "none":
-            scores["champion"] = score(args.champion, heldout, args.label, args.model_type, "champion")
+            champion = mlflow.pyfunc.load_model(args.champion)
+            scores["champion"] = score(champion, heldout, args.label, args.model_type, "champion")
         mlflow.log_metrics({f"{who}_{k}": v for who, metrics in scores.items() for k, v in metrics.items()})
     out = Path(args.evaluation)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,7 +69,7 @@ def main() -> None:
     if args.candidate_run != "none" and args.baseline_rows > 0:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "baseline.json"
-            path.write_text(json.dumps(baseline(args.candidate, train, args.label, args.baseline_rows)))
+            path.write_text(json.dumps(baseline(candidate, train, args.label, args.baseline_rows)))
             mlflow.tracking.MlflowClient().log_artifact(args.candidate_run, str(path))
     print("scores:", json.dumps(scores))
 

@@ -129,7 +129,8 @@ def test_a_policy_that_is_not_a_mapping_is_refused() -> None:
 
 
 def test_missing_policy_file_names_the_model_and_folder(tmp_path) -> None:
-    with pytest.raises(PolicyError, match=r"^model: no policy file for model 'nope' in .* \(expected nope.yaml\)$"):
+    with pytest.raises(PolicyError, match=r"^model: no policy file for model .nope. in .* \(expected nope.yaml, "
+                                          r"or nope/nope.yaml in the model.s own folder\)$"):
         load_policy("nope", tmp_path)
 
 
@@ -151,6 +152,17 @@ def test_yml_and_json_policy_files_load_like_yaml(tmp_path, minimal_policy, suff
     raw = {**minimal_policy, "model": "m"}
     (tmp_path / f"m{suffix}").write_text(json.dumps(raw) if suffix == ".json" else yaml.safe_dump(raw))
     assert load_policy("m", tmp_path) == Policy.from_dict(raw)
+
+
+def test_a_model_folder_of_its_own_holds_its_policy_and_counts_as_a_model(tmp_path, minimal_policy) -> None:
+    from adapters.policies import policy_models
+
+    (tmp_path / "flat.yaml").write_text(yaml.safe_dump({**minimal_policy, "model": "flat"}))
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "own.yaml").write_text(yaml.safe_dump({**minimal_policy, "model": "own"}))
+    (tmp_path / "notes").mkdir()  # a folder without its policy file is not a model
+    assert policy_models(tmp_path) == ["flat", "own"]
+    assert load_policy("own", tmp_path).model == "own"
 
 
 def test_policy_hash_is_stable_and_ignores_key_order_and_spelled_out_defaults(minimal_policy) -> None:
