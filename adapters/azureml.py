@@ -201,7 +201,7 @@ class AzureMLPlatform:
         raw.update(name=name, experiment_name=experiment, display_name=name,
                    tags={**(raw.get("tags") or {}), **tags})
         raw.setdefault("compute", f"azureml:{self.config.compute}")
-        raw.setdefault("environment", self.config.environment)
+        (raw["trial"] if raw.get("type") == "sweep" else raw).setdefault("environment", self.config.environment)
         return load_job(StringIO(yaml.safe_dump(raw)), relative_origin=str(path))
 
     def _upload(self, url: str, content: bytes) -> None:

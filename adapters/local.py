@@ -156,18 +156,19 @@ class LocalPlatform:
         outputs = {name: str(job_dir / "outputs" / name) for name in (spec.raw.get("outputs") or {})}
         inputs = bind_inputs(spec, {"training_data": str(data_dir / "train.csv"), "label": request.label},
                              overrides)
+        command = resolve_command(spec, inputs, None if spec.sweep else outputs)  # a sweep's trials: their own
         lineage = {"job_yaml": str(spec.path), "job_yaml_sha256": spec.yaml_sha256, **code_lineage(spec),
                    **split.lineage()}
         tags = {"data_url": request.data.url, "data_etag": request.data.etag, "data_sha256": request.data.sha256,
                 "run_id": request.run_id, "policy_hash": request.policy_hash, **lineage}
         run_id, experiment_id = self.tracking.start(request.model, job_id, "training", tags,
                                                     {k: v for k, v in inputs.items() if k != "training_data"})
-        plan = JobPlan(job_id=job_id, kind="training", command=resolve_command(spec, inputs, outputs),
+        plan = JobPlan(job_id=job_id, kind="training", command=command,
                        cwd=str(spec.code), model=request.model, tracking_uri=self.tracking_uri,
                        tracking_run_id=run_id, experiment_id=experiment_id, outputs=outputs,
                        model_output=spec.output, requirements=spec.pip_requirements(),
                        env_cache=str(self.jobs_dir / ".envs"), timeout_seconds=request.timeout_minutes * 60,
-                       lineage=lineage)
+                       lineage=lineage, sweep=spec.sweep)
         self.runner.submit(plan)
         log.info("training job started", extra={"model": request.model, "job_id": job_id, "run_id": request.run_id})
         return self.runner.status(job_id)

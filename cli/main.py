@@ -141,11 +141,27 @@ def run(state: Path, run_id: str) -> None:
         detail = ", ".join(f"{k}={v}" for k, v in s["detail"].items() if not isinstance(v, (dict, list)))
         table.add_row(s["name"], s["state"], (s["started"] or "")[11:19], (s["ended"] or "")[11:19], detail[:80])
     console.print(table)
+    for s in body["stages"]:
+        if s["detail"].get("trials"):
+            console.print(_trial_table(s["detail"]["trials"]))
     for g in body["gates"]:
         console.print(("[green]✔[/] " if g["passed"] else "[red]✘[/] ") + g["reason"])
     if body.get("error"):
         console.print(f"[red]{body['error']}[/]")
     _job_logs(_info(state), body["stages"])
+
+
+def _trial_table(trials: list[dict[str, Any]]) -> Table:
+    """A sweep's trials: parameters, state and the objective's value (the best marked)."""
+    fixed = {"trial", "params", "state", "run_id", "reason", "best"}
+    metric = next((k for t in trials for k in t if k not in fixed), "objective")
+    names = sorted({k for t in trials for k in t["params"]})
+    table = Table("trial", *names, "state", metric, title="sweep trials")
+    for t in trials:
+        value = t.get(metric)
+        table.add_row(f"{t['trial']}{' ★' if t.get('best') else ''}", *(f"{t['params'].get(n)}" for n in names),
+                      t["state"], "" if value is None else f"{value:.4g}")
+    return table
 
 
 def _job_logs(info: StackInfo, stages: list[dict[str, Any]]) -> None:

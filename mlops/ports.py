@@ -77,7 +77,8 @@ class EvaluationRequest(_Json):
 class JobStatus(_Json):
     """The state of a job. A training job that succeeded has ``model_uri`` and the metrics it logged; an
     evaluation job has ``scores`` (``candidate`` and, when there was one, ``champion``: metric -> value).
-    ``lineage`` is what the job recorded about its inputs, code and environment."""
+    ``lineage`` is what the job recorded about its inputs, code and environment; a sweep job's ``trials``
+    are its trial table (the candidate is the best trial's model)."""
 
     job_id: str
     state: JobState
@@ -87,6 +88,7 @@ class JobStatus(_Json):
     metrics: dict[str, float] = field(default_factory=dict)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # a sweep's trials: params, state, objective
 
     @property
     def done(self) -> bool:

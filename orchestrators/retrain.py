@@ -108,7 +108,8 @@ class _Retrain:
         job = yield from self.steps.call(SUBMIT_TRAINING, train_request(
             self.policy, self.data, self.steps.context.instance_id), JobStatus)
         job = yield from self._finished(job, "train", "training")
-        self.steps.end("train", job=job.job_id, metrics=job.metrics, lineage=job.lineage)
+        self.steps.end("train", job=job.job_id, metrics=job.metrics, lineage=job.lineage,
+                       **({"trials": job.trials} if job.trials else {}))  # a sweep's trial table
         return job
 
     def _finished(self, job: JobStatus, stage: str, what: str) -> Generator[Any, Any, JobStatus]:

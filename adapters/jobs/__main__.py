@@ -59,6 +59,18 @@ class _JobFailed(Exception):
     pass
 
 
+def _sweep(plan: JobPlan, job_dir: Path, env: dict[str, str]) -> int:
+    """Run a sweep's trials (adapters/jobs/sweep.py: optuna and MLflow, loaded only for sweeps)."""
+    from .sweep import Sweep, SweepFailed
+
+    try:
+        result = Sweep(plan, job_dir, env, _say, _die_with_supervisor).run()
+    except SweepFailed as exc:
+        raise _JobFailed(str(exc)) from exc
+    write_status(job_dir, state=RAN, finished=time.time(), **result)
+    return 0
+
+
 def supervise(job_dir: Path) -> int:
     """Run the job in ``job_dir`` until its command ends; 0 when it exited 0."""
     plan = JobPlan(**json.loads((job_dir / "plan.json").read_text()))
@@ -75,6 +87,8 @@ def supervise(job_dir: Path) -> int:
                "PYTHONUNBUFFERED": "1"}
         env.pop("PYTHONPATH", None)  # the user's code sees its own folder and its environment, not ours
         _say(f"{plan.kind} job {plan.job_id}: {plan.command}")
+        if plan.sweep:
+            return _sweep(plan, job_dir, env)
         code, stopped = _run_command(plan, job_dir, env)
         if json.loads((job_dir / "status.json").read_text()).get("state") == "canceled":
             return 1

@@ -56,6 +56,7 @@ class JobPlan:
     env_cache: str = ""
     timeout_seconds: float = 3600
     lineage: dict[str, Any] = field(default_factory=dict)  # what the registered version records
+    sweep: dict[str, Any] = field(default_factory=dict)  # a sweep job's settings (JobSpec.sweep); {} otherwise
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -147,7 +148,8 @@ class LocalJobRunner:
         return JobStatus(job_id=job_id, state="running" if state in ("queued", RAN) else state,
                          message=status.get("message", ""), tracking_run_id=status.get("tracking_run_id", ""),
                          model_uri=status.get("model_uri", ""), metrics=status.get("metrics", {}),
-                         scores=status.get("scores", {}), lineage=status.get("lineage", {}))
+                         scores=status.get("scores", {}), lineage=status.get("lineage", {}),
+                         trials=status.get("trials", []))
 
     def _closed(self, job_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
         """Collect and close a job whose command ended (once; a retry after a crash collects again, harmlessly)."""

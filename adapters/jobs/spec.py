@@ -7,6 +7,10 @@ the training part of the landed data, and whose ``outputs`` hold exactly one ``m
 bound to the policy's label column when the job declares it; every other input passes through as written,
 or as the policy's ``training.inputs`` override it.
 
+A sweep job (``$schema: .../sweepJob.schema.json``, ``type: sweep``) holds the same contract in its ``trial``
+(``command``, ``code``, ``environment``) and top-level ``inputs`` / ``outputs``; its command may also name
+``${{search_space.*}}``. The local runner samples ``random``, ``grid`` or ``bayesian`` (adapters/jobs/sweep.py).
+
 ``azure.ai.ml.load_job`` decides what a valid job is (the same call the Azure ML platform submits with);
 the runner then reads the plain YAML, because the entity it returns is shaped for submission, not for
 running a command here.
@@ -30,6 +34,8 @@ BOUND_INPUTS = ("training_data", "label")  # what the control plane binds; a pol
 DATA_TYPES = ("uri_file", "uri_folder")
 MODEL_TYPES = ("mlflow_model", "uri_folder")
 _REF = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+SEARCH_REF = re.compile(r"\$\{\{\s*search_space\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+PARAMETER_TYPES = ("choice", "randint", "uniform", "loguniform", "quniform", "qloguniform")
 _OPTIONAL = re.compile(r"\$\[\[(.*?)\]\]", re.S)
 
 
@@ -52,6 +58,7 @@ class JobSpec:
     environment: dict[str, Any] = field(default_factory=dict)
     experiment_name: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)  # a sweep job's sampling, search space, objective, limits
 
     @property
     def yaml_sha256(self) -> str:
@@ -97,8 +104,8 @@ def load_spec(path: Path, contract: bool = True) -> JobSpec:
     if not isinstance(raw, dict):
         raise JobSpecError(path, "file", "must hold a mapping")
     kind = raw.get("type", "command")
-    if kind != "command":
-        raise JobSpecError(path, "type", f"{kind!r}: the local runner runs command jobs")
+    if kind not in ("command", "sweep"):
+        raise JobSpecError(path, "type", f"{kind!r}: the local runner runs command and sweep jobs")
     from azure.ai.ml import load_job
 
     with warnings.catch_warnings():
@@ -117,15 +124,39 @@ def load_spec(path: Path, contract: bool = True) -> JobSpec:
     if len(models) != 1:
         raise JobSpecError(path, "outputs", f"exactly one output of type mlflow_model (or uri_folder) is needed, "
                                             f"found {len(models)}")
-    command = str(raw.get("command") or "")
+    body = raw.get("trial") if kind == "sweep" else raw
+    assert isinstance(body, dict)  # load_job requires a sweep's trial
+    where = "trial.command" if kind == "sweep" else "command"
+    command = str(body.get("command") or "")
     for kind_, name in _REF.findall(command):
         if name not in (inputs if kind_ == "inputs" else outputs):
-            raise JobSpecError(path, "command", f"${{{{{kind_}.{name}}}}} is not declared in {kind_}")
-    environment = raw.get("environment")
-    return JobSpec(path=path, command=command, code=(path.parent / str(raw.get("code") or ".")).resolve(),
+            raise JobSpecError(path, where, f"${{{{{kind_}.{name}}}}} is not declared in {kind_}")
+    sweep = _sweep(path, raw, command) if kind == "sweep" else {}
+    environment = body.get("environment")
+    return JobSpec(path=path, command=command, code=(path.parent / str(body.get("code") or ".")).resolve(),
                    inputs=inputs, output=models[0],
                    environment=environment if isinstance(environment, dict) else {"name": environment or ""},
-                   experiment_name=str(raw.get("experiment_name") or ""), raw=raw)
+                   experiment_name=str(raw.get("experiment_name") or ""), raw=raw, sweep=sweep)
+
+
+def _sweep(path: Path, raw: dict[str, Any], command: str) -> dict[str, Any]:
+    """A sweep job's settings, checked for what the local runner can run. load_job has already refused what
+    Azure ML would: a sampling algorithm or early termination it does not know, no ``limits.max_total_trials``."""
+    sampler = raw.get("sampling_algorithm")
+    sampler = sampler.get("type") if isinstance(sampler, dict) else sampler
+    space = dict(raw.get("search_space") or {})
+    for name in SEARCH_REF.findall(command):
+        if name not in space:
+            raise JobSpecError(path, "trial.command", f"${{{{search_space.{name}}}}} is not in search_space")
+    for name, param in space.items():
+        kind = param.get("type") if isinstance(param, dict) else None
+        if kind not in PARAMETER_TYPES:
+            raise JobSpecError(path, f"search_space.{name}", f"type {kind!r}: the local runner samples "
+                                                             f"{', '.join(PARAMETER_TYPES)}")
+        if sampler == "grid" and kind != "choice":
+            raise JobSpecError(path, f"search_space.{name}", "grid sampling needs every parameter to be a choice")
+    return {"sampling_algorithm": sampler, "search_space": space, "objective": dict(raw.get("objective") or {}),
+            "limits": dict(raw.get("limits") or {}), "early_termination": dict(raw.get("early_termination") or {})}
 
 
 def bind_inputs(spec: JobSpec, bound: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -141,9 +172,14 @@ def bind_inputs(spec: JobSpec, bound: dict[str, Any], overrides: dict[str, Any])
     return values
 
 
-def resolve_command(spec: JobSpec, inputs: dict[str, Any], outputs: dict[str, str]) -> str:
+def resolve_command(spec: JobSpec, inputs: dict[str, Any], outputs: dict[str, str] | None) -> str:
     """The command with ``${{inputs.*}}`` / ``${{outputs.*}}`` replaced; an optional ``$[[...]]`` block is
-    kept only when every input it names has a value (Azure ML's rule for optional inputs)."""
+    kept only when every input it names has a value (Azure ML's rule for optional inputs). With ``outputs``
+    None (a sweep: each trial writes its own), ``${{outputs.*}}`` stay for ``fill``; so do ``${{search_space.*}}``.
+    """
+    keep = outputs is None
+    outputs = {name: f"${{{{outputs.{name}}}}}" for name in (spec.raw.get("outputs") or {})} if outputs is None \
+        else outputs
 
     def _value(kind: str, name: str) -> str:
         value = (inputs if kind == "inputs" else outputs).get(name)
@@ -162,7 +198,14 @@ def resolve_command(spec: JobSpec, inputs: dict[str, Any], outputs: dict[str, st
     missing = [f"{k}.{n}" for k, n in _REF.findall(command) if (inputs if k == "inputs" else outputs).get(n) is None]
     if missing:
         raise JobSpecError(spec.path, "command", f"no value for {', '.join(missing)}")
-    return _REF.sub(lambda m: _value(m.group(1), m.group(2)), command)
+    return _REF.sub(lambda m: m.group(0) if keep and m.group(1) == "outputs" else _value(m.group(1), m.group(2)),
+                    command)
+
+
+def fill(command: str, kind: str, values: dict[str, Any]) -> str:
+    """Replace ``${{<kind>.<name>}}`` (a sweep trial's ``outputs`` and ``search_space``) with shell-quoted values."""
+    pattern = re.compile(r"\$\{\{\s*" + re.escape(kind) + r"\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+    return pattern.sub(lambda m: _quote(str(values[m.group(1)])), command)
 
 
 def _quote(text: str) -> str:

@@ -49,7 +49,7 @@ class JobTracking:
             client.set_tag(plan.tracking_run_id, "environment", json.dumps(status["environment"])[:5000])
         if status["state"] == RAN:
             try:
-                updates = _training(plan, client) if plan.kind == "training" else _evaluation(plan)
+                updates = _training(plan, status, client) if plan.kind == "training" else _evaluation(plan)
             except ValueError as exc:
                 updates = {"state": "failed", "message": str(exc)}
         client.set_terminated(plan.tracking_run_id, _OUTCOME.get(updates.get("state", status["state"]), "FAILED"))
@@ -61,16 +61,30 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def _training(plan: JobPlan, client: Any) -> dict[str, Any]:
-    out = Path(plan.outputs[plan.model_output])
+def _training(plan: JobPlan, status: dict[str, Any], client: Any) -> dict[str, Any]:
+    """A command job's model output, or a sweep's best trial's (with the trial table logged into its run)."""
+    out = Path(status.get("model_dir") or plan.outputs[plan.model_output])
     if not (out / "MLmodel").is_file():
         raise ValueError(f"outputs.{plan.model_output}: no MLmodel file there; the job must save an MLflow "
                          f"model into it (e.g. mlflow.sklearn.save_model(model, path))")
     client.log_artifacts(plan.tracking_run_id, str(out), "model")
+    if plan.sweep:
+        client.log_dict(plan.tracking_run_id, {"objective": status["objective"], "trials": status["trials"]},
+                        "sweep/trials.json")
+        for key, value in status["best_params"].items():
+            client.log_param(plan.tracking_run_id, f"best.{key}", str(value))
+        for key, value in status["best_metrics"].items():
+            client.log_metric(plan.tracking_run_id, key, value)
     run = client.get_run(plan.tracking_run_id)
     metrics = _finite(run.data.metrics)
-    return {"model_uri": f"{run.info.artifact_uri}/model", "metrics": metrics,
-            "message": f"trained; {len(metrics)} metric(s) logged"}
+    message = f"trained; {len(metrics)} metric(s) logged"
+    if plan.sweep:
+        best = status["best_trial"]
+        metric = status["objective"]["primary_metric"]
+        completed = sum(1 for t in status["trials"] if t["state"] == "completed")
+        message = (f"sweep: {len(status['trials'])} trial(s), {completed} completed; best trial {best} "
+                   f"({metric} {metrics.get(metric, float('nan')):.4g})")
+    return {"model_uri": f"{run.info.artifact_uri}/model", "metrics": metrics, "message": message}
 
 
 def _evaluation(plan: JobPlan) -> dict[str, Any]:

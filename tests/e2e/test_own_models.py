@@ -4,7 +4,9 @@ The policy directory is a copy of two example folders, outside the repository (e
 train.py, a policy and a data generator): a regressor gated on RMSE (lower is better) and R², and a text
 classifier gated on F1. Each is trained by its own job, scored by the evaluation job, gated, registered with
 lineage and released; then a worse candidate of each (a policy that cripples its hyperparameters) is rejected
-by the no-regression gate with both numbers in the verdict, and nothing new is registered.
+by the no-regression gate with both numbers in the verdict, and nothing new is registered. A third model,
+``houses-tuned``, is the house-prices sweep (six trials): its run shows the trial table and its candidate is
+the best trial by the objective.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from stacklab import Lab
 
 from adapters.local import LocalPlatform
+from cli.main import main
 from cli.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +39,11 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Path]]:
     models = tmp_path_factory.mktemp("their-models")
     for name, (folder, *_rest) in MODELS.items():
         shutil.copytree(ROOT / "examples" / folder, models / name, ignore=shutil.ignore_patterns("__pycache__"))
+    tuned = yaml.safe_load((models / "house-prices" / "house-prices.yaml").read_text())
+    tuned.update(model="houses-tuned", release={"endpoint": "houses-tuned", "steps": [
+        {"traffic_percent": 100, "bake_minutes": 0.01}]})
+    tuned["training"] = {**tuned["training"], "job": "house-prices/sweep.yaml", "inputs": {}}
+    (models / "houses-tuned.yaml").write_text(yaml.safe_dump(tuned))
     stack = Stack(tmp_path_factory.mktemp("own-stack"), virtual_clock=True, policy_dir=models, die_with_parent=True)
     info = stack.up()
     try:
@@ -95,3 +104,24 @@ def test_their_model_is_trained_gated_registered_released_and_a_worse_one_is_rej
     champion, candidate = verdict["champion_value"], verdict["value"]
     assert (candidate > champion) if metric == "root_mean_squared_error" else (candidate < champion)
     assert [v.version for v in platform.list_model_versions(model)] == ["1"]
+
+
+@pytest.mark.timeout(600)
+def test_a_sweep_shows_its_trials_and_its_candidate_is_the_best_trial(own: tuple[Lab, Path]) -> None:
+    lab, models = own
+    make = _generator(models, "house-prices")
+    run = _retrain(lab, "houses-tuned", "v1.csv", make.to_csv(make.rows(800, 3)).encode())
+
+    assert run["runtimeStatus"] == "Completed" and run["output"]["verdict"] == "registered", run.get("output")
+    train = next(s for s in run["customStatus"]["stages"] if s["name"] == "train")
+    trials, metric = train["detail"]["trials"], "validation_root_mean_squared_error"
+    assert len(trials) == 6 and {t["state"] for t in trials} <= {"completed", "early terminated"}
+    completed = [t for t in trials if t["state"] == "completed"]
+    (best,) = [t for t in trials if t.get("best")]
+    assert best is min(completed, key=lambda t: t[metric])
+    assert train["detail"]["metrics"][metric] == best[metric]
+    # the operator's view of the run: the trial table, the best marked
+    result = CliRunner().invoke(main, ["--state-dir", lab.info.state_dir, "run", run["instanceId"]],
+                                catch_exceptions=False, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "sweep trials" in result.output and f"{best['trial']} ★" in result.output, result.output

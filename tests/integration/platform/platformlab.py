@@ -74,9 +74,9 @@ def _until_done(platform: LocalPlatform, job: JobStatus, timeout: float) -> JobS
 
 
 def train(platform: LocalPlatform, model: str, csv: Path, timeout: float = 180, job: str = "",
-          inputs: dict[str, Any] | None = None) -> JobStatus:
+          inputs: dict[str, Any] | None = None, label: str = "label") -> JobStatus:
     """Run a training job on ``csv`` (the example job unless ``job`` names a YAML) to its end, as real processes."""
-    request = TrainRequest(model=model, data=DataRef(url=csv.as_uri()), label="label", job=job, inputs=inputs or {},
+    request = TrainRequest(model=model, data=DataRef(url=csv.as_uri()), label=label, job=job, inputs=inputs or {},
                            algorithm="logistic_regression", params={} if job else {"max_iter": 500},
                            run_id=f"retrain-{model}-{secrets.token_hex(4)}")
     return _until_done(platform, platform.submit_training(request), timeout)

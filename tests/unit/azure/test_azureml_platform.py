@@ -289,3 +289,28 @@ def test_metrics_query_names_the_deployment_resource_and_metrics() -> None:
                                       "Microsoft.MachineLearningServices/workspaces/ws-1/onlineEndpoints/scoring/"
                                       "deployments/credit-v3"]
     assert "RequestLatency_P95" in kwargs["metric_names"] and "RequestsPerMinute" in kwargs["metric_names"]
+
+
+SWEEP = Path(__file__).resolve().parents[3] / "examples" / "house-prices" / "sweep.yaml"
+
+
+def test_a_sweep_job_yaml_is_submitted_as_a_sweep_job_with_its_objective_limits_and_early_termination() -> None:
+    jobs = Ops(create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+    request = TrainRequest(model="houses", data=DataRef(url=LANDING.replace("credit", "houses"), etag="0x1"),
+                           label="label", job=str(SWEEP), run_id="retrain-s", policy_hash="abc")
+    status = platform(jobs=jobs).submit_training(request)
+    (_, (job,), _), = jobs.calls
+    assert status.state == "queued" and type(job).__name__ == "SweepJob"
+    rest = job._to_rest_object().properties
+    assert rest.job_type == "Sweep" and rest.sampling_algorithm.sampling_algorithm_type.lower() == "bayesian"
+    assert rest.objective.goal.lower() == "minimize"
+    assert rest.objective.primary_metric == "validation_root_mean_squared_error"
+    assert (rest.limits.max_total_trials, rest.limits.max_concurrent_trials) == (6, 2)
+    assert rest.early_termination.policy_type.lower() == "medianstopping"
+    assert rest.early_termination.delay_evaluation == 2
+    assert set(rest.search_space) == {"learning_rate", "max_iter", "max_leaf_nodes"}
+    assert rest.inputs["training_data"].uri.endswith(f"/mlops-jobs/{job.name}/train.csv")
+    assert "${{search_space.max_iter}}" in rest.trial.command
+    assert rest.trial.environment_id.endswith("AzureML-sklearn-1.5@latest")  # the trial's own environment
+    assert rest.outputs["model"].job_output_type == "mlflow_model"
+    assert rest.experiment_name == "houses" and job.tags["run_id"] == "retrain-s"
