@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,8 +87,11 @@ class AzureMLConfig:
     instance_type: str = "Standard_DS3_v2"
     instance_count: int = 1
     policy_dir: str = "policies"  # where a policy's training.job is relative to
-    retries: int = 4
+    retries: int = 3  # azure-core's retry policy inside the SDK clients: throttling and 5xx, Retry-After honoured
     region: str = "westeurope"  # the workspace's region: Azure Monitor's regional metrics endpoint
+
+
+RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)  # azure-core's RetryPolicy's own list
 
 
 def _jobs_folder(data_url: str, job: str) -> str:
@@ -112,14 +114,12 @@ class AzureMLPlatform:
     """Implements mlops.ports.Platform on an Azure ML workspace."""
 
     def __init__(self, config: AzureMLConfig, ml_client: Any = None, metrics_client: Any = None,
-                 credential: Any = None, blobs: Callable[[str], Any] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 credential: Any = None, blobs: Callable[[str], Any] | None = None) -> None:
         self.config = config
         self._credential = credential
         self._ml = ml_client
         self._metrics = metrics_client
         self._blobs = blobs  # blob URL -> a BlobClient (tests give a recording fake)
-        self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: Any) -> AzureMLPlatform:
@@ -145,30 +145,27 @@ class AzureMLPlatform:
             from azure.ai.ml import MLClient
 
             c = self.config
-            self._ml = MLClient(self.credential, c.subscription_id, c.resource_group, c.workspace)
+            # one retry layer in the SDK: azure-core's RetryPolicy (408, 429, 500, 502, 503, 504; Retry-After
+            # honoured) with a bounded total, so an activity never sleeps long; what still fails transiently is
+            # retried by the orchestrator with durable timers (docs/decisions.md)
+            self._ml = MLClient(self.credential, c.subscription_id, c.resource_group, c.workspace,
+                                retry_total=c.retries, retry_backoff_factor=1.0, retry_backoff_max=20)
         return self._ml
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """One Azure call: throttling retried with backoff (Retry-After honoured), errors named."""
+        """One Azure call, its errors named. No retry here: azure-core's policy in the client has retried, and
+        what is still transient (408, 429, 5xx) is flagged ``retryable`` for the orchestrator's durable retries."""
         from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 
-        for attempt in range(self.config.retries + 1):
-            try:
-                return fn()
-            except ResourceNotFoundError as exc:
-                raise NotFoundError(what, "not found in the Azure ML workspace") from exc
-            except ClientAuthenticationError as exc:
-                raise PlatformError(what, f"the app's identity could not authenticate: {exc.message}") from exc
-            except HttpResponseError as exc:
-                status = getattr(exc, "status_code", None)
-                if status in (429, 503) and attempt < self.config.retries:
-                    headers = getattr(getattr(exc, "response", None), "headers", {}) or {}
-                    delay = float(headers.get("Retry-After", 2 ** attempt))
-                    log.warning("throttled on %s, retrying in %.0f s", what, delay)
-                    self._sleep(min(delay, 60.0))
-                    continue
-                raise PlatformError(what, f"HTTP {status}: {exc.message}", retryable=status in (429, 503)) from exc
-        raise PlatformError(what, "retries exhausted", retryable=True)
+        try:
+            return fn()
+        except ResourceNotFoundError as exc:
+            raise NotFoundError(what, "not found in the Azure ML workspace") from exc
+        except ClientAuthenticationError as exc:
+            raise PlatformError(what, f"the app's identity could not authenticate: {exc.message}") from exc
+        except HttpResponseError as exc:
+            status = getattr(exc, "status_code", None)
+            raise PlatformError(what, f"HTTP {status}: {exc.message}", retryable=status in RETRYABLE_STATUS) from exc
 
     # -- data ------------------------------------------------------------------------------
     def _blob(self, url: str) -> Any:

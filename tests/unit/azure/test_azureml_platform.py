@@ -16,7 +16,8 @@ from azure.ai.ml.entities import ManagedOnlineDeployment, Model
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from adapters.azureml import AzureMLConfig, AzureMLPlatform
-from mlops.errors import NotFoundError, PlatformError
+from adapters.errors import marks_transient
+from mlops.errors import NotFoundError, PlatformError, TransientError, is_transient
 from mlops.ports import DataRef, EvaluationRequest, JobStatus, ModelVersion, TrafficSplit, TrainRequest
 
 CONFIG = AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:sklearn-env@latest")
@@ -56,8 +57,7 @@ class Blobs:
 def platform(blobs: Blobs | None = None, config: AzureMLConfig = CONFIG, **ops: Ops) -> AzureMLPlatform:
     client = SimpleNamespace(**{name: ops.get(name, Ops()) for name in
                                 ("jobs", "models", "online_deployments", "online_endpoints", "workspaces")})
-    return AzureMLPlatform(config, ml_client=client, credential=object(), blobs=blobs or Blobs(),
-                           sleep=lambda s: None)
+    return AzureMLPlatform(config, ml_client=client, credential=object(), blobs=blobs or Blobs())
 
 
 def http_error(status: int) -> HttpResponseError:
@@ -247,20 +247,39 @@ def test_invalid_splits_are_refused_before_anything_is_sent(split: TrafficSplit,
     assert not [c for c in endpoints.calls if c[0] == "begin_create_or_update"]
 
 
-def test_throttling_is_retried_then_succeeds() -> None:
-    endpoints = Ops(get=[http_error(429), http_error(503)])
-    calls = {"n": 0}
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_a_transient_error_from_the_status_poll_reaches_the_orchestrator_as_transient_after_one_call(
+        status: int) -> None:
+    deployments = Ops(get=http_error(status))
+    poll = marks_transient(platform(online_deployments=deployments).get_operation)
+    with pytest.raises(TransientError) as caught:
+        poll("scoring/credit-v3")
+    assert is_transient(caught.value) and f"HTTP {status}" in str(caught.value)
+    assert len(deployments.calls) == 1  # no retry loop in the activity: azure-core's ran inside the SDK client
 
-    def get(name: str) -> Any:
-        calls["n"] += 1
-        if calls["n"] <= 2:
-            raise http_error(429)
-        return SimpleNamespace(traffic={"v1": 100}, mirror_traffic={})
 
-    endpoints.responses["get"] = get
-    p = platform(online_endpoints=endpoints)
-    assert p.get_traffic("scoring").traffic == {"v1": 100}
-    assert calls["n"] == 3
+@pytest.mark.parametrize("status", [400, 403, 409])
+def test_a_permanent_error_from_the_status_poll_is_final_with_its_reason(status: int) -> None:
+    poll = marks_transient(platform(online_deployments=Ops(get=http_error(status))).get_operation)
+    with pytest.raises(PlatformError) as caught:
+        poll("scoring/credit-v3")
+    assert not caught.value.retryable and not is_transient(caught.value)
+    assert str(caught.value).startswith(f"deployment credit-v3: HTTP {status}")
+
+
+def test_the_workspace_client_is_built_with_azure_cores_bounded_retry_policy() -> None:
+    from azure.core.credentials import AccessToken
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class Token:
+        def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+            return AccessToken("t", 2**31)
+
+    ml = AzureMLPlatform(CONFIG, credential=Token()).ml
+    policies = {name: client._config.retry_policy for name, client in vars(ml).items()
+                if name.startswith("_service_client") and isinstance(getattr(getattr(client, "_config", None),
+                                                                             "retry_policy", None), RetryPolicy)}
+    assert policies and {(p.total_retries, p.backoff_max) for p in policies.values()} == {(3, 20)}
 
 
 def test_a_missing_endpoint_is_a_clear_not_found_error() -> None:

@@ -149,6 +149,23 @@ def test_a_short_platform_outage_mid_release_is_ridden_out_and_the_release_is_pr
     assert result.output["verdict"] == "promoted" and second_release.live() == {CAND: 100}
 
 
+def test_one_transient_error_from_the_deployment_status_poll_does_not_fail_the_release(
+        lab: Lab, second_release: World) -> None:
+    # what Azure ML's 500 becomes (tests/unit/azure/test_azureml_platform.py): a TransientError of the activity
+    second_release.outages = {"get_operation": 1}
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Completed", result.failure
+    assert result.output["verdict"] == "promoted" and second_release.outages == {"get_operation": 0}
+
+
+def test_a_permanent_error_from_the_deployment_status_poll_fails_the_release_at_once_with_its_reason(
+        lab: Lab, second_release: World) -> None:
+    second_release.faults = {"get_operation": 1}
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Failed" and "test fault in get_operation" in (result.failure or "")
+    assert second_release.live() == {LIVE: 100}
+
+
 def test_an_outage_that_outlasts_the_retries_restores_live_traffic_and_removes_the_mirror(
         lab: Lab, second_release: World) -> None:
     second_release.outages = {"deployment_metrics": FOREVER}  # the shadow step cannot be judged
