@@ -208,18 +208,19 @@ def get_operation_activity(request: Answer) -> Answer:
 def get_traffic_activity(request: Answer) -> Answer:
     """The endpoint's live split."""
     split = runtime.platform().get_traffic(EndpointRef.from_dict(request).endpoint)
-    return TrafficState(split.traffic, split.mirror_traffic, _now()).to_dict()
+    return TrafficState(split.traffic, split.mirror_traffic, _now(), split.updating).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=SET_TRAFFIC)
 @marks_transient
 def set_traffic_activity(request: Answer) -> Answer:
-    """Replace the split; ``at`` is the platform-side time metrics windows start from."""
+    """Start replacing the split; ``at`` is when it was applied, or, while the platform is still ``updating``,
+    when it was asked (the orchestrator then polls GET_TRAFFIC until the platform reports it done)."""
     ask = TrafficChange.from_dict(request)
     applied = runtime.platform().set_traffic(ask.endpoint, TrafficSplit(ask.traffic, ask.mirror_traffic))
     telemetry.emit("TrafficChanged", model=ask.model, endpoint=ask.endpoint, traffic=applied.traffic,
                    mirror=applied.mirror_traffic)
-    return TrafficState(applied.traffic, applied.mirror_traffic, _now()).to_dict()
+    return TrafficState(applied.traffic, applied.mirror_traffic, _now(), applied.updating).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=SMOKE_TEST)

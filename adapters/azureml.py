@@ -92,6 +92,7 @@ class AzureMLConfig:
 
 
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)  # azure-core's RetryPolicy's own list
+_UPDATING = ("updating", "creating", "provisioning")  # an endpoint's provisioning_state while a change is applied
 
 
 def _jobs_folder(data_url: str, job: str) -> str:
@@ -382,9 +383,14 @@ class AzureMLPlatform:
         return Operation(operation_id=operation_id, state=_PROVISIONING.get(state, "running"), message=state)  # type: ignore[arg-type]
 
     def get_traffic(self, endpoint: str) -> TrafficSplit:
-        """The endpoint's traffic and mirror traffic."""
+        """The endpoint's traffic and mirror traffic; ``updating`` while its last update is still being applied."""
         ep = self._call(f"endpoint {endpoint}", lambda: self.ml.online_endpoints.get(endpoint))
-        return TrafficSplit(traffic=dict(ep.traffic or {}), mirror_traffic=dict(ep.mirror_traffic or {}))
+        state = str(getattr(ep, "provisioning_state", None) or "Succeeded").lower()
+        if state in ("failed", "canceled"):
+            raise PlatformError(f"endpoint {endpoint}", f"its last update ended {state}: see the endpoint's "
+                                                        f"activity log in Azure ML studio")
+        return TrafficSplit(traffic=dict(ep.traffic or {}), mirror_traffic=dict(ep.mirror_traffic or {}),
+                            updating=state in _UPDATING)
 
     def set_traffic(self, endpoint: str, split: TrafficSplit) -> TrafficSplit:
         """Validate against Azure ML's limits, then update the endpoint."""
@@ -393,8 +399,10 @@ class AzureMLPlatform:
         validate_split(deployments, split)
         ep.traffic = {d: split.traffic.get(d, 0) for d in deployments}
         ep.mirror_traffic = {k: v for k, v in split.mirror_traffic.items() if v > 0}
+        # a long-running operation: started here, never waited for in the activity; the orchestrator polls
+        # get_traffic with durable timers until the endpoint is no longer updating
         self._call(f"endpoint {endpoint}", lambda: self.ml.online_endpoints.begin_create_or_update(ep))
-        return TrafficSplit(traffic=dict(ep.traffic), mirror_traffic=dict(ep.mirror_traffic))
+        return TrafficSplit(traffic=dict(ep.traffic), mirror_traffic=dict(ep.mirror_traffic), updating=True)
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
         """Start deleting a deployment with no traffic."""

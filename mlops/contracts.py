@@ -254,6 +254,7 @@ class TrafficState(Json):
     traffic: dict[str, int]
     mirror_traffic: dict[str, int]
     at: str
+    updating: bool = False  # not applied yet: the orchestrator polls GET_TRAFFIC until it is
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ class TrafficSplit(_Json):
 
     traffic: dict[str, int] = field(default_factory=dict)
     mirror_traffic: dict[str, int] = field(default_factory=dict)
+    updating: bool = False  # the platform is still applying a change (Azure ML: the endpoint is "Updating")
 
 
 @dataclass(frozen=True)

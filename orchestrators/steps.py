@@ -18,15 +18,17 @@ from mlops.contracts import (
     ABORT_EVENT,
     BEGIN_DEPLOYMENT,
     GET_OPERATION,
+    GET_TRAFFIC,
     PAUSE_EVENT,
     RESUME_EVENT,
     SET_TRAFFIC,
     DeployInput,
+    EndpointRef,
     OperationRef,
     TrafficChange,
     TrafficState,
 )
-from mlops.errors import is_transient
+from mlops.errors import PlatformError, is_transient
 from mlops.ports import ModelVersion, Operation
 from mlops.runs import RunFailed, RunStatus, event_data
 from mlops.vocabulary import Verdict
@@ -41,6 +43,8 @@ DEPLOY_POLL_SECONDS = 5  # first poll; a local deployment is ready by then
 DEPLOY_POLL_MAX_SECONDS = 120  # polls back off to this: an Azure ML deployment takes 5-15 minutes, and every
 # poll adds two events to a history that each replay reads in full
 DEPLOY_TIMEOUT_MINUTES = 30
+TRAFFIC_POLL_SECONDS = 5  # an Azure ML endpoint update takes seconds to a few minutes; locally it is immediate
+TRAFFIC_TIMEOUT_MINUTES = 15
 # waits between attempts of an activity that failed transiently: rides out a platform restart of
 # about two minutes (a gateway or Azurite restart locally, a throttled or failing-over service in Azure)
 RETRY_WAITS = (5, 10, 20, 40, 60)
@@ -171,9 +175,20 @@ class Steps:
     # -- serving -------------------------------------------------------------------------
     def set_traffic(self, endpoint: str, model: str, traffic: dict[str, int],
                     mirror: dict[str, int] | None = None) -> Generator[Any, Any, TrafficState]:
-        """Replace the endpoint's split; the status shows what is live."""
+        """Replace the endpoint's split and wait, with durable timers, until the platform has applied it (Azure ML
+        updates an endpoint as a long-running operation); ``at`` of the answer is when it was seen applied,
+        which is where a bake's metrics window starts. The status shows what is live."""
         applied = yield from self.call(SET_TRAFFIC, TrafficChange(endpoint, model, traffic, mirror or {}),
                                        TrafficState)
+        deadline = self.now + timedelta(minutes=TRAFFIC_TIMEOUT_MINUTES)
+        wait = TRAFFIC_POLL_SECONDS
+        while applied.updating:
+            if self.now >= deadline:
+                raise PlatformError(f"endpoint {endpoint}", f"the traffic update was not applied after "
+                                                            f"{TRAFFIC_TIMEOUT_MINUTES} minutes")
+            yield self.context.create_timer(min(self.now + timedelta(seconds=wait), deadline))
+            applied = yield from self.call(GET_TRAFFIC, EndpointRef(endpoint), TrafficState)
+            wait = min(wait * 2, DEPLOY_POLL_MAX_SECONDS)
         self.status.traffic = applied.to_dict()
         self.publish()
         return applied

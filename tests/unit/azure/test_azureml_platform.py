@@ -228,9 +228,24 @@ def test_traffic_and_mirror_traffic_are_sent_as_dicts() -> None:
     endpoints, deployments = _endpoint_ops(endpoint)
     p = platform(online_endpoints=endpoints, online_deployments=deployments)
     applied = p.set_traffic("scoring", TrafficSplit(traffic={"v1": 100}, mirror_traffic={"v2": 20}))
-    assert applied == TrafficSplit(traffic={"v1": 100, "v2": 0}, mirror_traffic={"v2": 20})
+    # started, not waited for: the orchestrator polls get_traffic until the endpoint is no longer updating
+    assert applied == TrafficSplit(traffic={"v1": 100, "v2": 0}, mirror_traffic={"v2": 20}, updating=True)
     sent = [args[0] for name, args, _ in endpoints.calls if name == "begin_create_or_update"]
     assert sent[0].traffic == {"v1": 100, "v2": 0} and sent[0].mirror_traffic == {"v2": 20}
+
+
+@pytest.mark.parametrize(("state", "updating"), [("Updating", True), ("Creating", True), ("Succeeded", False)])
+def test_get_traffic_says_whether_the_endpoint_is_still_applying_an_update(state: str, updating: bool) -> None:
+    endpoint = SimpleNamespace(traffic={"v1": 90, "v2": 10}, mirror_traffic={}, provisioning_state=state)
+    split = platform(online_endpoints=Ops(get=lambda name: endpoint)).get_traffic("scoring")
+    assert split == TrafficSplit(traffic={"v1": 90, "v2": 10}, updating=updating)
+
+
+def test_an_endpoint_update_that_failed_is_a_final_error() -> None:
+    endpoint = SimpleNamespace(traffic={"v1": 100}, mirror_traffic={}, provisioning_state="Failed")
+    with pytest.raises(PlatformError) as caught:
+        platform(online_endpoints=Ops(get=lambda name: endpoint)).get_traffic("scoring")
+    assert not caught.value.retryable and "its last update ended failed" in str(caught.value)
 
 
 @pytest.mark.parametrize("split,reason", [

@@ -62,6 +62,12 @@ class World:
     mirror: dict[str, int] = field(default_factory=dict)
     deployments: set[str] = field(default_factory=set)
     deploy_states: list[str] = field(default_factory=lambda: ["running", "succeeded"])
+    update_polls: int = 0  # reads of the endpoint that still show "updating" after each traffic change (Azure ML)
+    reads: int = 0  # endpoint reads so far: the n-th is stamped n seconds past midnight
+    metrics_since: list[str] = field(default_factory=list)  # the windows DEPLOYMENT_METRICS was asked for
+    applied_at: list[str] = field(default_factory=list)  # when each traffic change was first read back applied
+    _updating: int = 0
+    _awaiting: bool = False  # a change was asked and has not been read back applied yet
     metrics: dict[str, Callable[[str], DeploymentMetrics]] = field(default_factory=dict)
     smoke_passes: bool = True
     data_problems: list[str] = field(default_factory=list)
@@ -133,7 +139,8 @@ class World:
             c.SAMPLE_ROWS: lambda req: c.Sample([{"f0": 1.0}] * req["rows"]).to_dict(),
             c.SMOKE_TEST: lambda req: c.SmokeResult(self.smoke_passes, "" if self.smoke_passes else
                                                     "HTTPError: 500", len(req["rows"])).to_dict(),
-            c.DEPLOYMENT_METRICS: lambda req: self.metrics.get(req["deployment"], healthy)(req["deployment"]).to_dict(),
+            c.DEPLOYMENT_METRICS: lambda req: self.metrics_since.append(req["start"]) or
+            self.metrics.get(req["deployment"], healthy)(req["deployment"]).to_dict(),
             c.SET_ALIAS: self._set_alias,
             c.TAG_VERSION: self._tag,
             c.VALIDATE_DATA: self._validate,
@@ -158,11 +165,20 @@ class World:
         return c.FoundVersion(self.versions.get(version) if version else None).to_dict()
 
     def _traffic_state(self) -> dict[str, Any]:
-        return c.TrafficState(dict(self.traffic), dict(self.mirror), "2024-01-01T00:00:00+00:00").to_dict()
+        self.reads += 1
+        updating = self._updating > 0
+        self._updating = max(0, self._updating - 1)
+        at = f"2024-01-01T00:{self.reads // 60:02d}:{self.reads % 60:02d}+00:00"
+        if self._awaiting and not updating:
+            self.applied_at.append(at)
+            self._awaiting = False
+        return c.TrafficState(dict(self.traffic), dict(self.mirror), at, updating).to_dict()
 
     def _set_traffic(self, req: dict[str, Any]) -> dict[str, Any]:
         self.traffic, self.mirror = dict(req["traffic"]), dict(req["mirror_traffic"])
         self.traffic_history.append({**self.traffic, **{f"mirror:{k}": v for k, v in self.mirror.items()}})
+        self._updating = self.update_polls + 1 if self.update_polls else 0  # this answer, then the polls
+        self._awaiting = True
         return self._traffic_state()
 
     def _begin_deployment(self, req: dict[str, Any]) -> dict[str, Any]:

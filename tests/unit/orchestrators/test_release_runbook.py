@@ -149,6 +149,23 @@ def test_a_short_platform_outage_mid_release_is_ridden_out_and_the_release_is_pr
     assert result.output["verdict"] == "promoted" and second_release.live() == {CAND: 100}
 
 
+def test_a_traffic_change_still_being_applied_is_polled_and_each_bake_window_starts_once_it_is_applied(
+        lab: Lab, second_release: World) -> None:
+    second_release.update_polls = 2  # Azure ML: the endpoint reads "Updating" twice after each change
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Completed", result.failure
+    assert result.output["verdict"] == "promoted" and second_release.live() == {CAND: 100}
+    windows = second_release.metrics_since
+    assert windows and set(windows) <= set(second_release.applied_at)  # never the time the change was asked
+
+
+def test_a_traffic_change_never_applied_fails_the_release_with_the_reason(lab: Lab, second_release: World) -> None:
+    second_release.update_polls = FOREVER
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Failed"
+    assert "the traffic update was not applied after 15 minutes" in (result.failure or ""), result.failure
+
+
 def test_one_transient_error_from_the_deployment_status_poll_does_not_fail_the_release(
         lab: Lab, second_release: World) -> None:
     # what Azure ML's 500 becomes (tests/unit/azure/test_azureml_platform.py): a TransientError of the activity
