@@ -95,7 +95,8 @@ def training(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, 
     try:
         lab.land("slow", "d.csv", to_csv_bytes(generate(300, seed=2)))
         jobs = stack.platform_dir / "jobs"
-        pid_file = lab.wait(lambda: next(iter(jobs.glob("*/pid")), None) if jobs.exists() else None,
+        # the job's supervisor: the command runs in its process group and dies with it
+        pid_file = lab.wait(lambda: next(iter(jobs.glob("*/supervisor.pid")), None) if jobs.exists() else None,
                             what="the training job to start")
         pid = int(pid_file.read_text())
         assert alive(pid)
@@ -117,11 +118,22 @@ def test_the_stack_state_and_logs_are_readable_by_their_owner_only(training: tup
             if stat.S_IMODE(p.stat().st_mode) != 0o700} == {}
 
 
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 def test_down_stops_the_training_jobs_the_app_started(training: tuple[Stack, int]) -> None:
     stack, job = training
+    for _ in range(240):  # bounded: a minute for the supervisor to start the command
+        command = _children(job)
+        if command:
+            break
+        time.sleep(0.25)
+    assert command, "the job's supervisor never started its command"
     code, out = mlops(stack.state_dir, "down")
     assert code == 0 and "training job slow-" in out, out
     assert not alive(job), f"training job {job} still running after `mlops down`"
+    assert not [pid for pid in command if alive(pid)], "the job's command outlived `mlops down`"
 
 
 def test_a_killed_test_runner_leaves_no_stack_process_behind(tmp_path: Path) -> None:
