@@ -38,6 +38,10 @@ LANDING_CONTAINER = "landing"  # where the local stack's app watches for data (M
 COMPONENTS = ("azurite", "gateway", "devhost")  # in start order: devhost's app needs the other two
 
 
+PORT_FIELDS = {"azurite": "azurite_port", "gateway": "gateway_port", "devhost": "devhost_port"}
+PORT_ATTEMPTS = 3
+
+
 def azurite_connection_string(port: int) -> str:
     """Connection string of a local Azurite blob service (its documented development account)."""
     return azurite.connection_string(port)
@@ -191,16 +195,34 @@ class Stack:
             info.system_key = keys["DEVHOST_SYSTEM_KEY"]
             self._save()
 
-    def _start(self, names: list[str]) -> None:
-        """Launch ``names`` in order; Azurite and the gateway start side by side, devhost once they answer."""
+    def _start(self, names: list[str], movable: frozenset[str] = frozenset()) -> None:
+        """Launch ``names`` in order; Azurite and the gateway start side by side, devhost once they answer.
+        A component in ``movable`` (its port was picked free, not asked for) whose port was taken meanwhile
+        moves to another free one."""
         first = [n for n in names if n != "devhost"]
         for name in first:
             self._launch(name)
         for name in first:
-            self._await(name)
+            self._await_or_move(name, name in movable)
         if "devhost" in names:
             self._launch("devhost")
-            self._await("devhost")
+            self._await_or_move("devhost", "devhost" in movable)
+
+    def _await_or_move(self, name: str, movable: bool) -> None:
+        """``_await``; if the port was free when picked but someone else bound it before the component did (any
+        process's outgoing connection can take a port of the ephemeral range), start it on a new free port."""
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._await(name)
+                return
+            except StackError as exc:
+                text = str(exc).lower()
+                if not movable or attempt == PORT_ATTEMPTS - 1 or \
+                        not ("address already in use" in text or "eaddrinuse" in text):
+                    raise
+                assert self.info is not None
+                setattr(self.info, PORT_FIELDS[name], free_port())
+                self._launch(name)
 
     def up(self, devhost_port: int | None = None, gateway_port: int | None = None,
            azurite_port: int | None = None) -> StackInfo:
@@ -215,8 +237,10 @@ class Stack:
                               gateway_key=secrets.token_urlsafe(18), topic_key=secrets.token_urlsafe(18),
                               virtual_clock=self.virtual_clock, policy_dir=str(self.policy_dir),
                               extra_env=self.extra_env)
+        movable = frozenset(name for name, asked in (("devhost", devhost_port), ("gateway", gateway_port),
+                                                       ("azurite", azurite_port)) if asked is None)
         try:
-            self._start(list(COMPONENTS))
+            self._start(list(COMPONENTS), movable)
         except StackError:
             self.down()  # a stack half up is no stack: stop what did start
             raise

@@ -158,3 +158,27 @@ def test_a_killed_test_runner_leaves_no_stack_process_behind(tmp_path: Path) -> 
     finally:
         runner.kill()
         stop_groups(pids.values(), grace=2)
+
+
+def test_a_picked_port_taken_before_the_component_binds_it_moves_to_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import cli.stack as stack_module
+    from devhost.process import free_port
+
+    with socket.socket() as taken:  # what another process's connection did to the port devhost was given
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        picks = iter([busy])
+        monkeypatch.setattr(stack_module, "free_port", lambda: next(picks, None) or free_port())
+        stack = Stack(tmp_path / "state", virtual_clock=True, die_with_parent=True)
+        try:
+            info = stack.up(gateway_port=free_port(), azurite_port=free_port())
+            assert info.devhost_port != busy
+            assert requests.get(f"{info.devhost_url}/api/openapi.json", timeout=10,
+                                params={"code": info.function_key}).status_code == 200
+            assert recorded(tmp_path / "state")["devhost_port"] == info.devhost_port
+        finally:
+            stack.down()
