@@ -91,6 +91,7 @@ module events 'core/eventgrid.bicep' = {
     tags: tags
     storageAccountName: storage.outputs.name
     amlWorkspaceName: empty(existingAmlWorkspaceName) ? aml.outputs.name : ''
+    deadLetterContainer: storage.outputs.deadLetterContainer
   }
 }
 
@@ -106,6 +107,8 @@ module subscriptions 'core/subscriptions.bicep' = if (createSubscriptions) {
     amlTopicName: events.outputs.amlTopicName
     customTopicName: events.outputs.customTopicName
     landingContainer: storage.outputs.landingContainer
+    storageAccountName: storage.outputs.name
+    deadLetterContainer: storage.outputs.deadLetterContainer
   }
 }
 

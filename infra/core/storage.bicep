@@ -7,6 +7,7 @@ param tags object
 
 var landing = 'landing'
 var deployment = 'app-package'
+var deadLetters = 'event-dead-letters' // Event Grid deliveries that ran out of retries (see subscriptions.bicep)
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_35:the Flex Consumption app reaches it without VNet integration in this template; access is Entra ID only (no shared keys)
@@ -47,7 +48,14 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   properties: { publicAccess: 'None' }
 }
 
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: deadLetters
+  properties: { publicAccess: 'None' }
+}
+
 output name string = account.name
 output id string = account.id
 output landingContainer string = landing
 output deploymentContainer string = deployment
+output deadLetterContainer string = deadLetters

@@ -5,6 +5,8 @@ param storageTopicName string
 param amlTopicName string
 param customTopicName string
 param landingContainer string
+param storageAccountName string
+param deadLetterContainer string
 
 resource site 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
@@ -18,7 +20,21 @@ resource customTopic 'Microsoft.EventGrid/topics@2024-06-01-preview' existing = 
   name: customTopicName
 }
 
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+// Event Grid retries a delivery with exponential backoff for up to 24 hours or 30 attempts; what still fails
+// is written to the dead-letter container by the topic's own identity (no keys), never dropped
+// (https://learn.microsoft.com/azure/event-grid/manage-event-delivery).
 var retry = { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 }
+var deadLetter = {
+  identity: { type: 'SystemAssigned' }
+  deadLetterDestination: {
+    endpointType: 'StorageBlob'
+    properties: { resourceId: account.id, blobContainerName: deadLetterContainer }
+  }
+}
 
 resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-06-01-preview' = {
   parent: storageTopic
@@ -34,6 +50,7 @@ resource blobCreated 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-0
     }
     eventDeliverySchema: 'EventGridSchema'
     retryPolicy: retry
+    deadLetterWithResourceIdentity: deadLetter
   }
 }
 
@@ -52,6 +69,7 @@ resource modelRegistered 'Microsoft.EventGrid/systemTopics/eventSubscriptions@20
     filter: { includedEventTypes: [ 'Microsoft.MachineLearningServices.ModelRegistered' ] }
     eventDeliverySchema: 'EventGridSchema'
     retryPolicy: retry
+    deadLetterWithResourceIdentity: deadLetter
   }
 }
 
@@ -66,6 +84,7 @@ resource datasetDrift 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2024-
     filter: { includedEventTypes: [ 'Microsoft.MachineLearningServices.DatasetDriftDetected' ] }
     eventDeliverySchema: 'EventGridSchema'
     retryPolicy: retry
+    deadLetterWithResourceIdentity: deadLetter
   }
 }
 
@@ -80,5 +99,6 @@ resource appDrift 'Microsoft.EventGrid/topics/eventSubscriptions@2024-06-01-prev
     filter: { includedEventTypes: [ 'MLOps.Model.DriftDetected' ] }
     eventDeliverySchema: 'EventGridSchema'
     retryPolicy: retry
+    deadLetterWithResourceIdentity: deadLetter
   }
 }

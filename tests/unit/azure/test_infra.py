@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from adapters.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,13 +45,25 @@ def test_every_setting_the_app_reads_in_azure_is_in_the_bicep_app_settings() -> 
     assert not missing, f"settings not set in infra/app/function.bicep: {missing}"
 
 
-def test_every_role_assignment_says_which_call_needs_it() -> None:
-    text = (INFRA / "core" / "roles.bicep").read_text()
+@pytest.mark.parametrize("bicep", sorted(p.name for p in (INFRA / "core").glob("*.bicep")))
+def test_every_role_assignment_says_which_call_needs_it(bicep: str) -> None:
+    text = (INFRA / "core" / bicep).read_text()
     blocks = text.split("resource ")[1:]
     for block in blocks:
         if "roleAssignments" in block.splitlines()[0]:
             preceding = text[:text.index("resource " + block.splitlines()[0])].rstrip().splitlines()[-1]
             assert preceding.strip().startswith("//"), f"no comment before {block.splitlines()[0]}"
+
+
+def test_every_event_subscription_dead_letters_with_the_topics_identity_and_says_its_retry_policy() -> None:
+    text = (INFRA / "core" / "subscriptions.bicep").read_text()
+    subscriptions = [b for b in text.split("resource ")[1:] if "eventSubscriptions@" in b.splitlines()[0]]
+    assert len(subscriptions) == 4
+    for block in subscriptions:
+        assert "retryPolicy: retry" in block and "deadLetterWithResourceIdentity: deadLetter" in block, block[:80]
+    assert "endpointType: 'StorageBlob'" in text and "identity: { type: 'SystemAssigned' }" in text
+    topics = (INFRA / "core" / "eventgrid.bicep").read_text()
+    assert topics.count("identity: { type: 'SystemAssigned' }") == 3  # storage, Azure ML and custom topics
 
 
 def test_funcignore_keeps_the_local_tooling_out_of_the_package() -> None:
