@@ -71,9 +71,9 @@ class DataChecks(_Strict):
 class Training(_Strict):
     """The user's training job, how the landed data is split for it, and how long to wait for it.
 
-    ``job`` names an Azure ML command job YAML, relative to the policy directory (docs/jobs.md). Without
-    it, the built-in example job (examples/credit-risk/job.yaml) runs, configured by ``algorithm`` and
-    ``params``: a shortcut for the tables the project used to train itself.
+    ``job`` names an Azure ML command or sweep job YAML, relative to the policy directory (docs/jobs.md).
+    Without it, the built-in example job (examples/credit-risk/job.yaml) runs, configured by ``algorithm``
+    and ``params``: a shortcut for the tables the project used to train itself.
     """
 
     job: str | None = Field(default=None, min_length=1, max_length=300)
