@@ -20,6 +20,10 @@ def configure(connection_string: str | None) -> bool:
     except ImportError:
         logging.getLogger("mlops.telemetry").warning("azure-monitor-opentelemetry is not installed: no telemetry")
         return False
-    configure_azure_monitor(connection_string=connection_string, logger_name="mlops")
+    # The lifecycle's facts are log records (customEvents): never sampled. Traces are kept whole as well, and
+    # logs are not dropped with sampled-out traces (azure-monitor-opentelemetry's sampling_ratio and
+    # enable_trace_based_sampling_for_logs).
+    configure_azure_monitor(connection_string=connection_string, logger_name="mlops", sampling_ratio=1.0,
+                            enable_trace_based_sampling_for_logs=False)
     _configured = True
     return True

@@ -34,6 +34,25 @@ def test_configure_without_a_connection_string_does_nothing() -> None:
     assert adapters_telemetry.configure(None) is False
 
 
+def test_the_lifecycle_facts_are_never_sampled_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from pathlib import Path
+
+    import azure.monitor.opentelemetry as distro
+
+    calls: list[dict[str, object]] = []  # what would be configured (Application Insights cannot be reached here)
+    monkeypatch.setattr(distro, "configure_azure_monitor", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(adapters_telemetry, "_configured", False)
+    assert adapters_telemetry.configure("InstrumentationKey=00000000-0000-0000-0000-000000000000") is True
+    (sent,) = calls
+    assert sent["logger_name"] == "mlops" and sent["sampling_ratio"] == 1.0
+    assert sent["enable_trace_based_sampling_for_logs"] is False
+    # the host's own telemetry: adaptive sampling never drops function executions or their exceptions
+    host = json.loads((Path(__file__).resolve().parents[3] / "host.json").read_text())
+    excluded = host["logging"]["applicationInsights"]["samplingSettings"]["excludedTypes"].split(";")
+    assert {"Request", "Exception"} <= set(excluded)
+
+
 def test_stage_changes_become_started_and_ended_facts_with_durations() -> None:
     status = RunStatus.new("retrain", "credit", ["validate", "train"])
     seen = snapshot(status)
