@@ -44,6 +44,7 @@ DEPLOY_POLL_MAX_SECONDS = 120  # polls back off to this: an Azure ML deployment 
 # poll adds two events to a history that each replay reads in full
 DEPLOY_TIMEOUT_MINUTES = 30
 TRAFFIC_POLL_SECONDS = 5  # an Azure ML endpoint update takes seconds to a few minutes; locally it is immediate
+TRAFFIC_POLL_MAX_SECONDS = 30  # polls back off to this: a bake's window should start soon after the split applies
 TRAFFIC_TIMEOUT_MINUTES = 15
 # waits between attempts of an activity that failed transiently: rides out a platform restart of
 # about two minutes (a gateway or Azurite restart locally, a throttled or failing-over service in Azure)
@@ -188,7 +189,7 @@ class Steps:
                                                             f"{TRAFFIC_TIMEOUT_MINUTES} minutes")
             yield self.context.create_timer(min(self.now + timedelta(seconds=wait), deadline))
             applied = yield from self.call(GET_TRAFFIC, EndpointRef(endpoint), TrafficState)
-            wait = min(wait * 2, DEPLOY_POLL_MAX_SECONDS)
+            wait = min(wait * 2, TRAFFIC_POLL_MAX_SECONDS)
         self.status.traffic = applied.to_dict()
         self.publish()
         return applied
