@@ -13,7 +13,9 @@ Mapping of the port onto Azure ML:
   * serving: ``ManagedOnlineDeployment`` on a managed online endpoint, ``traffic`` and
     ``mirror_traffic`` on the endpoint, validated against Azure ML's limits before sending
     (https://learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints);
-  * health: Azure Monitor metrics of the deployment through azure-monitor-query.
+  * health: the endpoint's Azure Monitor metrics by deployment (requests by status code class, latency), and
+    the inputs and predictions Azure ML's model data collector logs to the workspace's blob datastore;
+  * drift baseline: ``baseline.json``, logged by the evaluation job to the training job's MLflow run.
 
 ``ModelRegistered`` is published by Azure ML itself through the workspace's Event Grid system
 topic, so ``register_model`` publishes nothing; a retried registration finds the version the first
@@ -22,12 +24,14 @@ attempt created (by its ``training_job`` tag) instead of making a second one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,9 +74,24 @@ _JOB_STATES = {
 _PROVISIONING = {"Creating": "running", "Updating": "running", "Succeeded": "succeeded", "Failed": "failed",
                  "Canceled": "failed", "Deleting": "running"}
 
-# Managed online deployment metrics in Azure Monitor (Microsoft.MachineLearningServices/workspaces/
-# onlineEndpoints/deployments): https://learn.microsoft.com/azure/machine-learning/monitor-azure-machine-learning-reference
-METRICS = ("RequestLatency_P50", "RequestLatency_P95", "RequestLatency_P99", "RequestsPerMinute")
+# Traffic metrics of a managed online endpoint in Azure Monitor, split by its ``deployment`` dimension; requests
+# also by ``statusCodeClass`` (2xx, 4xx, 5xx). The deployment resource itself has only resource metrics (CPU,
+# memory, disk, capacity, data collection events). https://learn.microsoft.com/azure/azure-monitor/reference/
+# supported-metrics/microsoft-machinelearningservices-workspaces-onlineendpoints-metrics
+METRICS_NAMESPACE = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+LATENCY_METRICS = ("RequestLatency_P50", "RequestLatency_P95", "RequestLatency_P99")
+REQUESTS_METRIC = "RequestsPerMinute"
+
+# Azure ML's model data collector: every deployment logs its inputs and outputs (JSONL CloudEvents, one folder per
+# hour) to the workspace's default blob datastore under modelDataCollector/<endpoint>/<deployment>/<collection>/
+# yyyy/MM/dd/HH/. MLflow models are instrumented by Azure ML itself (no scoring script).
+# https://learn.microsoft.com/azure/machine-learning/how-to-collect-production-data
+COLLECTIONS = ("model_inputs", "model_outputs")
+COLLECTOR_ROOT = "modelDataCollector"
+REQUEST_ID_HEADER = "x-request-id"  # the caller's id, kept with each collected record (correlationid)
+MAX_COLLECTED_ROWS = 5000  # what one analysis reads at most
+MAX_COLLECTED_HOURS = 7 * 24  # the hour folders one window may span
+PREDICTION = "__prediction__"  # the key mlops.drift reads a row's prediction under
 
 
 @dataclass(frozen=True)
@@ -115,12 +134,16 @@ class AzureMLPlatform:
     """Implements mlops.ports.Platform on an Azure ML workspace."""
 
     def __init__(self, config: AzureMLConfig, ml_client: Any = None, metrics_client: Any = None,
-                 credential: Any = None, blobs: Callable[[str], Any] | None = None) -> None:
+                 credential: Any = None, blobs: Callable[[str], Any] | None = None,
+                 containers: Callable[[str], Any] | None = None) -> None:
         self.config = config
         self._credential = credential
         self._ml = ml_client
         self._metrics = metrics_client
         self._blobs = blobs  # blob URL -> a BlobClient (tests give a recording fake)
+        self._containers = containers  # container URL -> a ContainerClient (likewise)
+        self._collector: Any = None  # the data collector's container, found once
+        self._baselines: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any) -> AzureMLPlatform:
@@ -359,13 +382,17 @@ class AzureMLPlatform:
 
     # -- serving ---------------------------------------------------------------------------
     def deployment_spec(self, endpoint: str, deployment: str, model: ModelVersion) -> Any:
-        """The ManagedOnlineDeployment for a model version (MLflow models need no scoring script)."""
-        from azure.ai.ml.entities import ManagedOnlineDeployment
+        """The ManagedOnlineDeployment for a model version (MLflow models need no scoring script), with the model
+        data collector logging every request's inputs and outputs and the caller's request id."""
+        from azure.ai.ml.entities import DataCollector, DeploymentCollection, ManagedOnlineDeployment, RequestLogging
 
+        collector = DataCollector(collections={c: DeploymentCollection(enabled="true") for c in COLLECTIONS},
+                                  sampling_rate=1.0, rolling_rate="hour",
+                                  request_logging=RequestLogging(capture_headers=[REQUEST_ID_HEADER]))
         return ManagedOnlineDeployment(name=deployment, endpoint_name=endpoint,
                                        model=f"azureml:{model.name}:{model.version}",
                                        instance_type=self.config.instance_type,
-                                       instance_count=self.config.instance_count,
+                                       instance_count=self.config.instance_count, data_collector=collector,
                                        tags={"model": model.name, "version": model.version})
 
     def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
@@ -424,49 +451,182 @@ class AzureMLPlatform:
         answer = json.loads(raw)
         return list(answer["predictions"] if isinstance(answer, dict) else answer)
 
-    def deployment_resource_id(self, endpoint: str, deployment: str) -> str:
-        """The Azure resource id Azure Monitor keys the deployment's metrics by."""
+    def endpoint_resource_id(self, endpoint: str) -> str:
+        """The Azure resource id Azure Monitor keys the endpoint's metrics by (split by its ``deployment``)."""
         c = self.config
         return (f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}/providers/"
-                f"Microsoft.MachineLearningServices/workspaces/{c.workspace}/onlineEndpoints/{endpoint}/"
-                f"deployments/{deployment}")
+                f"Microsoft.MachineLearningServices/workspaces/{c.workspace}/onlineEndpoints/{endpoint}")
 
-    def deployment_metrics(self, endpoint: str, deployment: str, start: str, end: str) -> DeploymentMetrics:
-        """Latency percentiles and request rate from Azure Monitor. Errors and predictions are not
-        metrics Azure Monitor has for a deployment: errors count as 0 here (use an Azure Monitor
-        alert for them), and predictions need the model data collector (not wired yet)."""
+    @property
+    def metrics(self) -> Any:
+        """azure-monitor-querymetrics' MetricsClient on the workspace region's metrics endpoint."""
         if self._metrics is None:
-            # azure-monitor-query 2.x moved metrics to azure-monitor-querymetrics' MetricsClient, which
-            # talks to the regional metrics endpoint.
             from azure.monitor.querymetrics import MetricsClient
 
             self._metrics = MetricsClient(f"https://{self.config.region}.metrics.monitor.azure.com", self.credential)
-        window = (datetime.fromisoformat(start), datetime.fromisoformat(end))
-        metrics_client = self._metrics
-        results = self._call(f"metrics of {deployment}", lambda: metrics_client.query_resources(
-            resource_ids=[self.deployment_resource_id(endpoint, deployment)],
-            metric_namespace="Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
-            metric_names=list(METRICS), timespan=window, aggregations=["Average", "Total"]))
-        values: dict[str, float] = {}
-        for metric in (getattr(results[0], "metrics", []) if results else []):
-            points = [p for series in metric.timeseries for p in series.data]
-            if metric.name == "RequestsPerMinute":
-                values[metric.name] = float(sum((p.total or 0) for p in points))
+        return self._metrics
+
+    def _series(self, endpoint: str, names: tuple[str, ...], aggregation: str, where: str,
+                window: tuple[datetime, datetime]) -> list[tuple[str, Any]]:
+        """(metric name, time series) of the endpoint's metrics over ``window``, one-minute grain."""
+        client = self.metrics
+        results = self._call(f"metrics of endpoint {endpoint}", lambda: client.query_resources(
+            resource_ids=[self.endpoint_resource_id(endpoint)], metric_namespace=METRICS_NAMESPACE,
+            metric_names=list(names), timespan=window, granularity=timedelta(minutes=1),
+            aggregations=[aggregation], filter=where))
+        return [(metric.name, series) for result in results for metric in result.metrics
+                for series in metric.timeseries]
+
+    def deployment_metrics(self, endpoint: str, deployment: str, start: str, end: str) -> DeploymentMetrics:
+        """Requests split 4xx/5xx and latency from the endpoint's Azure Monitor metrics (by ``deployment``), and
+        the predictions the model data collector logged (``model_outputs``) in the window."""
+        window = (_instant(start), _instant(end))
+        latency: dict[str, float] = {}
+        for name, series in self._series(endpoint, LATENCY_METRICS, "Average", f"deployment eq '{deployment}'",
+                                         window):
+            averages = [p.average for p in series.data if p.average is not None]
+            if averages:  # the worst minute of the window
+                latency[name] = max(latency.get(name, 0.0), float(max(averages)))
+        by_class: Counter[str] = Counter()
+        for _, series in self._series(endpoint, (REQUESTS_METRIC,), "Total",
+                                      f"deployment eq '{deployment}' and statusCodeClass eq '*'", window):
+            code_class = _dimension(series, "statusCodeClass")
+            by_class[code_class] += int(sum((p.total or 0) for p in series.data))
+        predictions = Counter(str(_one(p)) for row in self._collected(endpoint, deployment, window)
+                              for p in [row.get(PREDICTION)] if PREDICTION in row)
+        return DeploymentMetrics(deployment=deployment, request_count=sum(by_class.values()),
+                                 error_count=by_class["5xx"], client_error_count=by_class["4xx"],
+                                 latency_p50_ms=latency.get("RequestLatency_P50", 0.0),
+                                 latency_p95_ms=latency.get("RequestLatency_P95", 0.0),
+                                 latency_p99_ms=latency.get("RequestLatency_P99", 0.0),
+                                 predictions=dict(predictions))
+
+    # -- collected data (Azure ML's model data collector) -----------------------------------
+    def _collector_container(self) -> Any:
+        """The workspace's default blob datastore, where the data collector writes, as a ContainerClient."""
+        if self._collector is None:
+            store = self._call("the workspace's default datastore", lambda: self.ml.datastores.get_default())
+            url = (f"{getattr(store, 'protocol', None) or 'https'}://{store.account_name}.blob."
+                   f"{getattr(store, 'endpoint', None) or 'core.windows.net'}/{store.container_name}")
+            if self._containers is not None:
+                self._collector = self._containers(url)
             else:
-                averages = [p.average for p in points if p.average is not None]
-                values[metric.name] = float(max(averages)) if averages else 0.0
-        return DeploymentMetrics(deployment=deployment, request_count=int(values.get("RequestsPerMinute", 0)),
-                                 error_count=0, latency_p50_ms=values.get("RequestLatency_P50", 0.0),
-                                 latency_p95_ms=values.get("RequestLatency_P95", 0.0),
-                                 latency_p99_ms=values.get("RequestLatency_P99", 0.0))
+                from azure.storage.blob import ContainerClient
+
+                self._collector = ContainerClient.from_container_url(url, credential=self.credential)
+        return self._collector
+
+    def _collection(self, endpoint: str, deployment: str, collection: str, hour: datetime,
+                    window: tuple[datetime, datetime]) -> list[dict[str, Any]]:
+        """The collector's records of one collection for one hour folder, those stamped inside ``window``."""
+        container = self._collector_container()
+        prefix = f"{COLLECTOR_ROOT}/{endpoint}/{deployment}/{collection}/{hour:%Y/%m/%d/%H}/"
+        where = f"collected {collection} of {deployment}"
+        names = self._call(where, lambda: [b.name for b in container.list_blobs(name_starts_with=prefix)])
+        records: list[dict[str, Any]] = []
+        for name in sorted(names):
+            raw = self._call(where, functools.partial(_download, container, name))
+            for line in raw.decode("utf-8", errors="replace").splitlines():
+                record = _record(line)
+                if record is None:
+                    log.warning("skipping a malformed line in %s", name)
+                elif window[0] <= record["at"] < window[1]:
+                    records.append(record)
+        return records
+
+    def _collected(self, endpoint: str, deployment: str, window: tuple[datetime, datetime],
+                   limit: int = MAX_COLLECTED_ROWS) -> list[dict[str, Any]]:
+        """Input rows the deployment answered in ``window`` joined with its outputs by correlation id (the
+        prediction under ``__prediction__``), newest hour first, at most ``limit`` rows."""
+        rows: list[dict[str, Any]] = []
+        for hour in _hours(window):
+            outputs = {r["correlation"]: r["data"] for r in
+                       self._collection(endpoint, deployment, "model_outputs", hour, window)}
+            for record in self._collection(endpoint, deployment, "model_inputs", hour, window):
+                predicted = outputs.get(record["correlation"])
+                for i, row in enumerate(record["data"]):
+                    if not isinstance(row, dict):
+                        continue
+                    joined = dict(row)
+                    if record["correlation"] and isinstance(predicted, list) and i < len(predicted):
+                        joined[PREDICTION] = _one(predicted[i])
+                    rows.append(joined)
+            if len(rows) >= limit:
+                break
+        return rows[:limit]
 
     def recent_inputs(self, endpoint: str, deployment: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
-        """Not available yet: deployments get no model data collector, so there are no logged inputs; drift
-        then comes from Azure ML's own DatasetDriftDetected events instead of the app's monitor."""
-        return []
+        """The inputs the data collector logged for the deployment in [start, end), with their predictions."""
+        return self._collected(endpoint, deployment, (_instant(start), _instant(end)), limit)
 
     def baseline(self, model: str, version: str) -> list[dict[str, Any]]:
-        """Not available yet: the Azure ML training job records no baseline sample."""
-        raise NotFoundError(f"baseline of {model} v{version}",
-                            "the Azure ML platform records no training baseline yet; drift comes from Azure ML's "
-                            "DatasetDriftDetected events")
+        """The sample the evaluation job logged as ``baseline.json`` to the training job's MLflow run (the
+        version's ``tracking_run_id``), read from that job's artifacts; cached, since it never changes."""
+        key = (model, str(version))
+        if key not in self._baselines:
+            tags = self.get_model_version(model, version).tags
+            run = tags.get("tracking_run_id") or tags.get("training_job")
+            what = f"baseline of {model} v{version}"
+            if not run:
+                raise NotFoundError(what, "the version names no training run (tracking_run_id tag)")
+            with tempfile.TemporaryDirectory() as tmp:
+                self._call(what, lambda: self.ml.jobs.download(run, download_path=tmp))
+                found = sorted(Path(tmp).rglob("baseline.json"))
+                if not found:
+                    raise NotFoundError(what, f"the evaluation job logged no baseline.json to run {run}")
+                self._baselines[key] = list(json.loads(found[0].read_text(encoding="utf-8")))
+        return list(self._baselines[key])
+
+
+def _instant(text: str) -> datetime:
+    """An ISO 8601 instant; a naive one is UTC."""
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _hours(window: tuple[datetime, datetime]) -> list[datetime]:
+    """The collector's hour folders that overlap ``window``, newest first (UTC)."""
+    first = window[0].astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    last = window[1].astimezone(UTC)
+    hours: list[datetime] = []
+    at = first
+    while at < last and len(hours) < MAX_COLLECTED_HOURS:
+        hours.append(at)
+        at += timedelta(hours=1)
+    return hours[::-1]
+
+
+def _download(container: Any, name: str) -> bytes:
+    return bytes(container.download_blob(name).readall())
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    """One collector line (a CloudEvent with ``data``, ``time`` and ``correlationid``), or None if malformed."""
+    if not line.strip():
+        return None
+    try:
+        event = json.loads(line)
+        at = _instant(str(event["time"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    data = event.get("data")
+    if isinstance(data, dict):  # a DataFrame logged in "split" or column form is not what MLflow models log
+        data = [data]
+    if not isinstance(data, list):
+        return None
+    return {"at": at, "data": data, "correlation": str(event.get("correlationid") or event.get("xrequestid") or "")}
+
+
+def _one(value: Any) -> Any:
+    """A prediction as the monitor compares it: a one-column output row becomes its value."""
+    if isinstance(value, dict) and len(value) == 1:
+        return next(iter(value.values()))
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def _dimension(series: Any, name: str) -> str:
+    """A time series' dimension value; Azure Monitor may return dimension names in another case."""
+    values = getattr(series, "metadata_values", None) or {}
+    return next((str(v) for k, v in values.items() if str(k).lower() == name.lower()), "")

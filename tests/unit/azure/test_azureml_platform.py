@@ -309,22 +309,6 @@ def test_other_http_errors_name_the_object_and_status() -> None:
         p.get_job("job-9")
 
 
-def test_metrics_query_names_the_deployment_resource_and_metrics() -> None:
-    point = SimpleNamespace(average=120.0, total=42.0)
-    series = SimpleNamespace(data=[point])
-    result = SimpleNamespace(metrics=[SimpleNamespace(name="RequestLatency_P95", timeseries=[series]),
-                                      SimpleNamespace(name="RequestsPerMinute", timeseries=[series])])
-    metrics = Ops(query_resources=lambda **kw: [result])
-    p = AzureMLPlatform(CONFIG, ml_client=SimpleNamespace(), metrics_client=metrics, credential=object())
-    m = p.deployment_metrics("scoring", "credit-v3", "2026-11-24T10:00:00+00:00", "2026-11-24T10:05:00+00:00")
-    assert m.latency_p95_ms == 120.0 and m.request_count == 42
-    (_, _, kwargs), = metrics.calls
-    assert kwargs["resource_ids"] == ["/subscriptions/sub-1/resourceGroups/rg-1/providers/"
-                                      "Microsoft.MachineLearningServices/workspaces/ws-1/onlineEndpoints/scoring/"
-                                      "deployments/credit-v3"]
-    assert "RequestLatency_P95" in kwargs["metric_names"] and "RequestsPerMinute" in kwargs["metric_names"]
-
-
 SWEEP = Path(__file__).resolve().parents[3] / "examples" / "house-prices" / "sweep.yaml"
 
 
