@@ -46,17 +46,18 @@ class Scorer:
         self.mirror_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror")
         self.mirroring: set[asyncio.Task[Any]] = set()  # mirrored requests running or queued
 
-    async def score(self, name: str, rows: Rows, pinned: str | None) -> tuple[str, int, Any]:
+    async def score(self, name: str, rows: Rows, pinned: str | None, request_id: str = "") -> tuple[str, int, Any]:
         """(deployment, status, predictions or error) for ``rows`` sent to endpoint ``name``; ``pinned``
-        routes straight to one deployment, and such a request is never mirrored."""
+        routes straight to one deployment, and such a request is never mirrored. ``request_id`` is logged with
+        the request and its mirrored copies."""
         ep = self.gw.endpoints[name]
         traffic, mirror = ep["traffic"], ep["mirror_traffic"]  # one consistent snapshot for this request
         dep = pinned or self.choose(traffic)
         if dep is None or dep not in ep["deployments"]:
             raise GatewayError(404 if dep else 503, f"no deployment to serve: {dep or 'traffic is 0 everywhere'}")
         if not pinned:
-            self._mirror(name, ep["deployments"], mirror, rows)
-        status, out = await self._run(name, dep, ep["deployments"][dep], rows, mirrored=False)
+            self._mirror(name, ep["deployments"], mirror, rows, request_id)
+        status, out = await self._run(name, dep, ep["deployments"][dep], rows, mirrored=False, request_id=request_id)
         return dep, status, out
 
     def choose(self, traffic: dict[str, int]) -> str | None:
@@ -71,14 +72,16 @@ class Scorer:
                 return dep
         return live[-1][0]
 
-    def _mirror(self, name: str, deployments: dict[str, Any], mirror: dict[str, int], rows: Rows) -> None:
+    def _mirror(self, name: str, deployments: dict[str, Any], mirror: dict[str, int], rows: Rows,
+                request_id: str) -> None:
         for shadow, pct in mirror.items():
             if self.gw.rng.uniform(0, 100) >= pct:
                 continue
             if len(self.mirroring) >= self.gw.max_mirrored:
                 self._skip(name, shadow)
                 continue
-            spawn(self._run(name, shadow, deployments[shadow], rows, mirrored=True), self.mirroring)
+            spawn(self._run(name, shadow, deployments[shadow], rows, mirrored=True, request_id=request_id),
+                  self.mirroring)
 
     def _skip(self, name: str, shadow: str) -> None:
         # mirroring is best effort: a shadow slower than the traffic must not pile up work
@@ -88,7 +91,8 @@ class Scorer:
                         "(%d skipped so far)", name, shadow, len(self.mirroring), skipped + 1)
         self.gw.mirror_skipped[(name, shadow)] = skipped + 1
 
-    async def _run(self, name: str, dep: str, spec: dict[str, Any], rows: Rows, mirrored: bool) -> tuple[int, Any]:
+    async def _run(self, name: str, dep: str, spec: dict[str, Any], rows: Rows, mirrored: bool,
+                   request_id: str = "") -> tuple[int, Any]:
         """Score on one deployment in a worker thread and log the request; (status, predictions or error)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -101,7 +105,7 @@ class Scorer:
         except Exception as exc:  # the model failed on this input: a 500 for the client, logged
             out, status = {"error": f"{type(exc).__name__}: {exc}"}, 500
         self.gw.record(name, dep, (time.perf_counter() - started) * 1000, status, mirrored, rows,
-                       out if status == 200 else None)
+                       out if status == 200 else None, request_id)
         return status, out
 
     def predict(self, deployment: str, dep: dict[str, Any], rows: Rows) -> list[Any]:

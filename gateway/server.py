@@ -22,6 +22,8 @@ import asyncio
 import hmac
 import json
 import logging
+import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -31,11 +33,16 @@ from .scoring import Scorer, spawn
 from .state import MAX_MIRRORED_IN_FLIGHT, Gateway, GatewayError, normalize, timestamp
 from .traffic import SplitError
 
-__all__ = ["DEPLOYMENT_HEADER", "MAX_MIRRORED_IN_FLIGHT", "Gateway", "GatewayApi", "GatewayError", "build_app"]
+__all__ = ["DEPLOYMENT_HEADER", "MAX_MIRRORED_IN_FLIGHT", "REQUEST_ID_HEADER", "Gateway", "GatewayApi", "GatewayError",
+           "build_app"]
 
 log = logging.getLogger("gateway")
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
+# The request id: a caller's own (kept, as Azure ML's data collector correlates by it) or a new one, returned on
+# every scoring answer and logged with the request, so a label arriving later can be joined to its prediction.
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 FLUSH_SECONDS = 0.2  # how often queued request-log rows are written
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -157,9 +164,12 @@ class GatewayApi:
         rows = body.get("input_data", body.get("data")) if isinstance(body, dict) else None
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise GatewayError(400, "body must be {\"input_data\": [ {column: value}, ... ]}")
-        dep, status, out = await self.scorer.score(name, rows, request.headers.get(DEPLOYMENT_HEADER) or None)
+        request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+        dep, status, out = await self.scorer.score(name, rows, request.headers.get(DEPLOYMENT_HEADER) or None,
+                                                   request_id)
         payload = {"predictions": out} if status == 200 else out
-        return web.json_response(payload, status=status, headers={DEPLOYMENT_HEADER: dep})
+        return web.json_response(payload, status=status, headers={DEPLOYMENT_HEADER: dep,
+                                                                  REQUEST_ID_HEADER: request_id})
 
     async def metrics(self, request: web.Request) -> web.Response:
         """``GET /endpoints/{e}/metrics?deployment&start&end``: one deployment's health numbers."""
@@ -172,6 +182,13 @@ class GatewayApi:
         start, end = _window(request)
         limit = int(request.query.get("limit", 1000))
         return web.json_response(self.gw.answered_rows(request.match_info["endpoint"], start, end, limit))
+
+
+def request_id_of(given: str | None) -> str:
+    """The caller's request id if it is a plain token (letters, digits, ``._:-``, up to 128), else a new UUID:
+    an id is logged and echoed in a header, so nothing else is taken from the caller."""
+    given = (given or "").strip()
+    return given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
 
 
 def _window(request: web.Request) -> tuple[str, str]:

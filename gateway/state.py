@@ -70,6 +70,10 @@ class Gateway:
         self.db.execute("""CREATE TABLE IF NOT EXISTS requests (ts TEXT, endpoint TEXT, deployment TEXT,
             latency_ms REAL, status INTEGER, mirrored INTEGER, inputs TEXT, outputs TEXT)""")
         self.db.execute("CREATE INDEX IF NOT EXISTS requests_window ON requests(endpoint, deployment, ts)")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(requests)")}
+        if "request_id" not in columns:  # a state folder from before request ids keeps its log; old rows have none
+            self.db.execute("ALTER TABLE requests ADD COLUMN request_id TEXT")
+        self.db.execute("CREATE INDEX IF NOT EXISTS requests_by_id ON requests(request_id)")
         # operations are kept like Azure ML keeps them: a client polling across a restart still finds its own
         self.db.execute("CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, state TEXT NOT NULL)")
         self.endpoints: dict[str, dict[str, Any]] = {
@@ -188,16 +192,17 @@ class Gateway:
 
     # -- the request log ---------------------------------------------------------------------
     def record(self, endpoint: str, deployment: str, latency_ms: float, status: int, mirrored: bool,
-               inputs: Any, outputs: Any) -> None:
+               inputs: Any, outputs: Any, request_id: str = "") -> None:
         """Queue a request-log row (written in batches off the request path)."""
         self.log_queue.append((timestamp(), endpoint, deployment, latency_ms, status, int(mirrored),
-                               json.dumps(inputs), json.dumps(outputs)))
+                               json.dumps(inputs), json.dumps(outputs), request_id or None))
 
     def flush(self) -> None:
         """Write queued log rows."""
         rows, self.log_queue = self.log_queue, []
         if rows:
-            self.db.executemany("INSERT INTO requests VALUES (?,?,?,?,?,?,?,?)", rows)
+            self.db.executemany("INSERT INTO requests (ts, endpoint, deployment, latency_ms, status, mirrored, "
+                                "inputs, outputs, request_id) VALUES (?,?,?,?,?,?,?,?,?)", rows)
 
     def metrics(self, endpoint: str, deployment: str, start: str, end: str) -> dict[str, Any]:
         """One deployment's request count, errors, latency percentiles and prediction counts in [start, end]."""
@@ -220,14 +225,15 @@ class Gateway:
 
     def answered_rows(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
         """The newest input rows clients were answered in [start, end] (never mirrored ones), each with
-        ``__prediction__`` and ``__deployment__``: the drift monitor's view."""
+        ``__prediction__``, ``__deployment__`` and ``__request_id__``: the drift monitor's view."""
         self.flush()
-        rows = self.db.execute("SELECT deployment, inputs, outputs FROM requests WHERE endpoint=? AND ts>=? AND ts<=? "
-                               "AND status=200 AND mirrored=0 ORDER BY ts DESC LIMIT ?",
+        rows = self.db.execute("SELECT deployment, inputs, outputs, request_id FROM requests WHERE endpoint=? "
+                               "AND ts>=? AND ts<=? AND status=200 AND mirrored=0 ORDER BY ts DESC LIMIT ?",
                                (endpoint, start, end, limit)).fetchall()
         out = []
-        for dep, inputs, outputs in rows:
+        for dep, inputs, outputs, request_id in rows:
             preds = json.loads(outputs) or []
             for i, row in enumerate(json.loads(inputs)):
-                out.append({**row, "__prediction__": preds[i] if i < len(preds) else None, "__deployment__": dep})
+                out.append({**row, "__prediction__": preds[i] if i < len(preds) else None, "__deployment__": dep,
+                            "__request_id__": request_id})
         return out[:limit]

@@ -561,3 +561,48 @@ def test_the_state_and_the_log_holding_every_scoring_request_are_readable_by_the
     assert gw.log_path is not None
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in [*files, gw.log_path]
             if stat.S_IMODE(p.stat().st_mode) != 0o600} == {}
+
+
+# -- request ids -----------------------------------------------------------------------------------
+def _logged(gw: GatewayProcess, endpoint: str) -> list[dict[str, Any]]:
+    return list(gw.call("GET", f"/endpoints/{endpoint}/requests", params={"start": "2000-01-01T00:00:00Z"}).json())
+
+
+def test_every_answer_has_a_request_id_a_callers_own_is_kept_and_each_is_logged_with_its_prediction(
+        gateway: GatewayProcess, endpoint: str) -> None:
+    assert gateway.set_traffic(endpoint, {"A": 100}).status_code == 200
+    mine = gateway.call("POST", f"/endpoints/{endpoint}/score", json={"input_data": ROWS},
+                        headers={"x-request-id": "loan-2026-0042"})
+    new = gateway.score(endpoint, ROWS)
+    hostile = gateway.call("POST", f"/endpoints/{endpoint}/score", json={"input_data": ROWS},
+                           headers={"x-request-id": "a b<script>"})
+    assert mine.headers["x-request-id"] == "loan-2026-0042"
+    assert str(uuid.UUID(new.headers["x-request-id"])) == new.headers["x-request-id"]
+    assert hostile.headers["x-request-id"] != "a b<script>"  # not a plain token: replaced, never echoed
+    ids = {r["__request_id__"] for r in _logged(gateway, endpoint)}
+    assert {"loan-2026-0042", new.headers["x-request-id"], hostile.headers["x-request-id"]} <= ids
+    assert {(r["__request_id__"], r["__prediction__"]) for r in _logged(gateway, endpoint)
+            if r["__request_id__"] == "loan-2026-0042"} == {("loan-2026-0042", 0)}
+
+
+def test_a_request_log_from_before_request_ids_is_kept_and_extended(
+        tmp_path: Path, models: Models, gateway_factory: Callable[..., GatewayProcess]) -> None:
+    import sqlite3
+
+    state = tmp_path / "gateway-0"  # where the factory's first gateway keeps its state
+    state.mkdir(mode=0o700)
+    db = sqlite3.connect(state / "gateway.sqlite")
+    db.execute("""CREATE TABLE requests (ts TEXT, endpoint TEXT, deployment TEXT, latency_ms REAL, status INTEGER,
+                  mirrored INTEGER, inputs TEXT, outputs TEXT)""")
+    db.execute("INSERT INTO requests VALUES ('2026-11-01T00:00:00.000000+00:00', 'old', 'A', 1.0, 200, 0, "
+               "'[{\"x\": 1}]', '[0]')")
+    db.commit()
+    db.close()
+    gw = gateway_factory()
+    assert gw.metrics("old", "A")["request_count"] == 1  # nothing lost
+    assert _logged(gw, "old") == [{"x": 1, "__prediction__": 0, "__deployment__": "A", "__request_id__": None}]
+    name = _new_endpoint()
+    assert gw.deploy(name, "A", models.zero)["state"] == "succeeded"
+    assert gw.set_traffic(name, {"A": 100}).status_code == 200
+    answer = gw.score(name, ROWS)
+    assert {r["__request_id__"] for r in _logged(gw, name)} == {answer.headers["x-request-id"]}
