@@ -92,6 +92,7 @@ REQUEST_ID_HEADER = "x-request-id"  # the caller's id, kept with each collected 
 MAX_COLLECTED_ROWS = 5000  # what one analysis reads at most
 MAX_COLLECTED_HOURS = 7 * 24  # the hour folders one window may span
 PREDICTION = "__prediction__"  # the key mlops.drift reads a row's prediction under
+REQUEST_ID = "__request_id__"  # the request's id, to join labels that arrive later
 
 
 @dataclass(frozen=True)
@@ -537,7 +538,8 @@ class AzureMLPlatform:
     def _collected(self, endpoint: str, deployment: str, window: tuple[datetime, datetime],
                    limit: int = MAX_COLLECTED_ROWS) -> list[dict[str, Any]]:
         """Input rows the deployment answered in ``window`` joined with its outputs by correlation id (the
-        prediction under ``__prediction__``), newest hour first, at most ``limit`` rows."""
+        prediction under ``__prediction__``, the id under ``__request_id__``), newest hour first, at most
+        ``limit`` rows."""
         rows: list[dict[str, Any]] = []
         for hour in _hours(window):
             outputs = {r["correlation"]: r["data"] for r in
@@ -547,7 +549,7 @@ class AzureMLPlatform:
                 for i, row in enumerate(record["data"]):
                     if not isinstance(row, dict):
                         continue
-                    joined = dict(row)
+                    joined = {**row, REQUEST_ID: record["correlation"] or None}  # as the gateway's log has it
                     if record["correlation"] and isinstance(predicted, list) and i < len(predicted):
                         joined[PREDICTION] = _one(predicted[i])
                     rows.append(joined)

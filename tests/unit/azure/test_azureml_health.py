@@ -212,7 +212,10 @@ def test_recent_inputs_join_the_collected_outputs_by_correlation_id_within_the_w
     collector.score("credit-v3", [{"f0": 9.0}], [1], NOW - timedelta(minutes=30))  # before the window
     collector.blobs[next(iter(collector.blobs))] += b"{not json\n"  # a torn line is skipped, not fatal
     rows = azure(collector).recent_inputs("scoring", "credit-v3", START, END, limit=100)
-    assert rows == [{"f0": 1.0, "__prediction__": 1}, {"f0": -1.0, "__prediction__": 0}]
+    rid = rows[0]["__request_id__"]
+    assert rid.startswith("req-")  # the collector's correlationid: the caller's x-request-id
+    assert rows == [{"f0": 1.0, "__prediction__": 1, "__request_id__": rid},
+                    {"f0": -1.0, "__prediction__": 0, "__request_id__": rid}]
     assert collector.listed == ["modelDataCollector/scoring/credit-v3/model_outputs/2026/12/02/10/",
                                 "modelDataCollector/scoring/credit-v3/model_inputs/2026/12/02/10/"]
 
