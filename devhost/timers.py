@@ -3,7 +3,11 @@
 Follows https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer and the
 timer extension's listener:
 
-- ``schedule`` is ``{second} {minute} {hour} {day} {month} {day-of-week}`` in UTC, or a TimeSpan
+- ``schedule`` is ``{second} {minute} {hour} {day} {month} {day-of-week}`` in UTC, read as NCrontab
+  (https://github.com/atifaziz/NCrontab, the library the Functions timer uses) reads it: a time must match the
+  day AND the day of week (not classic cron's OR), values are numbers or any prefix of an English month or
+  day name, ``N/S`` steps from N to the field's end, and cron extensions NCrontab refuses (``L``, ``W``,
+  ``?``, ``#``, ``H``, day-of-week 7) are refused; or a TimeSpan
   (``hh:mm:ss``; ``d.hh:mm:ss``; ``dd:hh:mm`` when the first number is 24 or more), or
   ``%Setting%``;
 - ``useMonitor`` (default: true when occurrences are at least a minute apart) keeps
@@ -35,7 +39,7 @@ from typing import Any
 
 from azure.functions import meta
 from azure.functions.timer import TimerRequestConverter
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from .app_loader import DURABLE_CLIENT, TIMER_TRIGGER, FunctionIndex, FunctionInfo
 from .clock import Clock
@@ -44,6 +48,13 @@ from .config import private_file
 log = logging.getLogger("devhost.timers")
 _SETTING = re.compile(r"^%([^%]+)%$")
 _NEVER = datetime(1, 1, 1, tzinfo=UTC)  # .NET's default(DateTime): "no last run"
+
+# NCrontab's fields (CrontabFieldImpl): name, range, and the names whose prefixes it accepts as values
+_FIELDS = (("second", 0, 59, ()), ("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day", 1, 31, ()),
+           ("month", 1, 12, ("JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE", "JULY", "AUGUST", "SEPTEMBER",
+                             "OCTOBER", "NOVEMBER", "DECEMBER")),
+           ("day-of-week", 0, 6, ("SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY")))
+_ITEM = re.compile(r"^(?:(?P<star>\*)|(?P<lo>[0-9]+|[A-Za-z]+)(?:-(?P<hi>[0-9]+|[A-Za-z]+))?)(?:/(?P<step>[0-9]+))?$")
 
 
 class ScheduleError(Exception):
@@ -69,24 +80,75 @@ def _timespan(text: str) -> timedelta | None:
     return timedelta(days=days, hours=nums[0], minutes=nums[1], seconds=seconds)
 
 
+def _value(token: str, name: str, lo: int, hi: int, names: tuple[str, ...]) -> int:
+    if token.isdigit():
+        value = int(token)
+    else:  # NCrontab takes the first name the token is a prefix of, in the field's order
+        value = next((i + lo for i, full in enumerate(names) if full.startswith(token.upper())), -1)
+        if value < 0:
+            raise ValueError(f"{token!r} is not a {name} " + (f"name ({', '.join(names)})" if names else "number"))
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} {value} is outside {lo}-{hi}")
+    return value
+
+
+def ncrontab(text: str) -> str:
+    """The 6-field NCrontab expression ``text`` in the numeric form croniter reads the same way, or ValueError
+    saying which field NCrontab would refuse and why."""
+    fields = text.split()
+    if len(fields) != 6:
+        raise ValueError(f"{len(fields)} fields, NCrontab needs 6")
+    out = []
+    for field, (name, lo, hi, names) in zip(fields, _FIELDS, strict=True):
+        items = []
+        for item in field.split(","):
+            m = _ITEM.match(item)
+            if m is None:
+                raise ValueError(f"{name} field {field!r}: {item!r} is not N, N-M, * or one of them /step")
+            step = int(m["step"]) if m["step"] is not None else None
+            if step == 0:
+                raise ValueError(f"{name} field {field!r}: a step must be positive")
+            if m["star"]:
+                first, last = lo, hi
+            else:
+                first = _value(m["lo"], name, lo, hi, names)
+                last = _value(m["hi"], name, lo, hi, names) if m["hi"] else (hi if step else first)
+                if first > last:
+                    raise ValueError(f"{name} field {field!r}: range {first}-{last} runs backwards")
+            items.append(f"{first}-{last}/{step}" if step else (f"{first}-{last}" if first != last else str(first)))
+        out.append(",".join(items))
+    return " ".join(out)
+
+
 class Schedule:
     """Occurrences of an NCRONTAB expression or a TimeSpan interval."""
 
     def __init__(self, text: str, function: str) -> None:
         self.text = text.strip()
+        self.cron = ""  # the NCrontab expression in croniter's numeric form
         self.interval = _timespan(self.text)
         if self.interval is not None:
             if self.interval.total_seconds() <= 0:
                 raise ScheduleError(f"function {function}: a TimeSpan schedule must be positive, got {text!r}")
-        elif len(self.text.split()) != 6 or not croniter.is_valid(self.text, second_at_beginning=True):
-            raise ScheduleError(f"function {function}: schedule {text!r} is neither a 6-field NCRONTAB expression "
-                                "({second} {minute} {hour} {day} {month} {day-of-week}) nor a TimeSpan (hh:mm:ss)")
+        else:
+            try:
+                self.cron = ncrontab(self.text)
+            except ValueError as exc:
+                raise ScheduleError(f"function {function}: schedule {text!r} is neither a 6-field NCRONTAB "
+                                    "expression ({second} {minute} {hour} {day} {month} {day-of-week}) nor a "
+                                    f"TimeSpan (hh:mm:ss): {exc}") from exc
+            try:
+                self.next_after(datetime(2000, 1, 1, tzinfo=UTC))
+            except CroniterBadDateError as exc:
+                raise ScheduleError(f"function {function}: schedule {text!r} never fires (no date matches its "
+                                    "day, month and day of week)") from exc
 
     def next_after(self, moment: datetime) -> datetime:
         """The first occurrence strictly after ``moment`` (for a TimeSpan: ``moment`` + interval)."""
         if self.interval is not None:
             return moment + self.interval
-        nxt: datetime = croniter(self.text, moment, second_at_beginning=True).get_next(datetime)
+        # day_or=False: NCrontab requires the day and the day of week to match (CrontabSchedule.GetNextOccurrence)
+        nxt: datetime = croniter(self.cron, moment, second_at_beginning=True, day_or=False).get_next(datetime)
         return nxt
 
     def monitored_by_default(self, now: datetime) -> bool:
