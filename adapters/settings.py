@@ -129,18 +129,21 @@ _MLFLOW_SCHEMES = ("sqlite", "file", "http", "https", "postgresql", "mysql", "ms
 # https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#ncrontab-expressions
 _CRON_FIELDS = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
                 ("day-of-week", 0, 6))
+# NCrontab (the timer trigger's parser) takes any prefix of a month's or a day's English name as its number
 _CRON_NAMES = {
-    "month": ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
-    "day-of-week": ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"),
+    "month": ("JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE", "JULY", "AUGUST", "SEPTEMBER", "OCTOBER",
+              "NOVEMBER", "DECEMBER"),
+    "day-of-week": ("SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY"),
 }
-_CRON_PART = re.compile(r"^(\*|(?P<lo>\w+)(-(?P<hi>\w+))?)(/(?P<step>\d+))?$")
+_CRON_PART = re.compile(r"^(\*|(?P<lo>[0-9]+|[A-Za-z]+)(-(?P<hi>[0-9]+|[A-Za-z]+))?)(/(?P<step>\d+))?$")
 
 
-def _cron_value(token: str, what: str, lo: int, hi: int) -> bool:
+def _cron_value(token: str, what: str, lo: int, hi: int) -> int | None:
+    """The field value NCrontab reads ``token`` as, or None if it refuses it."""
+    if token.isdigit():
+        return int(token) if lo <= int(token) <= hi else None
     names = _CRON_NAMES.get(what, ())
-    if token.upper() in names:
-        return True
-    return token.isdigit() and lo <= int(token) <= hi
+    return next((i + lo for i, name in enumerate(names) if name.startswith(token.upper())), None)
 
 
 def _schedule(value: str) -> str:
@@ -152,7 +155,9 @@ def _schedule(value: str) -> str:
     for text, (what, lo, hi) in zip(fields, _CRON_FIELDS, strict=True):
         for part in text.split(","):
             m = _CRON_PART.match(part)
-            ok = m is not None and all(_cron_value(m[g], what, lo, hi) for g in ("lo", "hi") if m[g] is not None)
+            found = [_cron_value(m[g], what, lo, hi) for g in ("lo", "hi") if m[g] is not None] if m else [None]
+            values = [v for v in found if v is not None]
+            ok = len(values) == len(found) and values == sorted(values)  # NCrontab refuses a backwards range
             if not ok or (m is not None and m["step"] is not None and int(m["step"]) == 0):
                 raise SettingError("MLOPS_MONITOR_SCHEDULE", f"bad {what} field {text!r} in {value!r}")
     return value

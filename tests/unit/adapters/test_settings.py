@@ -69,6 +69,10 @@ def test_an_empty_value_counts_as_unset() -> None:
     ("MLOPS_MONITOR_SCHEDULE", "0 0 25 * * *", "bad hour field '25'"),
     ("MLOPS_MONITOR_SCHEDULE", "0 */0 * * * *", "bad minute field '*/0'"),
     ("MLOPS_MONITOR_SCHEDULE", "0 0 9 * * MON-FUN", "bad day-of-week field 'MON-FUN'"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 0 9 * * FRI-MON", "bad day-of-week field 'FRI-MON'"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 0 9 L * *", "bad day field 'L'"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 0 9 * * MON#1", "bad day-of-week field 'MON#1'"),
+    ("MLOPS_MONITOR_SCHEDULE", "0 0 9 * * 7", "bad day-of-week field '7'"),
     ("MLOPS_OPERATOR_ROLE", "mlops operator", "an app role value has no spaces"),
     ("MLOPS_ALERT_ROLE", "mlops alerts", "an app role value has no spaces"),
     ("MLOPS_ALERT_KEY", "short", "must be at least 32 characters"),
@@ -90,7 +94,7 @@ def test_a_subscription_id_that_is_not_a_guid_is_named() -> None:
 
 
 @pytest.mark.parametrize("schedule", ["*/10 * * * * *", "0 0 9 * * MON-FRI", "0 30 9-17/2 1,15 JAN-JUN 1-5",
-                                      "5/15 * * * * *"])
+                                      "5/15 * * * * *", "0 0 12 * * Monday", "0 0 0 * Mar-May M-F"])
 def test_ncrontab_schedules_the_functions_docs_show_are_accepted(schedule) -> None:
     assert load_settings({**LOCAL, "MLOPS_MONITOR_SCHEDULE": schedule}).monitor_schedule == schedule
 
