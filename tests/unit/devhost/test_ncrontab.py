@@ -58,3 +58,58 @@ def test_what_ncrontab_refuses_stops_the_host_with_the_reason(text: str, reason:
     with pytest.raises(ScheduleError, match="function fn: schedule") as caught:
         Schedule(text, "fn")
     assert reason in str(caught.value)
+
+
+# Cases from NCrontab's own test suite (src/NCrontab.Tests/CrontabScheduleTests.cs, Evaluations): five-field
+# expressions there, given here a leading seconds field of 0 (the Functions form); (after, schedule, next).
+NCRONTAB_CASES = [
+    ("2003-01-01 00:00:00", "0 45-47,48,49 * * * *", "2003-01-01 00:45:00"),
+    ("2003-01-01 00:49:00", "0 45-47,48,49 * * * *", "2003-01-01 01:45:00"),
+    ("2003-01-01 00:57:00", "0 2/5 * * * *", "2003-01-01 01:02:00"),
+    ("2003-01-01 00:00:49", "45-47,48,49 * * * * *", "2003-01-01 00:01:45"),
+    ("2003-01-01 00:00:57", "2/5 * * * * *", "2003-01-01 00:01:02"),
+    ("2003-12-20 10:00:00", "0 * 3/4 * * *", "2003-12-20 11:00:00"),
+    ("2003-01-07 00:00:00", "0 30 * 1 * *", "2003-02-01 00:30:00"),
+    ("2003-07-10 00:00:00", "0 * * 30,31 * *", "2003-07-30 00:00:00"),
+    ("2000-01-31 00:00:00", "0 0 0 15,30,31 * *", "2000-02-15 00:00:00"),
+    ("2000-04-30 00:00:00", "0 0 0 15,30,31 * *", "2000-05-15 00:00:00"),
+    ("2003-12-01 05:00:00", "0 10 * * 6 *", "2004-06-01 00:10:00"),
+    ("2002-07-01 05:00:00", "0 10 * * February,April-Jun *", "2003-02-01 00:10:00"),
+    ("1988-03-11 14:23:00", "0 20 * * january,FeB,Mar,april,May,JuNE,July,Augu,SEPT-October,Nov,DECEM *",
+     "1988-03-11 15:20:00"),
+    ("2003-06-26 10:00:00", "0 30 6 * * sunday", "2003-06-29 06:30:00"),
+    ("2003-06-24 12:01:00", "0 1 12 * * 2", "2003-07-01 12:01:00"),
+    ("2003-06-30 18:15:00", "0 15 18 * * Mon", "2003-07-07 18:15:00"),
+    ("2003-01-01 12:00:00", "0 45 16 1 * Mon", "2003-09-01 16:45:00"),  # the 1st AND a Monday
+    ("2003-09-01 23:45:00", "0 45 16 1 * Mon", "2003-12-01 16:45:00"),
+    ("2000-02-29 12:01:00", "0 1 12 29 2 *", "2004-02-29 12:01:00"),
+    ("2004-02-29 12:01:00", "0 1 12 28 2 *", "2005-02-28 12:01:00"),
+]
+
+
+@pytest.mark.parametrize(("after", "schedule", "expected"), NCRONTAB_CASES)
+def test_occurrences_match_ncrontabs_own_test_suite(after: str, schedule: str, expected: str) -> None:
+    start = datetime.fromisoformat(after).replace(tzinfo=UTC)
+    assert Schedule(schedule, "fn").next_after(start) == datetime.fromisoformat(expected).replace(tzinfo=UTC)
+
+
+@pytest.mark.parametrize("schedule", sorted({case[1] for case in NCRONTAB_CASES}))
+def test_the_apps_settings_check_accepts_what_devhost_accepts(schedule: str) -> None:
+    # the Function App cannot import devhost (it is not deployed), so the two checks are held to the same cases
+    from adapters.settings import load_settings
+
+    local = {"MLOPS_PLATFORM": "local", "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+             "MLOPS_MONITOR_SCHEDULE": schedule}
+    assert load_settings(local).monitor_schedule == schedule
+
+
+@pytest.mark.parametrize("schedule", ["0 0 0 L * *", "0 0 0 * * MON#1", "0 0 0 * * 7", "0 0 0 5-1 * *",
+                                      "0 */0 * * * *", "0 0 0 * Smarch *", "0 0 0 ? * MON"])
+def test_the_apps_settings_check_refuses_what_devhost_refuses(schedule: str) -> None:
+    from adapters.settings import SettingError, load_settings
+
+    with pytest.raises(ScheduleError):
+        Schedule(schedule, "fn")
+    with pytest.raises(SettingError, match="MLOPS_MONITOR_SCHEDULE"):
+        load_settings({"MLOPS_PLATFORM": "local", "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                       "MLOPS_MONITOR_SCHEDULE": schedule})
