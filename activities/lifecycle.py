@@ -27,6 +27,7 @@ from mlops.contracts import (
     GET_TRAFFIC,
     LOAD_POLICY,
     NEWEST_DATA,
+    NOTIFY,
     PLAN_CLEAN_UP,
     QUEUE_REQUEST,
     RECORD_INCIDENT,
@@ -52,6 +53,7 @@ from mlops.contracts import (
     MetricsQuery,
     ModelRef,
     NewestData,
+    Notice,
     OperationRef,
     PendingRequest,
     Queued,
@@ -271,6 +273,12 @@ def record_incident_activity(request: Answer) -> None:
     runtime.control().record_incident(incident.to_dict())
     telemetry.emit("RolledBack", model=incident.model, version=incident.to_version, run_id=incident.run_id,
                    from_version=incident.from_version, reason=incident.reason)
+
+
+@bp.activity_trigger(input_name="request", activity=NOTIFY)
+def notify_activity(request: Answer) -> Answer:
+    """Tell someone: an event on the topic and a webhook message; failures are logged and said, never raised."""
+    return runtime.notifier().send(Notice.from_dict(request)).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=PLAN_CLEAN_UP)

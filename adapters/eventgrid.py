@@ -13,7 +13,7 @@ from mlops.ports import ModelVersion
 
 
 class TopicPublisher:
-    """Sends ModelRegistered (in Azure ML's shape) and the app's drift events to one custom topic."""
+    """Sends ModelRegistered (in Azure ML's shape), the app's drift events and its notices to one custom topic."""
 
     def __init__(self, endpoint: str, key: str | None = None) -> None:
         from azure.eventgrid import EventGridPublisherClient
@@ -30,6 +30,12 @@ class TopicPublisher:
             data={"modelName": mv.name, "modelVersion": mv.version, "modelTags": mv.tags, "modelProperties": {}},
             data_version="2",
         )])
+
+    def notice(self, event_type: str, subject: str, data: dict[str, Any]) -> None:
+        """Send a notice (``mlops.notices``) as an event of its own type."""
+        from azure.eventgrid import EventGridEvent
+
+        self.client.send([EventGridEvent(subject=subject, event_type=event_type, data=data, data_version="1.0")])
 
     def drift_detected(self, drift: dict[str, Any]) -> None:
         """Send the monitor's drift finding (``mlops.monitoring.check_drift``) as the app's drift event."""

@@ -11,7 +11,9 @@ from mlops.policy import Policy
 from mlops.ports import Landing, Platform
 
 from .control_store import BlobControlStore
+from .eventgrid import TopicPublisher
 from .landing import BlobLanding
+from .notify import Notifier
 from .policies import load_policy, policy_models
 from .settings import Settings, load_settings
 
@@ -64,6 +66,15 @@ def platform() -> Platform:
     from .local import LocalPlatform
 
     return LocalPlatform.from_settings(s, blob_service())  # type: ignore[no-any-return]
+
+
+@functools.cache
+def notifier() -> Notifier:
+    """Notices to the app's topic (if MLOPS_EVENTGRID_TOPIC_ENDPOINT is set) and MLOPS_NOTIFY_WEBHOOK_URL."""
+    s = settings()
+    publisher = TopicPublisher(s.eventgrid_topic_endpoint, s.eventgrid_topic_key) if s.eventgrid_topic_endpoint \
+        else None
+    return Notifier(publisher, s.notify_webhook_url, s.public_url)
 
 
 @functools.cache

@@ -77,6 +77,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("AZUREML_COMPUTE", False, None, f"Compute cluster for training jobs; {_AZUREML}.", "azureml"),
     SettingSpec("AZUREML_ENVIRONMENT", False, None, f"Environment for training jobs; {_AZUREML}.", "azureml"),
     SettingSpec("APPLICATIONINSIGHTS_CONNECTION_STRING", False, None, "Telemetry to Application Insights."),
+    SettingSpec("MLOPS_NOTIFY_WEBHOOK_URL", False, None,
+                "Incoming webhook (Slack, Teams) told when a run waits for approval, a rollback happens or drift is "
+                "found; it holds a token: a Key Vault reference in Azure. Empty: events on the topic only."),
+    SettingSpec("MLOPS_PUBLIC_URL", False, None,
+                "The app's base URL, for the links in notices (default: https://$WEBSITE_HOSTNAME in Azure)."),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -108,9 +113,26 @@ class Settings:
     azureml_compute: str | None = None
     azureml_environment: str | None = None
     appinsights_connection_string: str | None = field(default=None, repr=False)
+    notify_webhook_url: str | None = field(default=None, repr=False)
+    public_url: str | None = None
 
 
 # --------------------------------------------------------------------------------------------- validators
+
+
+def _secret_url(name: str, value: str | None) -> str | None:
+    """An http(s) URL that may carry a token: the error never repeats it."""
+    if value is None:
+        return None
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingError(name, "must be an http(s) URL (the value is not shown: it may hold a token)")
+    return value
+
+
+def _site(hostname: str | None) -> str | None:
+    """The Function App's URL from the platform's WEBSITE_HOSTNAME (set by App Service in Azure)."""
+    return f"https://{hostname.strip()}" if hostname and hostname.strip() else None
 
 
 def _url(name: str, value: str | None) -> str | None:
@@ -266,4 +288,6 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         azureml_compute=values["AZUREML_COMPUTE"],
         azureml_environment=values["AZUREML_ENVIRONMENT"],
         appinsights_connection_string=_appinsights(values["APPLICATIONINSIGHTS_CONNECTION_STRING"]),
+        notify_webhook_url=_secret_url("MLOPS_NOTIFY_WEBHOOK_URL", values["MLOPS_NOTIFY_WEBHOOK_URL"]),
+        public_url=_url("MLOPS_PUBLIC_URL", values["MLOPS_PUBLIC_URL"] or _site(env.get("WEBSITE_HOSTNAME"))),
     )

@@ -48,6 +48,7 @@ NEWEST_DATA = "newest_landed_data"
 RECORD_INCIDENT = "record_incident"
 PLAN_CLEAN_UP = "plan_clean_up"
 DELETE_DEPLOYMENT = "delete_deployment"
+NOTIFY = "notify"
 
 # -- external events operators send --------------------------------------------------------
 APPROVAL_EVENT = "approval"
@@ -369,3 +370,23 @@ class DeleteDeployment(Json):
     model: str
     endpoint: str
     removal: Removal
+
+
+@dataclass(frozen=True)
+class Notice(Json):
+    """Something a person should hear about (``mlops.notices``): the run, the reason, where to act."""
+
+    kind: str  # mlops.notices.NoticeKind
+    model: str
+    run_id: str
+    reason: str
+    version: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notified(Json):
+    """How a notice went out; a failure is said here and in the log, never raised."""
+
+    event: str  # "sent", "off" (no topic) or the error
+    webhook: str  # "sent", "off" (no webhook URL) or the error

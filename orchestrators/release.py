@@ -47,6 +47,7 @@ from mlops.contracts import (
     VersionTags,
 )
 from mlops.health import analyse_step
+from mlops.notices import NoticeKind
 from mlops.policy import Policy, Step
 from mlops.ports import DeploymentMetrics, ModelVersion
 from mlops.release import canary_split, live_deployment, stage_names
@@ -219,4 +220,8 @@ class _Release:
             return self.steps.fail(stage, f"{message}; restoring live traffic failed too: {first_line(exc)}",
                                    Verdict.FAILED, **detail)
         verdict = Verdict.ROLLED_BACK if self.live_dep else Verdict.FAILED
+        if verdict == Verdict.ROLLED_BACK:
+            yield from self.steps.notify(stage, NoticeKind.ROLLED_BACK, f"the release of v{self.version} was "
+                                         f"rolled back at {stage}: {message}", to_version=self.champion.version
+                                         if self.champion else "", from_version=self.version)
         return self.steps.fail(stage, message, verdict, **detail)

@@ -43,6 +43,7 @@ from mlops.contracts import (
     VersionQuery,
 )
 from mlops.gates import evaluate_gates
+from mlops.notices import NoticeKind
 from mlops.policy import Policy
 from mlops.ports import DataRef, JobStatus, ModelVersion
 from mlops.retrain import STAGES, evaluation_request, lineage_tags, train_request
@@ -164,6 +165,10 @@ class _Retrain:
             return
         self.steps.status.message = "waiting for approval"
         self.steps.begin("approval", timeout_hours=approval.timeout_hours)
+        yield from self.steps.notify("approval", NoticeKind.APPROVAL_REQUIRED,
+                                     f"the candidate passed its gates and waits for an operator's approval; without "
+                                     f"one within {approval.timeout_hours} h it is rejected",
+                                     timeout_hours=approval.timeout_hours, gates=self.steps.status.gates)
         context = self.steps.context
         timeout = context.create_timer(self.steps.now + timedelta(hours=approval.timeout_hours))
         answer = context.wait_for_external_event(APPROVAL_EVENT)

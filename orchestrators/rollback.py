@@ -35,6 +35,7 @@ from mlops.contracts import (
     VersionQuery,
     VersionTags,
 )
+from mlops.notices import NoticeKind
 from mlops.policy import Policy
 from mlops.ports import ModelVersion
 from mlops.reactions import nothing_to_roll_back, retrain_after_rollback
@@ -80,6 +81,10 @@ class _Rollback:
         self.steps.end("assess", bad=champion.version, target=previous.version)
         yield from self._restore(policy.release.endpoint, champion, previous)
         incident = yield from self._record(champion, previous)
+        yield from self.steps.notify("record", NoticeKind.ROLLED_BACK, f"v{champion.version} was rolled back to "
+                                     f"v{previous.version} ({self.request.source}): {self.request.reason}",
+                                     from_version=champion.version, to_version=previous.version,
+                                     source=self.request.source)
         retrain = retrain_after_rollback(policy.monitoring.on_drift, self.request.source)
         self.steps.end("record", incident=incident.to_dict(), retrain_requested=retrain)
         self.steps.finish(Verdict.ROLLED_BACK, f"{self.model} rolled back from v{champion.version} to "

@@ -19,11 +19,14 @@ from mlops.contracts import (
     BEGIN_DEPLOYMENT,
     GET_OPERATION,
     GET_TRAFFIC,
+    NOTIFY,
     PAUSE_EVENT,
     RESUME_EVENT,
     SET_TRAFFIC,
     DeployInput,
     EndpointRef,
+    Notice,
+    Notified,
     OperationRef,
     TrafficChange,
     TrafficState,
@@ -111,6 +114,19 @@ class Steps:
     def do(self, name: str, payload: Json) -> Generator[Any, Any, None]:
         """Call an activity that answers nothing; transient failures are retried."""
         yield from self.retried(name, payload)
+
+    def notify(self, stage: str, kind: str, reason: str, **detail: Any) -> Generator[Any, Any, None]:
+        """Tell someone (``mlops.notices``): one call of the notify activity, never retried. How it went is kept
+        in ``stage``'s detail (``notice``); a failure never changes the run."""
+        notice = Notice(kind, self.status.model, self.context.instance_id, reason, self.status.version or "",
+                        detail)
+        try:
+            sent = yield self.task(NOTIFY, notice)
+            outcome: dict[str, Any] = Notified.from_dict(sent).to_dict()
+        except Exception as exc:  # the run goes on: a person not told is no reason to stop it
+            outcome = {"error": first_line(exc)}
+        self.status.stage_named(stage).detail["notice"] = {"kind": kind, **outcome}
+        self.publish()
 
     def retried(self, name: str, payload: Json) -> Generator[Any, Any, Any]:
         """The activity's raw answer; transient failures are retried (``retried``), each retry shown."""

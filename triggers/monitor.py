@@ -26,8 +26,10 @@ import azure.functions as func
 
 from adapters import runtime
 from adapters.eventgrid import TopicPublisher
+from mlops.contracts import Notice
 from mlops.errors import SettingError
 from mlops.monitoring import check_drift, clean_up_due
+from mlops.notices import NoticeKind
 
 from .submit import ensure_lifecycle
 
@@ -66,6 +68,12 @@ def scan_and_publish(now: datetime) -> list[str]:
     for model, drift in drifted.items():
         _publisher().drift_detected(drift)
         log.warning("drift detected", extra={"model": model, "version": drift["version"]})
+        drifted_features = sorted(f for f, figures in drift["features"].items() if figures.get("drifted"))
+        # the drift event above is the notice's event; the webhook message goes out beside it
+        runtime.notifier().send(Notice(NoticeKind.DRIFT_DETECTED, model, f"monitor-{now:%Y%m%dT%H%M%S}",
+                                       f"the live inputs of v{drift['version']} drifted from its training baseline "
+                                       f"({', '.join(drifted_features) or 'predictions'}); the policy's on_drift "
+                                       "decides what follows", drift["version"]), event=False)
     return list(drifted)
 
 

@@ -87,6 +87,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       MLOPS_ALERT_ROLE: 'mlops.alerts'
       MLOPS_ALERT_KEY: ''
       MLOPS_DEDUP_RETENTION_HOURS: '26'
+      // notices (docs/operator.md): an incoming webhook's URL holds a token, so set it to a Key Vault
+      // reference (empty: events on the topic only); links use https://$WEBSITE_HOSTNAME unless set
+      MLOPS_NOTIFY_WEBHOOK_URL: ''
+      MLOPS_PUBLIC_URL: ''
       MLOPS_MONITOR_SCHEDULE: '0 */5 * * * *'
       MLFLOW_TRACKING_URI: ''
       AZUREML_SUBSCRIPTION_ID: amlSubscriptionId

@@ -76,6 +76,7 @@ class World:
     pending: list[Request] = field(default_factory=list)
     landed: DataRef | None = None
     incidents: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)  # what the notify activity was asked to send
     queued: list[Request] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     evaluated: list[dict[str, Any]] = field(default_factory=list)  # evaluation jobs submitted
@@ -150,6 +151,7 @@ class World:
             c.CANCEL_JOB: lambda req: self.canceled.append(req) or JobStatus(req["job_id"], "canceled").to_dict(),
             c.REGISTER_MODEL: self._register,
             c.RECORD_INCIDENT: lambda req: self.incidents.append(req),
+            c.NOTIFY: lambda req: self.notices.append(req) or c.Notified("sent", "off").to_dict(),
             c.TAKE_PENDING: lambda req: c.PendingRequest(self.pending.pop(0).to_dict() if self.pending
                                                          else None).to_dict(),
             c.QUEUE_REQUEST: lambda req: self.queued.append(Request.from_dict(req)) or c.Queued(True).to_dict(),

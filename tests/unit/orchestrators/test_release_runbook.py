@@ -108,6 +108,9 @@ def test_a_canary_step_that_fails_its_analysis_rolls_back(lab: Lab, second_relea
     assert stages(result)[f"canary {percent}%"] == "failed"
     assert second_release.live() == {LIVE: 100} and second_release.tags("2")["release"] == "rejected"
     assert result.custom_status["analysis"]["percent"] == percent
+    (notice,) = second_release.notices
+    assert notice["kind"] == "rolled_back" and notice["detail"] == {"to_version": "1", "from_version": "2"}
+    assert notice["reason"].startswith(f"the release of v2 was rolled back at canary {percent}%: canary at")
 
 
 @pytest.mark.parametrize("stage,at", [("shadow", 2), ("canary 10%", 7), ("canary 50%", 12)])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from devhost.testing import ExternalEvent
-from mlops.contracts import APPROVAL_EVENT, REGISTER_MODEL, RETRAIN, RetrainInput
+from mlops.contracts import APPROVAL_EVENT, NOTIFY, REGISTER_MODEL, RETRAIN, RetrainInput
 from mlops.ports import DataRef
 
 from .conftest import DATA_URL, MODEL, Lab, World
@@ -123,6 +123,20 @@ def test_an_approved_candidate_is_registered(lab: Lab, trained: World) -> None:
     result = lab.run(RETRAIN, RETRAIN_INPUT, events=[ok])
     assert result.output["verdict"] == "registered"
     assert result.custom_status["stages"][4]["detail"]["decision"]["by"] == "ana"
+    (notice,) = trained.notices  # someone was told when the wait began, once, whatever the replays
+    assert (notice["kind"], notice["run_id"]) == ("approval_required", f"{RETRAIN}-{MODEL}-test")
+    assert "waits for an operator's approval" in notice["reason"] and notice["detail"]["timeout_hours"] == 24
+    assert result.custom_status["stages"][4]["detail"]["notice"] == {"kind": "approval_required", "event": "sent",
+                                                                     "webhook": "off"}
+
+
+def test_a_notice_that_cannot_be_sent_does_not_change_the_approval(lab: Lab, trained: World) -> None:
+    approval_needed(trained)
+    trained.faults[NOTIFY] = 1  # the activity itself fails (it never raises for a receiver that is down)
+    ok = ExternalEvent(APPROVAL_EVENT, {"approved": True, "by": "ana"}, when=waiting)
+    result = lab.run(RETRAIN, RETRAIN_INPUT, events=[ok])
+    assert result.output["verdict"] == "registered" and trained.notices == []
+    assert "test fault in notify" in result.custom_status["stages"][4]["detail"]["notice"]["error"]
 
 
 def test_a_rejected_candidate_is_not_registered(lab: Lab, trained: World) -> None:

@@ -31,6 +31,10 @@ def test_a_rollback_restores_the_previous_champion_and_records_the_incident(lab:
     assert world.tags("2")["release"] == "rolled back" and world.tags("2")["rollback.reason"] == "drift on f0"
     (incident,) = world.incidents
     assert (incident["from_version"], incident["to_version"], incident["evidence"]) == ("2", "1", {"psi": 0.4})
+    (notice,) = world.notices
+    assert (notice["kind"], notice["detail"]["from_version"], notice["detail"]["to_version"]) == \
+        ("rolled_back", "2", "1")
+    assert notice["reason"] == "v2 was rolled back to v1 (monitor): drift on f0"
 
 
 def test_a_rollback_redeploys_a_previous_version_whose_deployment_was_cleaned_up(lab: Lab, world: World) -> None:
