@@ -282,17 +282,18 @@ class AzureMLPlatform:
         """Poll a job. A finished training job's candidate is its model output; a finished evaluation job's
         scores are read from its ``evaluation`` output (the Function App loads no model and no MLflow)."""
         job = self._call(f"job {job_id}", lambda: self.ml.jobs.get(job_id))
-        state = _JOB_STATES.get(job.status, "running")
+        status = _text(job.status)
+        state = _JOB_STATES.get(status, "running")
         tags = dict(job.tags or {})
         if state != "succeeded":
-            return JobStatus(job_id=job_id, state=state, message=str(job.status), tracking_run_id=job_id)  # type: ignore[arg-type]
+            return JobStatus(job_id=job_id, state=state, message=status, tracking_run_id=job_id)  # type: ignore[arg-type]
         if "training_job" in tags:  # an evaluation job
-            return JobStatus(job_id=job_id, state="succeeded", message=str(job.status), tracking_run_id=job_id,
+            return JobStatus(job_id=job_id, state="succeeded", message=status, tracking_run_id=job_id,
                              scores=self._scores(job_id))
         output = tags.get("model_output", "model")
         lineage = {k: tags[k] for k in ("job_yaml_sha256", "split_seed", "heldout_sha256", "heldout_rows",
                                         "train_rows") if k in tags}
-        return JobStatus(job_id=job_id, state="succeeded", message=str(job.status), tracking_run_id=job_id,
+        return JobStatus(job_id=job_id, state="succeeded", message=status, tracking_run_id=job_id,
                          model_uri=f"azureml://jobs/{job_id}/outputs/{output}", lineage=lineage)
 
     def _scores(self, job_id: str) -> dict[str, dict[str, float]]:
@@ -407,13 +408,13 @@ class AzureMLPlatform:
         endpoint, _, deployment = operation_id.partition("/")
         dep = self._call(f"deployment {deployment}",
                          lambda: self.ml.online_deployments.get(name=deployment, endpoint_name=endpoint))
-        state = str(getattr(dep, "provisioning_state", "Creating"))
+        state = _text(getattr(dep, "provisioning_state", None) or "Creating")
         return Operation(operation_id=operation_id, state=_PROVISIONING.get(state, "running"), message=state)  # type: ignore[arg-type]
 
     def get_traffic(self, endpoint: str) -> TrafficSplit:
         """The endpoint's traffic and mirror traffic; ``updating`` while its last update is still being applied."""
         ep = self._call(f"endpoint {endpoint}", lambda: self.ml.online_endpoints.get(endpoint))
-        state = str(getattr(ep, "provisioning_state", None) or "Succeeded").lower()
+        state = _text(getattr(ep, "provisioning_state", None) or "Succeeded").lower()
         if state in ("failed", "canceled"):
             raise PlatformError(f"endpoint {endpoint}", f"its last update ended {state}: see the endpoint's "
                                                         f"activity log in Azure ML studio")
@@ -578,6 +579,12 @@ class AzureMLPlatform:
                     raise NotFoundError(what, f"the evaluation job logged no baseline.json to run {run}")
                 self._baselines[key] = list(json.loads(found[0].read_text(encoding="utf-8")))
         return list(self._baselines[key])
+
+
+def _text(value: Any) -> str:
+    """An SDK state as its wire value: azure-ai-ml answers enums (``DeploymentProvisioningState.SUCCEEDED``), whose
+    ``str()`` is their qualified name on Python 3.11, not ``"Succeeded"``."""
+    return str(getattr(value, "value", value))
 
 
 def _instant(text: str) -> datetime:

@@ -234,6 +234,28 @@ def test_traffic_and_mirror_traffic_are_sent_as_dicts() -> None:
     assert sent[0].traffic == {"v1": 100, "v2": 0} and sent[0].mirror_traffic == {"v2": 20}
 
 
+def test_provisioning_states_are_read_as_the_sdks_enums_not_their_names() -> None:
+    """azure-ai-ml answers DeploymentProvisioningState/EndpointProvisioningState enums; on Python 3.11 their str()
+    is "DeploymentProvisioningState.SUCCEEDED", which once left every Azure deployment "running" for ever."""
+    from azure.ai.ml._restclient.arm_ml_service.models._enums import (
+        DeploymentProvisioningState,
+        EndpointProvisioningState,
+    )
+
+    for state, port in ((DeploymentProvisioningState.SUCCEEDED, "succeeded"),
+                        (DeploymentProvisioningState.FAILED, "failed"),
+                        (DeploymentProvisioningState.CREATING, "running")):
+        deployments = Ops(get=lambda name, endpoint_name, s=state: SimpleNamespace(provisioning_state=s))
+        assert platform(online_deployments=deployments).get_operation("scoring/credit-v3").state == port
+    updating = SimpleNamespace(traffic={"v1": 100}, mirror_traffic={},
+                               provisioning_state=EndpointProvisioningState.UPDATING)
+    assert platform(online_endpoints=Ops(get=lambda name: updating)).get_traffic("scoring").updating
+    failed = SimpleNamespace(traffic={"v1": 100}, mirror_traffic={},
+                             provisioning_state=EndpointProvisioningState.FAILED)
+    with pytest.raises(PlatformError, match="its last update ended failed"):
+        platform(online_endpoints=Ops(get=lambda name: failed)).get_traffic("scoring")
+
+
 @pytest.mark.parametrize(("state", "updating"), [("Updating", True), ("Creating", True), ("Succeeded", False)])
 def test_get_traffic_says_whether_the_endpoint_is_still_applying_an_update(state: str, updating: bool) -> None:
     endpoint = SimpleNamespace(traffic={"v1": 90, "v2": 10}, mirror_traffic={}, provisioning_state=state)
