@@ -21,6 +21,7 @@ from .stack import LANDING_CONTAINER, LOCAL_OPERATOR, Stack, StackError, StackIn
 # a log or a pipe has no width: rich would wrap at 80 columns and cut run ids; 120 keeps tables whole
 console = Console() if sys.stdout.isatty() else Console(width=120)
 DEFAULT_STATE = Path(os.environ.get("MLOPS_LOCAL_STATE", ".mlops"))
+LAND_BLOCK_BYTES = 4 * 2 ** 20  # `mlops land` uploads larger files in blocks of this size, with progress
 
 
 def _info(state: Path) -> StackInfo:
@@ -101,14 +102,29 @@ def down(state: Path) -> None:
 @click.option("--name", help="Blob name under <model>/ (default: the file's name).")
 @click.pass_obj
 def land(state: Path, file: Path, model: str, name: str | None) -> None:
-    """Upload a data file to the landing container: landing/<model>/<file>."""
+    """Upload a data file to the landing container: landing/<model>/<file>, streamed in blocks with progress."""
     from azure.storage.blob import BlobServiceClient
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
     info = _info(state)
-    blob = BlobServiceClient.from_connection_string(info.storage).get_blob_client(LANDING_CONTAINER,
-                                                                                  f"{model}/{name or file.name}")
-    blob.upload_blob(file.read_bytes(), overwrite=True)
-    console.print(f"landed {file} as {blob.url}")
+    # blocks of 4 MiB from the first byte past 4 MiB (azure-storage-blob's single PUT goes up to 64 MiB), so a
+    # large file shows progress and is never read into memory whole
+    service = BlobServiceClient.from_connection_string(info.storage, max_single_put_size=LAND_BLOCK_BYTES,
+                                                       max_block_size=LAND_BLOCK_BYTES)
+    blob = service.get_blob_client(LANDING_CONTAINER, f"{model}/{name or file.name}")
+    size, started = file.stat().st_size, time.monotonic()
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True,
+                  disable=size <= LAND_BLOCK_BYTES) as progress:
+        task = progress.add_task(f"landing {file.name}", total=size)
+        with file.open("rb") as data:
+            blob.upload_blob(data, length=size, overwrite=True, max_concurrency=2,
+                             progress_hook=lambda current, total: progress.update(task, completed=current))
+    console.print(f"landed {file} ({_size(size)} in {time.monotonic() - started:.1f} s) as {blob.url}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 20:.1f} MiB" if n >= 2 ** 20 else f"{n / 1024:.1f} KiB" if n >= 1024 else f"{n} B"
 
 
 @main.command()

@@ -36,6 +36,19 @@ def test_land_runs_run_models_and_traffic(lab: Lab, tmp_path: Path) -> None:
     assert code == 0
 
 
+def test_a_large_file_lands_whole_in_blocks(lab: Lab, tmp_path: Path) -> None:
+    from cli.main import LAND_BLOCK_BYTES
+
+    big = tmp_path / "big.csv"
+    row = b"0.1,0.2,0.3,0.4,0.5,0.6,a,1\n"
+    big.write_bytes(b"f0,f1,f2,f3,f4,f5,segment,label\n" + row * (2 * LAND_BLOCK_BYTES // len(row) + 1000))
+    code, out = mlops(lab, "land", str(big), "--model", "nopolicy")  # no policy: the event is refused, no run
+    assert code == 0 and "landing/nopolicy/big.csv" in out and "8.0 MiB in" in out
+    blob = lab.blobs.get_blob_client("landing", "nopolicy/big.csv")
+    assert blob.download_blob().readall() == big.read_bytes()
+    assert len(blob.get_block_list("committed")[0]) == 3  # 4 + 4 MiB + the rest: streamed, not one PUT
+
+
 def test_actions_without_an_operator_fail_with_the_reason(lab: Lab) -> None:
     code, out = mlops(lab, "rollback", "credit", "--reason", "cli test")
     assert code != 0 and "401" in out
