@@ -48,6 +48,13 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   properties: { publicAccess: 'None' }
 }
 
+// the split of each landed file, per training job (AzureMLPlatform.submit_training uploads it; the job reads it)
+resource jobsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: 'mlops-jobs'
+  properties: { publicAccess: 'None' }
+}
+
 resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobs
   name: deadLetters
@@ -59,3 +66,4 @@ output id string = account.id
 output landingContainer string = landing
 output deploymentContainer string = deployment
 output deadLetterContainer string = deadLetters
+output jobsContainer string = jobsContainer.name

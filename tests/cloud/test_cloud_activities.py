@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from azure.ai.ml._restclient.arm_ml_service.models import OnlineDeployment as RestDeployment
 from azure.ai.ml.entities import ManagedOnlineDeployment, OnlineDeployment
 from cloudlab import ROOT, WORKSPACE, CleanVenv, run_probe
@@ -100,8 +99,6 @@ def test_every_activity_runs_from_requirements_txt_alone_against_the_azure_sdk(
     assert drifted and drifted["model"] == "credit" and drifted["version"] == "1" and drifted["features"], drifted
 
 
-@pytest.mark.xfail(strict=True, reason="production gap: infra/core/storage.bicep creates no mlops-jobs container, so "
-                                       "submit_training's upload fails in Azure (ContainerNotFound)")
 def test_infra_creates_the_container_job_data_is_uploaded_to() -> None:
     """submit_training uploads the split to the landing account's JOBS_CONTAINER; in Azure it must exist."""
     from adapters.azureml import JOBS_CONTAINER
