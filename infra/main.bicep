@@ -24,7 +24,39 @@ param amlCompute string = 'cpu-cluster'
 @description('Azure ML environment of the training jobs.')
 param amlEnvironment string = 'azureml:AzureML-sklearn-1.5@latest'
 
+@description('Give the principal running `azd up` the data roles the demo in docs/deploy.md needs (false for a CI principal that only deploys).')
+param grantDeployerAccess bool = true
+
+// The principal running `azd up`: azd puts its object id and type into AZURE_PRINCIPAL_ID and
+// AZURE_PRINCIPAL_TYPE of main.parameters.json (azure-dev bicep_provider.go, evalParamEnvSubst). That is what
+// deployer().objectId returns, which checkov's Bicep parser cannot read (pycep 0.5.1: a parsing error).
+@description('Object id of the principal running the deployment; empty: no deployer roles.')
+param deployerPrincipalId string = ''
+
+@allowed([ 'User', 'ServicePrincipal', 'Group' ])
+@description('What kind of principal that is (a role assignment must say it): azd gives User or ServicePrincipal.')
+param deployerPrincipalType string = 'User'
+
+@description('Run Durable Functions on the Durable Task Scheduler instead of the Azure Storage provider (docs/deploy.md says when).')
+param useDurableTaskScheduler bool = false
+
+@allowed([ 'Dedicated', 'Consumption' ])
+@description('Durable Task Scheduler SKU: Dedicated (1 capacity unit, 2,000 actions/s) or Consumption (pay per action, 500 actions/s).')
+param durableTaskSchedulerSku string = 'Dedicated'
+
+@description('Encrypt the app\'s storage account with a customer-managed key in the app\'s Key Vault. Choose before the first provision: queue and table encryption is fixed when the account is created.')
+param storageCustomerManagedKey bool = false
+
+@secure()
+@description('Key for the plain alert webhook (MLOPS_ALERT_KEY, at least 32 characters); stored in Key Vault. Empty: alerts by app role only.')
+param alertKey string = ''
+
+@secure()
+@description('Incoming webhook URL for notices (MLOPS_NOTIFY_WEBHOOK_URL); stored in Key Vault. Empty: events on the topic only.')
+param notifyWebhookUrl string = ''
+
 var tags = { 'azd-env-name': environmentName }
+var taskHubName = 'MlopsHub' // host.json's hubName, so both backends name the hub alike
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var rgName = 'rg-${environmentName}'
 
@@ -46,16 +78,50 @@ module monitoring 'core/monitoring.bicep' = {
   params: { token: token, location: location, tags: tags }
 }
 
+module keyVault 'core/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    token: token
+    location: location
+    tags: tags
+    appPrincipalId: identity.outputs.principalId
+    customerManagedKey: storageCustomerManagedKey
+    alertKey: alertKey
+    notifyWebhookUrl: notifyWebhookUrl
+  }
+}
+
 module storage 'core/storage.bicep' = {
   name: 'storage'
   scope: rg
-  params: { name: 'stmlops${token}', location: location, tags: tags }
+  params: {
+    name: 'stmlops${token}'
+    location: location
+    tags: tags
+    encryptionKeyVaultUri: storageCustomerManagedKey ? keyVault.outputs.uri : ''
+    encryptionKeyName: keyVault.outputs.encryptionKeyName
+    encryptionIdentityId: keyVault.outputs.encryptionIdentityId
+  }
 }
 
 module aml 'core/aml.bicep' = if (empty(existingAmlWorkspaceName)) {
   name: 'aml'
   scope: rg
   params: { token: token, location: location, tags: tags, appInsightsId: monitoring.outputs.appInsightsId }
+}
+
+module durableTask 'core/durabletask.bicep' = if (useDurableTaskScheduler) {
+  name: 'durabletask'
+  scope: rg
+  params: {
+    token: token
+    location: location
+    tags: tags
+    appPrincipalId: identity.outputs.principalId
+    taskHubName: taskHubName
+    sku: durableTaskSchedulerSku
+  }
 }
 
 var amlWorkspace = empty(existingAmlWorkspaceName) ? 'mlw-${token}' : existingAmlWorkspaceName
@@ -79,6 +145,10 @@ module app 'app/function.bicep' = {
     amlWorkspace: amlWorkspace
     amlCompute: amlCompute
     amlEnvironment: amlEnvironment
+    alertKeyUri: keyVault.outputs.alertKeyUri
+    notifyWebhookUri: keyVault.outputs.notifyWebhookUri
+    durableTaskSchedulerEndpoint: useDurableTaskScheduler ? durableTask.outputs.endpoint : ''
+    durableTaskHubName: useDurableTaskScheduler ? durableTask.outputs.taskHubName : ''
   }
 }
 
@@ -95,22 +165,9 @@ module events 'core/eventgrid.bicep' = {
   }
 }
 
-@description('Create the Event Grid subscriptions; needs the functions deployed first (azd deploy), see docs/deploy.md.')
-param createSubscriptions bool = false
-
-module subscriptions 'core/subscriptions.bicep' = if (createSubscriptions) {
-  name: 'subscriptions'
-  scope: rg
-  params: {
-    functionAppName: app.outputs.name
-    storageTopicName: events.outputs.storageTopicName
-    amlTopicName: events.outputs.amlTopicName
-    customTopicName: events.outputs.customTopicName
-    landingContainer: storage.outputs.landingContainer
-    storageAccountName: storage.outputs.name
-    deadLetterContainer: storage.outputs.deadLetterContainer
-  }
-}
+// The Event Grid subscriptions (core/subscriptions.bicep) point at the Event Grid-triggered functions, which
+// exist only once the code is deployed: azure.yaml's postdeploy hook (infra/hooks/postdeploy.sh|ps1) deploys
+// them after `azd deploy`, from the outputs below, so one `azd up` wires everything.
 
 module roles 'core/roles.bicep' = {
   name: 'roles'
@@ -120,6 +177,21 @@ module roles 'core/roles.bicep' = {
     storageAccountName: storage.outputs.name
     customTopicName: events.outputs.customTopicName
     amlWorkspaceName: empty(existingAmlWorkspaceName) ? aml.outputs.name : ''
+    amlStorageAccountName: empty(existingAmlWorkspaceName) ? aml.outputs.storageAccountName : ''
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module deployerAccess 'core/deployer.bicep' = if (grantDeployerAccess && !empty(deployerPrincipalId)) {
+  name: 'deployer-access'
+  scope: rg
+  params: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    storageAccountName: storage.outputs.name
+    landingContainer: storage.outputs.landingContainer
+    amlWorkspaceName: empty(existingAmlWorkspaceName) ? aml.outputs.name : ''
+    schedulerName: useDurableTaskScheduler ? durableTask.outputs.name : ''
   }
 }
 
@@ -128,3 +200,11 @@ output AZURE_FUNCTION_APP_URL string = app.outputs.url
 output AZURE_STORAGE_ACCOUNT string = storage.outputs.name
 output AZURE_ML_WORKSPACE string = amlWorkspace
 output MLOPS_EVENTGRID_TOPIC_ENDPOINT string = events.outputs.customTopicEndpoint
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+// Read by the postdeploy hook, which deploys core/subscriptions.bicep with them.
+output AZURE_RESOURCE_GROUP string = rg.name
+output MLOPS_STORAGE_TOPIC string = events.outputs.storageTopicName
+output MLOPS_AML_TOPIC string = events.outputs.amlTopicName
+output MLOPS_CUSTOM_TOPIC string = events.outputs.customTopicName
+output MLOPS_LANDING_CONTAINER string = storage.outputs.landingContainer
+output MLOPS_DEAD_LETTER_CONTAINER string = storage.outputs.deadLetterContainer

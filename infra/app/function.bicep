@@ -14,6 +14,32 @@ param amlResourceGroup string
 param amlWorkspace string
 param amlCompute string
 param amlEnvironment string
+@description('Versionless Key Vault secret URI of MLOPS_ALERT_KEY; empty: no alert key (alerts by app role only).')
+param alertKeyUri string = ''
+@description('Versionless Key Vault secret URI of MLOPS_NOTIFY_WEBHOOK_URL; empty: no webhook notices.')
+param notifyWebhookUri string = ''
+@description('Endpoint of the Durable Task Scheduler; empty: Durable Functions keeps the Azure Storage provider of host.json.')
+param durableTaskSchedulerEndpoint string = ''
+@description('Task hub in that scheduler.')
+param durableTaskHubName string = ''
+
+// App settings named AzureFunctionsJobHost__<path> override host.json in Azure
+// (https://learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values), so the
+// backend is switched here and host.json stays as the local host (devhost) reads it. Provider type and
+// connection string as the Durable Task Scheduler docs give them
+// (https://learn.microsoft.com/azure/azure-functions/durable/durable-task-scheduler/durable-task-scheduler-identity).
+var durableTaskSchedulerSettings = empty(durableTaskSchedulerEndpoint) ? {} : {
+  DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${durableTaskSchedulerEndpoint};Authentication=ManagedIdentity;ClientID=${identityClientId}'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__type: 'azureManaged'
+  AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+  AzureFunctionsJobHost__extensions__durableTask__hubName: durableTaskHubName
+}
+
+// Secrets are Key Vault references, resolved by App Service as the app's identity before the app starts
+// (https://learn.microsoft.com/azure/app-service/app-service-key-vault-references); a secret that was not
+// given leaves its setting empty rather than set to a reference that cannot resolve.
+var alertKeyReference = empty(alertKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${alertKeyUri})'
+var notifyWebhookReference = empty(notifyWebhookUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookUri})'
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Flex Consumption plans have no zone-redundancy setting
@@ -42,8 +68,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId // Key Vault references resolve as the user-assigned identity
     siteConfig: {
       minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
     }
@@ -69,12 +97,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_88:Flex Consumption uses blob deployment storage, not Azure Files
   // checkov:skip=CKV_AZURE_65:detailed error pages are a web-app setting; errors are in Application Insights
     name: 'appsettings'
-    properties: {
+    properties: union({
       // Host storage through the managed identity (no connection string, no shared key)
       AzureWebJobsStorage__accountName: storageAccountName
       AzureWebJobsStorage__credential: 'managedidentity'
       AzureWebJobsStorage__clientId: identityClientId
       AZURE_CLIENT_ID: identityClientId
+      // Not a secret (it identifies the component; the host's ingestion authenticates with Entra ID below), so a
+      // plain setting: https://learn.microsoft.com/azure/azure-monitor/app/connection-strings
       APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
       MLOPS_PLATFORM: 'azureml'
@@ -83,14 +113,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       MLOPS_EVENTGRID_TOPIC_ENDPOINT: topicEndpoint
       MLOPS_OPERATOR_ROLE: 'mlops.operator'
       // Azure Monitor alerts: the action group's secure webhook signs in with this app role; a plain
-      // webhook instead sends MLOPS_ALERT_KEY as ?code= (set it to a Key Vault reference; empty: role only)
+      // webhook instead sends MLOPS_ALERT_KEY as ?code= (from Key Vault; empty: role only)
       MLOPS_ALERT_ROLE: 'mlops.alerts'
-      MLOPS_ALERT_KEY: ''
-      MLOPS_DEDUP_RETENTION_HOURS: '26'
-      // notices (docs/operator.md): an incoming webhook's URL holds a token, so set it to a Key Vault
-      // reference (empty: events on the topic only); links use https://$WEBSITE_HOSTNAME unless set
-      MLOPS_NOTIFY_WEBHOOK_URL: ''
+      MLOPS_ALERT_KEY: alertKeyReference
+      // notices (docs/operator.md): an incoming webhook's URL holds a token, so it comes from Key Vault
+      // (empty: events on the topic only); links use https://$WEBSITE_HOSTNAME unless MLOPS_PUBLIC_URL is set
+      MLOPS_NOTIFY_WEBHOOK_URL: notifyWebhookReference
       MLOPS_PUBLIC_URL: ''
+      MLOPS_DEDUP_RETENTION_HOURS: '26'
       MLOPS_MONITOR_SCHEDULE: '0 */5 * * * *'
       MLFLOW_TRACKING_URI: ''
       AZUREML_SUBSCRIPTION_ID: amlSubscriptionId
@@ -98,7 +128,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       AZUREML_WORKSPACE: amlWorkspace
       AZUREML_COMPUTE: amlCompute
       AZUREML_ENVIRONMENT: amlEnvironment
-    }
+    }, durableTaskSchedulerSettings)
   }
 }
 

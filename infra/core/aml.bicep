@@ -65,3 +65,5 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-04-01' = {
 
 output name string = workspace.name
 output id string = workspace.id
+// The workspace's default blob datastore lives here; the model data collector writes to it.
+output storageAccountName string = amlStorage.name

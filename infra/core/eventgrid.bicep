@@ -49,6 +49,7 @@ resource customTopic 'Microsoft.EventGrid/topics@2024-06-01-preview' = {
     inputSchema: 'EventGridSchema'
     disableLocalAuth: true // publishers use Microsoft Entra ID (EventGrid Data Sender), no keys
     publicNetworkAccess: 'Enabled'
+    minimumTlsVersionAllowed: '1.2'
   }
 }
 

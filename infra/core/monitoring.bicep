@@ -26,4 +26,5 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output appInsightsId string = appInsights.id
+output appInsightsName string = appInsights.name
 output connectionString string = appInsights.properties.ConnectionString

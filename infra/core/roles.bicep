@@ -3,6 +3,10 @@ param principalId string
 param storageAccountName string
 param customTopicName string
 param amlWorkspaceName string
+@description('Storage account of the workspace created by this template (its default blob datastore); empty otherwise.')
+param amlStorageAccountName string
+@description('Application Insights component the app sends telemetry to.')
+param appInsightsName string
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -16,6 +20,14 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-04-01' exi
   name: amlWorkspaceName
 }
 
+resource amlStorage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = if (!empty(amlStorageAccountName)) {
+  name: amlStorageAccountName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -23,6 +35,8 @@ var roles = {
   eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
   azureMLDataScientist: 'f6c7c914-8db3-469d-8ca1-694a8f32e121'
   monitoringReader: '43d0d8ad-25c7-4714-9337-8ba259a9fe05'
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
 // Host storage, Durable task hub blobs, the deployment package, the landing blobs the activities
@@ -89,5 +103,27 @@ resource monitoringReader 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringReader)
+  }
+}
+
+// AzureMLPlatform reads the model data collector's JSONL (modelDataCollector/<endpoint>/<deployment>/model_inputs|model_outputs/...) from the workspace's default blob datastore: read only.
+resource amlDatastoreReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(amlStorageAccountName)) {
+  name: guid(amlStorage.id, principalId, roles.storageBlobDataReader)
+  scope: amlStorage
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+  }
+}
+
+// The Functions host sends its telemetry with Entra ID (APPLICATIONINSIGHTS_AUTHENTICATION_STRING), which ingestion accepts only from this role.
+resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, principalId, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
   }
 }

@@ -4,6 +4,14 @@
 param name string
 param location string
 param tags object
+@description('Key Vault URI of the customer-managed key; empty: Microsoft-managed keys (the default).')
+param encryptionKeyVaultUri string = ''
+@description('Name of the customer-managed key in that vault.')
+param encryptionKeyName string = ''
+@description('User-assigned identity the account unwraps the key as (Key Vault Crypto Service Encryption User).')
+param encryptionIdentityId string = ''
+
+var customerManagedKey = !empty(encryptionKeyName)
 
 var landing = 'landing'
 var deployment = 'app-package'
@@ -18,6 +26,7 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   tags: tags
   kind: 'StorageV2'
   sku: { name: 'Standard_ZRS' }
+  identity: customerManagedKey ? { type: 'UserAssigned', userAssignedIdentities: { '${encryptionIdentityId}': {} } } : null
   properties: {
     allowSharedKeyAccess: false
     allowBlobPublicAccess: false
@@ -25,6 +34,21 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     supportsHttpsTrafficOnly: true
     publicNetworkAccess: 'Enabled'
     networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+    // Customer-managed key (storageCustomerManagedKey): no key version, so the account follows the key's
+    // rotation. Queues and tables (Durable Functions' history and work items) are encrypted with the account's
+    // key only when created so: their key type cannot change after the account exists
+    // (https://learn.microsoft.com/azure/storage/common/account-encryption-key-create).
+    encryption: customerManagedKey ? {
+      keySource: 'Microsoft.Keyvault'
+      identity: { userAssignedIdentity: encryptionIdentityId }
+      keyvaultproperties: { keyvaulturi: encryptionKeyVaultUri, keyname: encryptionKeyName }
+      services: {
+        blob: { enabled: true, keyType: 'Account' }
+        file: { enabled: true, keyType: 'Account' }
+        queue: { enabled: true, keyType: 'Account' }
+        table: { enabled: true, keyType: 'Account' }
+      }
+    } : null
   }
 }
 

@@ -1,5 +1,6 @@
 // Event Grid subscriptions to the app's Event Grid-triggered functions (AzureFunction destination:
-// no webhook key to handle). Deployed once the functions exist (see docs/deploy.md).
+// no webhook key to handle). Event Grid checks that the functions exist, so this is deployed after the code,
+// by azure.yaml's postdeploy hook (infra/hooks/postdeploy.sh, .ps1) into the resource group main.bicep made.
 param functionAppName string
 param storageTopicName string
 param amlTopicName string
