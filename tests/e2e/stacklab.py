@@ -13,11 +13,12 @@ import requests
 from azure.storage.blob import BlobServiceClient
 
 from adapters.gateway_client import GatewayClient
-from cli.sampledata import generate, to_csv_bytes
+from cli.sampledata import generate, scoring_rows, to_csv_bytes
 from cli.stack import StackInfo
 from mlops.events import APP_DRIFT_EVENT_TYPE
 
 TERMINAL = {"Completed", "Failed", "Terminated"}
+BAKE_PREFIXES = ("shadow", "canary")  # the release stages that bake on a durable timer
 
 
 def run_input(instance: dict[str, Any]) -> dict[str, Any]:
@@ -128,3 +129,53 @@ class Lab:
     def log_tail(self) -> str:
         """The end of devhost's log."""
         return self.log()[-4000:]
+
+    # -- releases driven by hand ------------------------------------------------------------------
+    def traffic(self, endpoint: str, n: int, drift: float = 0.0) -> list[str]:
+        """Send n scoring requests through the live split; the deployments that answered."""
+        answered = []
+        for row in scoring_rows(n, seed=uuid.uuid4().int % 10_000, drift=drift):
+            _, deployment = self.gateway.score_via_endpoint(endpoint, [row])
+            answered.append(deployment)
+        return answered
+
+    def release_of(self, model: str, version: str) -> dict[str, Any]:
+        """The release run of ``model`` ``version`` (waits until it exists)."""
+        return dict(self.wait(lambda: next((i for i in self.instances(f"release-{model}-")
+                                            if str(run_input(i).get("version")) == version), None),
+                              what=f"the release of {model} v{version}"))
+
+    def land_and_register(self, model: str, name: str, seed: int, rows: int = 600) -> str:
+        """Land good data for ``model``; the version its retrain registered (asserts the retrain completed)."""
+        known = {i["instanceId"] for i in self.instances(f"retrain-{model}-")}
+        self.land(model, name, to_csv_bytes(generate(rows, seed=seed)))
+        runs = self.finished(f"retrain-{model}-", len(known) + 1)
+        newest = next(r for r in runs if r["instanceId"] not in known)
+        assert newest["runtimeStatus"] == "Completed", newest["output"]
+        return str(newest["output"]["version"])
+
+    def drive_release(self, iid: str, endpoint: str,
+                      on_stage: Callable[[str | None, dict[str, Any]], Any] | None = None,
+                      requests_per_bake: int = 150) -> dict[str, Any]:
+        """Walk a release through its bakes: traffic, then time, once for each bake timer; the final status.
+
+        The clock moves only when the status shows a bake's timer set (``bake_until``), and once per timer:
+        moving it on a stale status could fire the next step's timer before anyone saw that step.
+        ``on_stage(stage, custom)`` sees every status first; when it answers True, that bake is left alone.
+        """
+        driven: set[tuple[str, str]] = set()
+        for _ in range(800):  # bounded
+            status = self.status(iid)
+            if status["runtimeStatus"] in TERMINAL:
+                return status
+            custom = status.get("customStatus") or {}
+            stage = custom.get("stage")
+            held = on_stage(stage, custom) if on_stage is not None else False
+            until = next((s.get("detail", {}).get("bake_until") for s in custom.get("stages", [])
+                          if s.get("name") == stage), None)
+            if (stage or "").startswith(BAKE_PREFIXES) and until and (stage, until) not in driven and not held:
+                self.traffic(endpoint, requests_per_bake)
+                self.advance(301)
+                driven.add((stage, until))
+            time.sleep(0.25)
+        raise TimeoutError(f"release {iid} did not finish")

@@ -7,11 +7,13 @@ confirmation), and saves a screenshot under test-output/.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
@@ -115,3 +117,114 @@ def test_dashboard_shows_live_stages_and_traffic_and_approves_a_run(operator_lab
 
     lab.wait(bar_shows_gated, timeout=120, what="the traffic bar to show gated-v1")
     driver.save_screenshot(str(OUTPUT / "dashboard-after-release.png"))  # type: ignore[attr-defined]
+
+
+# -- the pictures, from a real release -------------------------------------------------------------------
+CANARY = "canary"  # tests/e2e/policies/canary.yaml: shadow 20 %, then 10 -> 50 -> 100 %
+VIEWER = base64.b64encode(json.dumps({"auth_typ": "aad", "name_typ": "name", "role_typ": "roles", "claims": [
+    {"typ": "name", "val": "viewer"}]}).encode()).decode()  # signed in, without the operator role
+
+
+def _drawn(driver: Any, selector: str) -> dict[str, Any]:
+    """What the page gave the chart library for the chart at ``selector`` (it keeps it on the element)."""
+    raw = driver.find_element(By.CSS_SELECTOR, selector).get_attribute("data-drawn")
+    return json.loads(raw) if raw else {}
+
+
+def _shows(driver: Any, selector: str, minimum: int = 1) -> Any:
+    """The elements ``selector`` names once there are at least ``minimum`` of them (the page refreshes every 2 s)."""
+    def found() -> Any:
+        try:
+            items = driver.find_elements(By.CSS_SELECTOR, selector)
+            return items if len(items) >= minimum else None
+        except StaleElementReferenceException:
+            return None
+    for _ in range(120):  # bounded: about 30 s
+        items = found()
+        if items:
+            return items
+        time.sleep(0.25)
+    raise AssertionError(f"the page never showed {minimum} of {selector}")
+
+
+def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(operator_lab: Lab, browser: Any) -> None:
+    driver, lab = browser, operator_lab
+    lab.land_and_register(CANARY, "v1.csv", 1)
+    lab.finished(lab.release_of(CANARY, "1")["instanceId"])
+    v2 = lab.land_and_register(CANARY, "v2.csv", 2)
+    release = lab.drive_release(lab.release_of(CANARY, v2)["instanceId"], CANARY)
+    assert release["output"]["verdict"] == "promoted", release["output"]
+    url = f"{lab.info.devhost_url}/api/dashboard?code={lab.info.function_key}"
+
+    # the release: traffic at each stage (stacked: champion, candidate, shadow copy), from the run's own record
+    driver.get(f"{url}#run={release['instanceId']}")
+    bars = _shows(driver, "#traffic-chart svg g.dataset-bars rect", 3 * 4)
+    assert len(bars) == 3 * 4  # three datasets over shadow and the three canary steps
+    drawn = _drawn(driver, "#traffic-chart")
+    assert [d["values"] for d in drawn["data"]["datasets"]] == [[100, 90, 50, 0], [0, 10, 50, 100], [20, 0, 0, 0]]
+    assert drawn["data"]["labels"] == ["shadow ✔", "canary 10% ✔", "canary 50% ✔", "canary 100% ✔"]
+    candidate = driver.find_elements(By.CSS_SELECTOR, "#traffic-chart svg g.dataset-bars.dataset-1 rect")
+    heights = [float(r.get_attribute("height")) for r in candidate]
+    assert heights[0] < heights[1] < heights[2] < heights[3], heights  # 0 -> 10 -> 50 -> 100 % drawn so
+    # health: each analysed step's four checks against the threshold line
+    _shows(driver, "#health-chart svg g.dataset-bars rect", 4 * 3)
+    health = _drawn(driver, "#health-chart")
+    assert health["data"]["labels"] == ["shadow", "canary 10%", "canary 50%"]
+    assert [d["name"] for d in health["data"]["datasets"]] == ["error_rate", "refused_requests", "p95_latency_ratio",
+                                                               "prediction_shift"]
+    assert "threshold" in driver.find_element(By.CSS_SELECTOR, "#health-chart svg .y-markers").text
+    stages = [s for s in release["customStatus"]["stages"] if s["name"] in health["data"]["labels"]]
+    latency = [next(c for c in s["detail"]["analysis"]["checks"] if c["name"] == "p95_latency_ratio") for s in stages]
+    assert health["data"]["datasets"][2]["values"] == [round(c["value"] / c["threshold"], 3) for c in latency]
+    # the timeline: a bar per stage, the activities and the bake timers in them
+    assert len(_shows(driver, "#timeline .row", 7)) == len(release["customStatus"]["stages"])
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline .timer")) >= 4  # one bake timer per bake at least
+    assert driver.find_elements(By.CSS_SELECTOR, "#timeline .activity[data-activity='set_traffic']")
+    driver.save_screenshot(str(OUTPUT / "dashboard-release.png"))
+
+    # the retrain: candidate against champion on the gated metric, with the gate's bound drawn
+    retrain = next(i for i in lab.instances(f"retrain-{CANARY}-") if i["output"]["version"] == v2)
+    driver.get(f"{url}#run={retrain['instanceId']}")
+    _shows(driver, "#gate-charts [data-metric='accuracy_score'] svg g.dataset-bars rect", 2)
+    gate = _drawn(driver, "#gate-charts [data-metric='accuracy_score']")
+    gates = retrain["customStatus"]["gates"]
+    assert gate["data"]["labels"] == ["candidate", "champion"]
+    assert gate["data"]["datasets"][0]["values"] == [gates[0]["value"], next(g["champion_value"] for g in gates
+                                                                           if g["champion_value"] is not None)]
+    assert sorted(m["value"] for m in gate["data"]["yMarkers"]) == sorted(g["threshold"] for g in gates)
+    assert "≥" in driver.find_element(By.CSS_SELECTOR, "#gate-charts svg .y-markers").text
+    assert _shows(driver, "#lineage [data-tag='data_url']")
+    driver.save_screenshot(str(OUTPUT / "dashboard-retrain-gates.png"))
+
+    # the model: versions with their aliases and what serves them; Roll back acts, asks why, is audited
+    driver.get(f"{url}#model={CANARY}")
+    _shows(driver, "#versions tr[data-version]", 2)
+    assert driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}'] [data-alias='champion']")
+    assert driver.find_element(By.CSS_SELECTOR, "#versions tr[data-version='1'] [data-alias='previous']")
+    assert f"{CANARY}-v{v2} 100%" in driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}']").text
+    driver.save_screenshot(str(OUTPUT / "dashboard-model.png"))
+    click_when_fresh(driver, "#model-actions button[data-model-act='rollback']")
+    driver.switch_to.alert.accept()
+    prompt = driver.switch_to.alert
+    prompt.send_keys("rolled back from the model view")
+    prompt.accept()
+    rollback = lab.finished(f"rollback-{CANARY}-")[0]
+    assert rollback["runtimeStatus"] == "Completed"
+    audit = json.loads(lab.http.get(f"{lab.info.devhost_url}/api/audit",
+                                    headers={"x-functions-key": lab.info.function_key}, timeout=30).text)["audit"]
+    assert (audit[0]["what"], audit[0]["target"], audit[0]["why"]) == ("rollback", CANARY,
+                                                                       "rolled back from the model view")
+
+    # signed in without the operator role: the same button is refused, the page says why, nothing changes
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"X-MS-CLIENT-PRINCIPAL": VIEWER}})
+    try:
+        driver.get(f"{url}#model={CANARY}")
+        click_when_fresh(driver, "#model-actions button[data-model-act='rollback']")
+        driver.switch_to.alert.accept()
+        driver.switch_to.alert.accept()  # the reason prompt, left empty
+        error = lab.wait(lambda: driver.find_element(By.ID, "error").text, timeout=30, what="the refusal")
+        assert error.startswith("rollback failed:") and "mlops.operator" in error, error
+        assert len(lab.instances(f"rollback-{CANARY}-")) == 1  # no second rollback was started
+    finally:
+        driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})

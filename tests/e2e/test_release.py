@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 from stacklab import Lab, run_input
 
 from adapters.local import LocalPlatform
-from cli.sampledata import generate, scoring_rows, to_csv_bytes
 from mlops.events import APP_DRIFT_EVENT_TYPE
 
 # One scenario on the module's own stack: v1 and v2 promoted, then a failing v3, an aborted v4, a drift rollback
@@ -26,52 +24,19 @@ def _platform(lab: Lab) -> LocalPlatform:
 
 
 def _release_for(lab: Lab, version: str) -> dict[str, Any]:
-    return dict(lab.wait(lambda: next((i for i in lab.instances(f"release-{MODEL}-")
-                                       if str(run_input(i).get("version")) == version), None),
-                         what=f"the release of v{version}"))
+    return lab.release_of(MODEL, version)
 
 
 def _traffic(lab: Lab, n: int, drift: float = 0.0) -> list[str]:
-    """Send n scoring requests through the live split; the deployments that answered."""
-    answered = []
-    for row in scoring_rows(n, seed=uuid.uuid4().int % 10_000, drift=drift):
-        _, deployment = lab.gateway.score_via_endpoint(ENDPOINT, [row])
-        answered.append(deployment)
-    return answered
+    return lab.traffic(ENDPOINT, n, drift)
 
 
 def _drive(lab: Lab, iid: str, on_stage: Any = None) -> dict[str, Any]:
-    """Walk a release through its bakes: traffic, then time, once for each bake timer; the final status.
-
-    The clock moves only when the status shows a bake's timer set (``bake_until``), and once per timer:
-    moving it on a stale status could fire the next step's timer before anyone saw that step.
-    ``on_stage(stage, custom)`` sees every status first; when it answers True, that bake is left alone.
-    """
-    driven: set[tuple[str, str]] = set()
-    for _ in range(800):  # bounded
-        status = lab.status(iid)
-        if status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
-            return status
-        custom = status.get("customStatus") or {}
-        stage = custom.get("stage")
-        held = on_stage(stage, custom) if on_stage is not None else False
-        until = next((s.get("detail", {}).get("bake_until") for s in custom.get("stages", [])
-                      if s.get("name") == stage), None)
-        if stage in BAKE_STAGES and until and (stage, until) not in driven and not held:
-            _traffic(lab, 150)
-            lab.advance(301)
-            driven.add((stage, until))
-        time.sleep(0.25)
-    raise TimeoutError(f"release {iid} did not finish")
+    return lab.drive_release(iid, ENDPOINT, on_stage)
 
 
 def _land_and_register(lab: Lab, name: str, seed: int) -> str:
-    known = {i["instanceId"] for i in lab.instances(f"retrain-{MODEL}-")}
-    lab.land(MODEL, name, to_csv_bytes(generate(600, seed=seed)))
-    runs = lab.finished(f"retrain-{MODEL}-", len(known) + 1)
-    newest = next(r for r in runs if r["instanceId"] not in known)
-    assert newest["runtimeStatus"] == "Completed", newest["output"]
-    return str(newest["output"]["version"])
+    return lab.land_and_register(MODEL, name, seed)
 
 
 def test_healthy_candidate_goes_through_shadow_and_every_canary_step_and_is_promoted(lab: Lab) -> None:
