@@ -170,7 +170,10 @@ class Stack:
         else:
             cmd = [sys.executable, "-m", "devhost", "--app", str(self.app_dir / "function_app.py"), "--port",
                    str(info.devhost_port), "--state-dir", str(self.state_dir / "devhost"), "--clock",
-                   "virtual" if info.virtual_clock else "real"]
+                   "virtual" if info.virtual_clock else "real",
+                   # Keys enforced, as Azure enforces them: the stack tests the app's auth (401s), so it does
+                   # not take Core Tools' local default of no keys (docs/devhost.md, "Settings and keys").
+                   "--enable-auth"]
             env.update(self.app_settings(info))
             (self.state_dir / "devhost" / RUNTIME_FILE).unlink(missing_ok=True)
         info.pids[name] = spawn(cmd, self._log(name), env, self.app_dir, die_with_parent=self.die_with_parent).pid

@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where history and keys live (default .devhost/ next to the app)")
     parser.add_argument("--clock", choices=("real", "virtual"), default="real",
                         help="real time, or a virtual clock that POST /admin/devhost/clock can advance")
+    parser.add_argument("--enable-auth", action="store_true",
+                        help="enforce function, admin and system keys (as func start --enableAuth); without it, "
+                             "as Core Tools, no key is needed (also: the DEVHOST_ENABLE_AUTH=true setting)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         config = build_config(args.app, port=args.port, state_dir=args.state_dir,
-                              virtual_clock=args.clock == "virtual")
+                              virtual_clock=args.clock == "virtual", enable_auth=args.enable_auth)
         asyncio.run(serve(config))
     except (ConfigError, AppLoadError, SubscriptionError, ScheduleError, ValueError) as exc:
         print(f"devhost: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from .app_loader import ACTIVITY_TRIGGER, FunctionIndex
 from .clock import Clock
 from .engine import Engine
 from .history import EventType, event
+from .http_activity import HTTP_ACTIVITY, HttpActivity, HttpCallError
 from .orchestration import Activity
 
 log = logging.getLogger("devhost.activities")
@@ -58,8 +59,9 @@ class ActivityRunner:
     """Receives committed work items from the engine and reports their results back to it."""
 
     def __init__(self, index: FunctionIndex, engine: Engine, clock: Clock, loop: asyncio.AbstractEventLoop,
-                 max_concurrent: int) -> None:
+                 max_concurrent: int, http: HttpActivity | None = None) -> None:
         self.index = index
+        self.http = http  # runs context.call_http (the built-in BuiltIn::HttpActivity); None: not offered
         self.engine = engine
         self.clock = clock
         self.loop = loop
@@ -84,6 +86,13 @@ class ActivityRunner:
         self.engine.complete_activity(work_id, self.engine.activity_message(activity, body, self.clock.now()))
 
     async def _invoke(self, activity: Activity) -> dict[str, Any]:
+        if activity.name == HTTP_ACTIVITY and self.http is not None:
+            try:
+                result = await self.http.call(activity.input)
+            except HttpCallError as exc:  # no answer, or a call devhost cannot make: TaskFailed, as in Azure
+                log.info("durable HTTP call failed for %s: %s", activity.instance_id, exc)
+                return task_raised(activity, exc, self.clock.now())
+            return task_completed(activity, result, self.clock.now())
         fn = self.index.durable(activity.name, ACTIVITY_TRIGGER)
         if fn is None:
             return self._failed(activity, f"The function '{activity.name}' doesn't exist, is disabled, or is not "

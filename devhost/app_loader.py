@@ -50,12 +50,14 @@ class FunctionInfo:
 
     @property
     def durable_name(self) -> str:
-        """The name orchestrations call it by: the trigger's ``activity``/``orchestration``, else the function name.
+        """The name orchestrations call it by: the trigger's ``activity``/``orchestration``/``entityName``, else
+        the function name.
 
-        The Durable extension registers activities and orchestrators under the name given in
-        their trigger attribute when there is one.
+        The Durable extension registers activities, orchestrators and entities under the name given
+        in their trigger attribute when there is one.
         """
-        return str(self.trigger.get("activity") or self.trigger.get("orchestration") or self.name)
+        return str(self.trigger.get("activity") or self.trigger.get("orchestration")
+                    or self.trigger.get("entityName") or self.name)
 
     def input_bindings(self, binding_type: str) -> list[dict[str, Any]]:
         """Non-trigger input bindings of one type (e.g. ``durableClient``)."""
@@ -79,6 +81,13 @@ class FunctionIndex:
         if fn is None or (trigger_type is not None and fn.trigger_type != trigger_type):
             return None
         return fn
+
+    def entity(self, name: str) -> FunctionInfo | None:
+        """An entity function by its entity name, in any case (entity ids carry the name in lower case)."""
+        for fn in self.functions.values():
+            if fn.trigger_type == ENTITY_TRIGGER and fn.durable_name.lower() == name.lower():
+                return fn
+        return None
 
     def durable(self, name: str, trigger_type: str) -> FunctionInfo | None:
         """An activity or orchestrator by the name orchestrations use for it."""

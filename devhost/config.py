@@ -5,14 +5,18 @@ This module and ``__main__`` are the only places devhost reads the environment.
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_HUB = "TestHubName"
+ENABLE_AUTH_SETTING = "DEVHOST_ENABLE_AUTH"  # the setting equivalent of ``--enable-auth``
+_TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 
 
 class ConfigError(Exception):
@@ -34,6 +38,12 @@ class HostConfig:
     function_key: str = ""
     system_key: str = ""
     subscriptions_path: Path | None = None
+    # Keys are checked only when asked, as Core Tools checks them only under ``func start --enableAuth``:
+    # "By default, authorization isn't enforced locally for HTTP endpoints ... all local HTTP requests are
+    # handled as authLevel = "anonymous"" and, for the admin endpoints, "authentication and authorization is
+    # bypassed" (https://learn.microsoft.com/azure/azure-functions/functions-run-local#considerations-when-running-locally,
+    # https://learn.microsoft.com/azure/azure-functions/functions-core-tools-reference#func-start).
+    enable_auth: bool = False
 
     @property
     def app_dir(self) -> Path:
@@ -72,6 +82,29 @@ class HostConfig:
         if specific:
             keys.add(specific)
         return {k for k in keys if k}
+
+    def authorized(self, key: str | None, accepted: Iterable[str]) -> bool:
+        """Whether a request carrying ``key`` may pass a check that accepts ``accepted``.
+
+        Without ``enable_auth`` every request passes, with or without a key, right or wrong (Core Tools
+        authenticates every local request at admin level unless started with ``--enableAuth``).
+        """
+        if not self.enable_auth:
+            return True
+        if not key:
+            return False
+        given = key.encode("utf-8", "surrogateescape")
+        return any(hmac.compare_digest(given, k.encode("utf-8", "surrogateescape")) for k in accepted if k)
+
+
+def auth_setting(settings: dict[str, str]) -> bool:
+    """``DEVHOST_ENABLE_AUTH`` read as a boolean (unset or empty: false); anything else is a ConfigError."""
+    raw = settings.get(ENABLE_AUTH_SETTING, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{ENABLE_AUTH_SETTING} must be true or false, got {settings[ENABLE_AUTH_SETTING]!r}")
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -153,13 +186,19 @@ def build_config(
     state_dir: Path | None = None,
     virtual_clock: bool = False,
     environ: dict[str, str] | None = None,
+    enable_auth: bool = False,
 ) -> HostConfig:
-    """Read host.json and local.settings.json next to the app and settle the keys."""
+    """Read host.json and local.settings.json next to the app and settle the keys.
+
+    Keys are enforced when ``enable_auth`` (the ``--enable-auth`` flag) is true or the
+    ``DEVHOST_ENABLE_AUTH`` setting says ``true``; they are generated and kept either way.
+    """
     app_path = app_path.resolve()
     app_dir = app_path.parent
     host_json_path = app_dir / "host.json"
     host_json = _read_json(host_json_path, "host.json") if host_json_path.is_file() else {"version": "2.0"}
     settings = load_settings(app_dir, environ)
+    enforce = auth_setting(settings) or enable_auth
     state = private_dir((state_dir or app_dir / ".devhost").resolve())
     subs = settings.get("DEVHOST_SUBSCRIPTIONS")
     subs_path = Path(subs) if subs else app_dir / "eventgrid.subscriptions.json"
@@ -176,6 +215,7 @@ def build_config(
         function_key=_key(settings, state, "DEVHOST_FUNCTION_KEY"),
         system_key=_key(settings, state, "DEVHOST_SYSTEM_KEY"),
         subscriptions_path=subs_path if subs_path.is_file() else None,
+        enable_auth=enforce,
     )
     cfg.concurrency("maxConcurrentActivityFunctions", 10)
     cfg.concurrency("maxConcurrentOrchestratorFunctions", 10)

@@ -1,9 +1,12 @@
 """The Durable Functions HTTP API: instance management over HTTP.
 
 Served twice, like the extension does: under ``/runtime/webhooks/durabletask/`` on the
-public port (authorised with the system key, or the master key), and under
-``/durabletask/`` on a loopback-only RPC port that the SDK's
-``DurableOrchestrationClient`` calls (its ``rpcBaseUrl``).
+public port, and under ``/durabletask/`` on a loopback-only RPC port that the SDK's
+``DurableOrchestrationClient`` calls (its ``rpcBaseUrl``, no key). The public API needs the
+system key (or the master key) only when devhost runs with ``--enable-auth``; by default, as
+Core Tools without ``func start --enableAuth``, it needs none
+(https://learn.microsoft.com/azure/azure-functions/functions-run-local#considerations-when-running-locally).
+Management URLs carry ``code=<system key>`` in both modes, so they work in either.
 
 Status codes and payloads follow
 https://learn.microsoft.com/azure/azure-functions/durable/durable-functions-http-api
@@ -20,6 +23,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from .engine import Engine, EngineError
+from .entities import EntityRequestError, entity_id, input_text
 from .history import EVENT_NAMES, EventType, parse_iso
 from .orchestration import PENDING, RUNNING, SUSPENDED, TERMINAL, Instance
 from .store import Store
@@ -168,6 +172,8 @@ class DurableHttpApi:
         r.add_post(f"{prefix}/instances/{{instance_id}}/suspend", guard(self.suspend))
         r.add_post(f"{prefix}/instances/{{instance_id}}/resume", guard(self.resume))
         r.add_post(f"{prefix}/instances/{{instance_id}}/rewind", guard(self.rewind))
+        r.add_post(f"{prefix}/entities/{{name}}/{{key}}", guard(self.signal_entity))
+        r.add_get(f"{prefix}/entities/{{name}}/{{key}}", guard(self.get_entity))
 
     async def _await(self, fut: Any) -> Any:
         return await asyncio.wrap_future(fut)
@@ -307,3 +313,30 @@ class DurableHttpApi:
         items, _ = self.store.query(statuses=[s for s in statuses if s in TERMINAL], **filters)
         deleted = await self._await(self.engine.cmd_purge([i.instance_id for i in items]))
         return web.json_response({"instancesDeleted": deleted}, status=200 if deleted else 404)
+
+    # -- entities (https://learn.microsoft.com/azure/azure-functions/durable/durable-functions-http-api#signal-entity)
+    async def signal_entity(self, request: web.Request) -> web.Response:
+        """POST entities/{name}/{key}?op=: 202 once the signal is queued; 400 bad body or key; 404 no such entity."""
+        raw = await request.text()
+        token: Any = None
+        if raw.strip():
+            if "json" not in request.content_type:
+                return _error(400, "Only application/json request content is supported")
+            try:
+                token = json.loads(raw)
+            except json.JSONDecodeError:
+                return _error(400, "the request body must be JSON (the operation input)")
+        fut = self.engine.cmd_signal_entity(request.match_info["name"], request.match_info["key"],
+                                            request.query.get("op", ""), input_text(token, bool(raw.strip())))
+        return await self._simple(fut)
+
+    async def get_entity(self, request: web.Request) -> web.Response:
+        """GET entities/{name}/{key}: 200 with the state (its JSON), 404 when the entity does not exist."""
+        try:
+            scheduler_id = entity_id(request.match_info["name"], request.match_info["key"])
+        except EntityRequestError as exc:
+            return _error(400, str(exc))
+        state = self.store.get_entity(scheduler_id)
+        if state is None:
+            return _error(404, f"The entity '{scheduler_id}' does not exist.")
+        return web.Response(text=state, status=200, content_type="application/json")

@@ -25,6 +25,18 @@ from datetime import datetime
 from typing import Any
 
 from .clock import Clock
+from .entities import (
+    ENTITY_PREFIX,
+    EntityLookup,
+    EntityRequestError,
+    OperationRequest,
+    entity_id,
+    is_entity_id,
+    new_request,
+    request_body,
+    run_batch,
+    split_entity_id,
+)
 from .history import EventType, event, iso, parse_iso
 from .orchestration import (
     PENDING,
@@ -62,6 +74,7 @@ class _Command:
 
 
 ActivitySink = Callable[[int, Activity], None]
+_ENTITY_CACHE_LIMIT = 10_000  # entity states kept in memory between batches
 
 
 class Engine:
@@ -73,11 +86,17 @@ class Engine:
         clock: Clock,
         lookup: OrchestratorLookup,
         max_batch: int = 50,
+        entity_lookup: EntityLookup | None = None,
+        entity_batch_size: int = 5000,
     ) -> None:
         self.store = store
         self.clock = clock
         self.lookup = lookup
         self.max_batch = max_batch
+        self.entity_lookup: EntityLookup = entity_lookup or (lambda name: None)
+        self.entity_batch_size = entity_batch_size  # host.json maxEntityOperationBatchSize
+        self._entity_states: dict[str, str | None] = {}  # committed (or about to be) state by entity id
+        self.entity_operations = 0
         self.instances: dict[str, Instance] = {}
         self._pending: dict[str, list[Message]] = {}
         self._timers: list[tuple[str, int, Message]] = []
@@ -174,7 +193,13 @@ class Engine:
             processed += self._process(instance_id, batch)
         dispatched = list(batch.work)
         if not batch.empty:
-            self.store.commit(batch)
+            try:
+                self.store.commit(batch)
+            except BaseException:
+                self._entity_states.clear()  # rolled back: read entity states from the store again
+                raise
+        if len(self._entity_states) > _ENTITY_CACHE_LIMIT:
+            self._entity_states.clear()  # everything in it is committed: the store has it
         for msg in batch.messages:
             self._enqueue(msg)
         for cmd, result, exc in commands:
@@ -209,6 +234,8 @@ class Engine:
 
     def _process(self, instance_id: str, batch: Batch) -> int:
         """Run one episode for the instance if it has deliverable messages. Returns 1 if it ran."""
+        if is_entity_id(instance_id):
+            return self._process_entity(instance_id, batch)
         msgs = self._pending.pop(instance_id, [])
         inst = self.instances.get(instance_id)
         if inst is None or inst.terminal:
@@ -229,7 +256,7 @@ class Engine:
             return 0
         self._consume(batch, chosen)
         start = len(inst.history)
-        result = Episode(inst, self.clock.now(), self.lookup).run(chosen)
+        result = Episode(inst, self.clock.now(), self.lookup, entities=True).run(chosen)
         self.episodes += 1
         if result.reset_history:
             batch.reset_history(instance_id)
@@ -250,8 +277,67 @@ class Engine:
             self._pending.pop(instance_id, None)
         return 1
 
+    # -- entities --------------------------------------------------------------------------
+    def entity_state(self, scheduler_id: str) -> str | None:
+        """An entity's state as the engine thread knows it (its cache, else the store)."""
+        if scheduler_id not in self._entity_states:
+            self._entity_states[scheduler_id] = self.store.get_entity(scheduler_id)
+        return self._entity_states[scheduler_id]
+
+    def _process_entity(self, scheduler_id: str, batch: Batch) -> int:
+        """Run one operation batch for the entity: its pending requests, oldest first, up to the batch size.
+
+        The new state, the consumed requests and the responses to callers are committed together,
+        so a crash replays the whole batch from the last commit (as the extension does).
+        """
+        msgs = self._pending.pop(scheduler_id, [])
+        chosen, rest = msgs[:self.entity_batch_size], msgs[self.entity_batch_size:]
+        if rest:
+            self._pending[scheduler_id] = rest
+            self._ready[scheduler_id] = None
+        self._consume(batch, chosen)
+        requests: list[OperationRequest] = []
+        for msg in chosen:
+            try:
+                requests.append(OperationRequest.from_body(msg.body))
+            except EntityRequestError as exc:
+                log.warning("dropped a message for entity %s: %s", scheduler_id, exc)
+        if not requests:
+            return 0
+        try:
+            name, _ = split_entity_id(scheduler_id)
+        except EntityRequestError as exc:
+            log.warning("dropped %d requests: %s", len(requests), exc)
+            return 0
+        before = self.entity_state(scheduler_id)
+        outcome = run_batch(self.entity_lookup(name), scheduler_id, before, requests, self.clock.now())
+        self.entity_operations += len(requests)
+        if outcome.state != before:
+            self._entity_states[scheduler_id] = outcome.state
+            batch.entity_states[scheduler_id] = (outcome.state, iso(self.clock.now()))
+        for target, body in outcome.responses:
+            batch.messages.append(Message(target, body, visible_at=iso(self.clock.now())))
+        return 1
+
+    def cmd_signal_entity(self, name: str, key: str, operation: str, input_: str) -> Future[None]:
+        """A one-way operation request from a client (the HTTP API or the SDK's ``signal_entity``)."""
+        def fn(batch: Batch) -> None:
+            if self.entity_lookup(name) is None:
+                raise EngineError(404, f"No entity function named '{name}' was found.")
+            try:
+                target = entity_id(name, key)
+            except EntityRequestError as exc:
+                raise EngineError(400, str(exc)) from exc
+            request = new_request(operation, input_, signal=True)
+            batch.messages.append(Message(target, request_body(request, self.clock.now()),
+                                          visible_at=iso(self.clock.now())))
+        return self.call(fn)
+
     # -- starting instances ----------------------------------------------------------------
     def _new_instance(self, req: StartRequest, batch: Batch) -> Instance:
+        if is_entity_id(req.instance_id):
+            raise EngineError(400, f"Orchestration instance ids must not start with '{ENTITY_PREFIX}' "
+                                   f"(reserved for entities): {req.instance_id!r}")
         existing = self.instances.get(req.instance_id)
         if existing is not None and not existing.terminal:
             raise EngineError(409, f"An orchestration instance with the ID '{req.instance_id}' is already "

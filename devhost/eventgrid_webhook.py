@@ -5,7 +5,10 @@
 and https://learn.microsoft.com/azure/event-grid/receive-events). As the Functions host's
 Event Grid extension does:
 
-- the extension's system key is required (query ``code`` or header ``x-functions-key``), else 401;
+- with ``--enable-auth``, the extension's system key (or the master key) is required (query ``code`` or
+  header ``x-functions-key``), else 401; by default no key is needed, as with Core Tools, whose local
+  URL ``http://localhost:7071/runtime/webhooks/eventgrid?functionName=NAME`` carries none
+  (https://learn.microsoft.com/azure/azure-functions/functions-run-local#considerations-when-running-locally);
 - an unknown ``functionName`` is 404;
 - the ``aeg-event-type`` header decides: ``SubscriptionValidation`` answers
   ``{"validationResponse": <data.validationCode>}``, ``Notification`` runs the function once per
@@ -117,9 +120,10 @@ def _validation_code(raw: bytes) -> str:
 class EventGridWebhook:
     """``/runtime/webhooks/eventgrid``: what Event Grid posts to."""
 
-    def __init__(self, trigger: EventGridTrigger, keys: set[str]) -> None:
+    def __init__(self, trigger: EventGridTrigger, keys: set[str], enforce: bool = True) -> None:
         self.trigger = trigger
         self.keys = {k for k in keys if k}
+        self.enforce = enforce  # False: any request passes (devhost's default, as Core Tools without --enableAuth)
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the webhook."""
@@ -127,6 +131,8 @@ class EventGridWebhook:
         app.router.add_route("OPTIONS", WEBHOOK_PATH, self.options)
 
     def _authorized(self, request: web.Request) -> bool:
+        if not self.enforce:
+            return True
         key = request.query.get("code") or request.headers.get("x-functions-key")
         return bool(key) and key in self.keys
 

@@ -100,7 +100,7 @@ class _Status:
 
     async def handle(self, request: web.Request) -> web.Response:
         key = request.headers.get("x-functions-key") or request.query.get("code")
-        if not key or key != self.host.config.master_key:
+        if not self.host.config.authorized(key, {self.host.config.master_key}):
             return web.json_response({"error": "the master key is required"}, status=401)
         return web.json_response({**self.queue.stats(),
                                   "blobEventsEmitted": self.watcher.emitted if self.watcher else 0,
@@ -118,7 +118,8 @@ def build_extensions(host: EventHost) -> list[Any]:
     trigger = EventGridTrigger(host.index, client_binding)
     subs = load_subscriptions(cfg.subscriptions_path, host.index)
     queue = DeliveryQueue(cfg.state_dir, subs, trigger, host.clock, opts.delivery_concurrency)
-    parts: list[Any] = [_Part(EventGridWebhook(trigger, {cfg.system_key, cfg.master_key})), _Part(queue)]
+    webhook = EventGridWebhook(trigger, {cfg.system_key, cfg.master_key}, enforce=cfg.enable_auth)
+    parts: list[Any] = [_Part(webhook), _Part(queue)]
     topics = sorted({s.topic for s in subs if s.source_type == TOPIC})
     if topics:
         keys = topic_keys(topics, cfg.settings, cfg.state_dir)

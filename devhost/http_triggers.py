@@ -6,6 +6,9 @@ Route templates follow ASP.NET attribute routing as the Functions host does:
 https://learn.microsoft.com/azure/azure-functions/function-keys-how-to : a key comes
 from the ``x-functions-key`` header or the ``code`` query parameter; ``function``
 level accepts a function key or the master key, ``admin`` only the master key.
+Keys are checked only with ``--enable-auth``: by default every level is served as
+``anonymous``, as Core Tools does without ``func start --enableAuth``
+(https://learn.microsoft.com/azure/azure-functions/functions-run-local#considerations-when-running-locally).
 """
 
 from __future__ import annotations
@@ -128,11 +131,9 @@ class HttpTriggers:
         if route.auth_level == "anonymous":
             return True
         key = request.headers.get("x-functions-key") or request.query.get("code")
-        if not key:
-            return False
         if route.auth_level == "admin":
-            return key == self.config.master_key
-        return key in self.config.function_keys_for(route.fn.name)
+            return self.config.authorized(key, {self.config.master_key})
+        return self.config.authorized(key, self.config.function_keys_for(route.fn.name))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Route, authorise, convert, invoke, convert back."""

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .entities import OPERATION_EVENT, new_request, request_body
 from .history import EventType, event, iso, parse_iso
+from .http_activity import HTTP_ACTIVITY
 
 log = logging.getLogger("devhost.orchestration")
 
@@ -44,7 +46,8 @@ WHEN_ANY = 11
 WHEN_ALL = 12
 
 _TAKES_NO_SEQUENCE = {WAIT_FOR_EXTERNAL_EVENT}
-_UNSUPPORTED = {CALL_ENTITY: "call_entity", SIGNAL_ENTITY: "signal_entity", CALL_HTTP: "call_http"}
+_UNSUPPORTED = {CALL_ENTITY: "call_entity", SIGNAL_ENTITY: "signal_entity"}  # call_http: BuiltIn::HttpActivity
+_ENTITY_ACTIONS = {CALL_ENTITY, SIGNAL_ENTITY}
 
 RUNNING = "Running"
 PENDING = "Pending"
@@ -244,12 +247,17 @@ def _sub_instance_id(inst: Instance, action: dict[str, Any], seq: int) -> str:
 
 
 class Episode:
-    """Runs one episode for one instance. Mutates the instance; returns the work it produced."""
+    """Runs one episode for one instance. Mutates the instance; returns the work it produced.
 
-    def __init__(self, inst: Instance, now: datetime, lookup: OrchestratorLookup) -> None:
+    With ``entities`` (the engine), ``signal_entity``/``call_entity`` send operation requests
+    (see devhost/entities.py); without (the in-process runner), they fail the orchestration.
+    """
+
+    def __init__(self, inst: Instance, now: datetime, lookup: OrchestratorLookup, entities: bool = False) -> None:
         self.inst = inst
         self.now = now
         self.lookup = lookup
+        self.entities = entities
         self.result = EpisodeResult()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -337,8 +345,9 @@ class Episode:
         continue_input: tuple[bool, Any] = (False, None)
         for action in new_actions:
             atype = action.get("actionType")
-            if atype in _UNSUPPORTED:
-                self._fail(f"devhost does not support {_UNSUPPORTED[atype]} (durable entities / durable HTTP)")
+            if atype in _UNSUPPORTED and not (self.entities and atype in _ENTITY_ACTIONS):
+                self._fail(f"devhost does not support {_UNSUPPORTED[atype]} (durable entities in the in-process "
+                           "runner)")
                 return self.result
             if atype == CONTINUE_AS_NEW:
                 self._next_seq()
@@ -374,8 +383,27 @@ class Episode:
             self._schedule_sub(seq, name, input_, _sub_instance_id(self.inst, action, seq))
         elif atype == CREATE_TIMER:
             self._schedule_timer(seq, parse_iso(action["fireAt"]))
+        elif atype == CALL_HTTP:  # the extension's built-in activity; its input is [DurableHttpRequest]
+            self._schedule_activity(seq, HTTP_ACTIVITY, json.dumps([action.get("httpRequest")]))
+        elif atype in _ENTITY_ACTIONS:
+            self._send_to_entity(seq, action, signal=atype == SIGNAL_ENTITY)
         else:
             log.warning("unknown action type %s in %s", atype, self.inst.instance_id)
+
+    def _send_to_entity(self, seq: int, action: dict[str, Any], signal: bool) -> None:
+        """An operation request to an entity, recorded as the extension records it: an EventSent event.
+
+        The SDK reads the request id from the EventSent input to match the response (an EventRaised
+        named with that id) to its ``call_entity`` task; a signal gets no response.
+        """
+        target = str(action.get("instanceId", ""))
+        input_ = action.get("input")
+        request = new_request(str(action.get("operation", "")), "null" if input_ is None else str(input_), signal,
+                              None if signal else self.inst.instance_id,
+                              None if signal else self.inst.execution_id)
+        self._append(event(EventType.EVENT_SENT, seq, self.now, InstanceId=target, Name=OPERATION_EVENT,
+                           Input=request.to_json()))
+        self.result.messages.append(Message(target, request_body(request, self.now), visible_at=iso(self.now)))
 
     @staticmethod
     def _retry_entry(kind: str, action: dict[str, Any], sub_id: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from aiohttp import web
 from .activities import ActivityRunner
 from .app_loader import (
     ACTIVITY_TRIGGER,
+    ENTITY_TRIGGER,
     EVENT_GRID_TRIGGER,
     HTTP_TRIGGER,
     ORCHESTRATION_TRIGGER,
@@ -26,6 +27,7 @@ from .config import RUNTIME_FILE, HostConfig, private_file
 from .durable_http import PUBLIC_PREFIX, RPC_PREFIX, DurableHttpApi
 from .engine import Engine
 from .extensions import build_extensions
+from .http_activity import HttpActivity, HttpOptions
 from .http_triggers import HttpTriggers
 from .store import Store
 
@@ -47,16 +49,23 @@ class DevHost:
         offset = float(self.store.get_meta(CLOCK_OFFSET_KEY) or 0.0)
         self.clock = Clock(virtual=config.virtual_clock, offset_seconds=offset)
         self.engine = Engine(self.store, self.clock, self._orchestrator_handle,
-                             max_batch=config.concurrency("maxConcurrentOrchestratorFunctions", 10) * 5)
+                             max_batch=config.concurrency("maxConcurrentOrchestratorFunctions", 10) * 5,
+                             entity_lookup=self._entity_handle,
+                             entity_batch_size=config.concurrency("maxEntityOperationBatchSize", 5000))
         self.rpc_port = 0
         self.runner: web.AppRunner | None = None
         self.rpc_runner: web.AppRunner | None = None
         self.activities: ActivityRunner | None = None
         self.extras: list[Any] = []  # Event Grid, blob watcher, timers: objects with async start/stop
+        self.http_calls = HttpActivity(HttpOptions.from_settings(config.settings))  # context.call_http
         self.durable_api = DurableHttpApi(self.engine, self.store, config.hub_name, config.system_key,
                                           config.master_key, self.public_origin)
 
     # -- bindings --------------------------------------------------------------------------
+    def _entity_handle(self, name: str) -> Any:
+        fn = self.index.entity(name)
+        return None if fn is None else fn.func
+
     def _orchestrator_handle(self, name: str) -> Any:
         fn = self.index.durable(name, ORCHESTRATION_TRIGGER)
         return None if fn is None else fn.func
@@ -95,8 +104,9 @@ class DevHost:
 
     # -- admin -----------------------------------------------------------------------------
     def _is_master(self, request: web.Request) -> bool:
+        """Admin level: the master key with ``--enable-auth``; anyone otherwise, as Core Tools' admin API."""
         key = request.headers.get("x-functions-key") or request.query.get("code")
-        return bool(key) and key == self.config.master_key
+        return self.config.authorized(key, {self.config.master_key})
 
     async def _clock(self, request: web.Request) -> web.Response:
         if not self._is_master(request):
@@ -123,6 +133,7 @@ class DevHost:
             "functions": sorted(self.index.functions),
             "activeInstances": len(self.engine.instances),
             "episodes": self.engine.episodes,
+            "entityOperations": self.engine.entity_operations,
             "activitiesCompleted": self.activities.completed if self.activities else 0,
         })
 
@@ -130,7 +141,7 @@ class DevHost:
     def build_app(self) -> web.Application:
         """The public aiohttp application."""
         app = web.Application(client_max_size=100 * 1024 * 1024)
-        self.durable_api.add_routes(app, PUBLIC_PREFIX, authorize=True)
+        self.durable_api.add_routes(app, PUBLIC_PREFIX, authorize=self.config.enable_auth)
         app.router.add_route("*", "/admin/devhost/clock", self._clock)
         app.router.add_get("/admin/host/status", self._status)
         app.router.add_get("/", self._root)
@@ -160,7 +171,7 @@ class DevHost:
         loop = asyncio.get_running_loop()
         self.activities = ActivityRunner(
             self.index, self.engine, self.clock, loop,
-            self.config.concurrency("maxConcurrentActivityFunctions", 10))
+            self.config.concurrency("maxConcurrentActivityFunctions", 10), http=self.http_calls)
         self.engine.start(self.activities.submit)
         for extra in self.extras:
             await extra.start()
@@ -173,6 +184,7 @@ class DevHost:
             "rpcPort": self.rpc_port,
             "baseUrl": f"http://{self.config.host}:{self.config.port}",
             "virtualClock": self.clock.virtual,
+            "enableAuth": self.config.enable_auth,
         }
         path = self.config.state_dir / RUNTIME_FILE
         tmp = private_file(path.with_suffix(".tmp"))
@@ -204,12 +216,18 @@ class DevHost:
                 methods = ",".join(fn.trigger.get("methods") or ["GET", "POST", "PUT", "DELETE", "PATCH"])
                 route = fn.trigger.get("route") or fn.name
                 lines.append(f"  {fn.name}: [{methods}] {base}{prefix}/{route}")
-            elif fn.trigger_type in (ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, EVENT_GRID_TRIGGER, TIMER_TRIGGER):
+            elif fn.trigger_type in (ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, ENTITY_TRIGGER, EVENT_GRID_TRIGGER,
+                                     TIMER_TRIGGER):
                 lines.append(f"  {fn.name}: {fn.trigger_type}")
             else:
                 lines.append(f"  {fn.name}: {fn.trigger_type} (not supported by devhost)")
-        lines += ["", f"Keys are in {self.config.state_dir / 'keys.json'} (or the DEVHOST_*_KEY settings).",
-                  f"devhost ready on {base}"]
+        if self.config.enable_auth:
+            auth = (f"Keys are enforced (--enable-auth); they are in {self.config.state_dir / 'keys.json'} "
+                    "(or the DEVHOST_*_KEY settings).")
+        else:
+            auth = ("Keys are not enforced, as with func start; --enable-auth (or DEVHOST_ENABLE_AUTH=true) "
+                    "enforces them.")
+        lines += ["", auth, f"devhost ready on {base}"]
         return "\n".join(lines)
 
 

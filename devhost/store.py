@@ -2,7 +2,8 @@
 
 One writer (the engine thread) commits each batch of episodes in one transaction:
 new history, consumed messages, new messages (timers, events, sub-orchestration
-starts), new and retired activity work items, and instance rows. A crash between
+starts, entity operations and their responses), new and retired activity work items,
+instance rows and entity states. A crash between
 two commits loses nothing that was acknowledged: what was not committed is replayed
 from the last commit (activities may run again, as in Azure: at least once).
 
@@ -64,6 +65,11 @@ CREATE TABLE IF NOT EXISTS work (
     input TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+    entity_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -90,6 +96,7 @@ class Batch:
     retired_work: list[int] = field(default_factory=list)
     deleted_instances: list[str] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    entity_states: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # id: (state or None, at)
 
     def add_history(self, inst: Instance, start: int, events: Iterable[dict[str, Any]]) -> None:
         """Append events of ``inst`` from history position ``start``."""
@@ -105,7 +112,8 @@ class Batch:
     def empty(self) -> bool:
         """True when there is nothing to write."""
         return not (self.instances or self.history_appends or self.history_resets or self.messages
-                    or self.consumed or self.work or self.retired_work or self.deleted_instances or self.meta)
+                    or self.consumed or self.work or self.retired_work or self.deleted_instances or self.meta
+                    or self.entity_states)
 
 
 class Store:
@@ -169,6 +177,11 @@ class Store:
                 )
             for key, value in batch.meta.items():
                 cur.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, value))
+            for entity, (state, at) in batch.entity_states.items():
+                if state is None:  # the entity was deleted (or never came to exist)
+                    cur.execute("DELETE FROM entities WHERE entity_id=?", (entity,))
+                else:
+                    cur.execute("INSERT OR REPLACE INTO entities VALUES (?,?,?)", (entity, state, at))
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -209,6 +222,11 @@ class Store:
         """One instance row (without history)."""
         row = self._reader().execute("SELECT * FROM instances WHERE instance_id=?", (instance_id,)).fetchone()
         return None if row is None else _row_to_instance(row)
+
+    def get_entity(self, entity_id: str) -> str | None:
+        """An entity's committed state (its JSON text), or None if the entity does not exist."""
+        row = self._reader().execute("SELECT state FROM entities WHERE entity_id=?", (entity_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def get_history(self, instance_id: str) -> list[dict[str, Any]]:
         """The current execution's history."""

@@ -54,11 +54,13 @@ class DevHostProcess(ServerProcess):
     name = "devhost"
 
     def __init__(self, app_path: Path, state_dir: Path, virtual_clock: bool = False,
-                 env: dict[str, str] | None = None, port: int | None = None, log_path: Path | None = None) -> None:
+                 env: dict[str, str] | None = None, port: int | None = None, log_path: Path | None = None,
+                 enable_auth: bool = False) -> None:
         self.app_path = Path(app_path).resolve()
         self.state_dir = Path(state_dir).resolve()
         super().__init__(log_path or self.state_dir / "devhost.log")
         self.virtual_clock = virtual_clock
+        self.enable_auth = enable_auth  # --enable-auth: keys enforced (default: not, as with func start)
         self.env = dict(env or {})
         self.port = port or free_port()
         self.session = requests.Session()
@@ -74,6 +76,8 @@ class DevHostProcess(ServerProcess):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "devhost", "--app", str(self.app_path), "--port", str(self.port),
                "--state-dir", str(self.state_dir), "--clock", "virtual" if self.virtual_clock else "real"]
+        if self.enable_auth:
+            cmd.append("--enable-auth")
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                           env.get("PYTHONPATH")]))
@@ -181,9 +185,9 @@ def devhost_factory(tmp_path: Path) -> Iterator[Callable[..., DevHostProcess]]:
     started: list[DevHostProcess] = []
 
     def make(app_path: str | Path, virtual_clock: bool = False, env: dict[str, str] | None = None,
-             state_dir: Path | None = None) -> DevHostProcess:
+             state_dir: Path | None = None, enable_auth: bool = False) -> DevHostProcess:
         host = DevHostProcess(Path(app_path), state_dir or tmp_path / f"devhost-{len(started)}",
-                              virtual_clock=virtual_clock, env=env)
+                              virtual_clock=virtual_clock, env=env, enable_auth=enable_auth)
         started.append(host)
         return host.start()
 

@@ -17,7 +17,7 @@ def patterns_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHostP
     counters = state / "counters"
     counters.mkdir()
     host = DevHostProcess(APPS / "patterns" / "function_app.py", state / "devhost", virtual_clock=True,
-                          env={"PATTERNS_COUNTER_DIR": str(counters)})
+                          env={"PATTERNS_COUNTER_DIR": str(counters)}, enable_auth=True)
     host.start()
     yield host
     host.stop()

@@ -68,7 +68,7 @@ def test_function_chaining_sample_runs_unmodified(
 def test_blueprint_sample_runs_unmodified_with_function_keys(
     samples_dir: Path, tmp_path: Path, devhost_factory: Callable[..., DevHostProcess]
 ) -> None:
-    host = devhost_factory(_copy(samples_dir, "blueprint", tmp_path))
+    host = devhost_factory(_copy(samples_dir, "blueprint", tmp_path), enable_auth=True)
     assert requests.get(f"{host.base_url}/api/startOrchestrator", timeout=30).status_code == 401
     resp = requests.get(f"{host.base_url}/api/startOrchestrator", params={"code": host.function_key}, timeout=30)
     assert resp.status_code == 202

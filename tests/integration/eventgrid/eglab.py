@@ -126,7 +126,7 @@ class EventsHost:
 
 def make_events_host(root: Path, azurite: Azurite, subscriptions: list[dict[str, Any]] | None = None,
                      app: Path = EVENTS_APP, env: dict[str, str] | None = None, virtual_clock: bool = True,
-                     topic_keys: dict[str, str] | None = None) -> EventsHost:
+                     topic_keys: dict[str, str] | None = None, enable_auth: bool = False) -> EventsHost:
     """A devhost (not yet started) on a fixture app, its state and outputs under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     out = root / "out"
@@ -137,5 +137,5 @@ def make_events_host(root: Path, azurite: Azurite, subscriptions: list[dict[str,
     settings = {"AzureWebJobsStorage": azurite.connection_string, "EVENTS_OUT_DIR": str(out),
                 "DEVHOST_SUBSCRIPTIONS": str(subs_path), "DEVHOST_BLOB_POLL_SECONDS": "0.1",
                 **{f"DEVHOST_TOPIC_KEY_{t.upper()}": k for t, k in keys.items()}, **(env or {})}
-    host = DevHostProcess(app, root / "state", virtual_clock=virtual_clock, env=settings)
+    host = DevHostProcess(app, root / "state", virtual_clock=virtual_clock, env=settings, enable_auth=enable_auth)
     return EventsHost(host, out, azurite, keys)

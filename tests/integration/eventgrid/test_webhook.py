@@ -39,8 +39,8 @@ def without(event: dict[str, Any], key: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, azurite: Azurite) -> Iterator[EventsHost]:
-    """One devhost for the module: the webhook needs no subscriptions."""
-    lab = make_events_host(tmp_path_factory.mktemp("webhook"), azurite)
+    """One devhost for the module, keys enforced: the webhook needs no subscriptions."""
+    lab = make_events_host(tmp_path_factory.mktemp("webhook"), azurite, enable_auth=True)
     lab.host.start()
     yield lab
     lab.host.stop()
