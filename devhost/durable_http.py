@@ -189,8 +189,10 @@ class DurableHttpApi:
                 return _error(400, "the request body must be JSON (the orchestration input)")
         input_ = None if token is None else json.dumps(token)
         try:
+            # ?version= is how the SDK's start_new(version=...) sends it (DurableOrchestrationClient._get_start_new_url)
             inst = await self._await(self.engine.cmd_start(request.match_info["name"],
-                                                           request.match_info.get("instance_id"), input_))
+                                                           request.match_info.get("instance_id"), input_,
+                                                           request.query.get("version")))
         except EngineError as exc:
             return _error(exc.status, str(exc))
         payload = self.management_urls(self.public_base(request), inst.instance_id)

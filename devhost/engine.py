@@ -11,6 +11,7 @@ it is committed, so a crash at any point replays from the last commit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import json
@@ -88,6 +89,7 @@ class Engine:
         max_batch: int = 50,
         entity_lookup: EntityLookup | None = None,
         entity_batch_size: int = 5000,
+        default_version: str = "",
     ) -> None:
         self.store = store
         self.clock = clock
@@ -95,6 +97,7 @@ class Engine:
         self.max_batch = max_batch
         self.entity_lookup: EntityLookup = entity_lookup or (lambda name: None)
         self.entity_batch_size = entity_batch_size  # host.json maxEntityOperationBatchSize
+        self.default_version = default_version  # host.json defaultVersion: a new orchestration's version
         self._entity_states: dict[str, str | None] = {}  # committed (or about to be) state by entity id
         self.entity_operations = 0
         self.instances: dict[str, Instance] = {}
@@ -349,6 +352,8 @@ class Engine:
         if stored is not None:
             batch.deleted_instances.append(req.instance_id)
             batch.history_appends.pop(req.instance_id, None)
+        if req.version is None:  # the client or the parent gave none: the host's defaultVersion
+            req = dataclasses.replace(req, version=self.default_version)
         inst, started = new_instance(req, self.clock.now())
         self.instances[inst.instance_id] = inst
         self._pending.pop(inst.instance_id, None)
@@ -365,8 +370,9 @@ class Engine:
             batch.messages.append(Message(str(req.parent_id), failed, visible_at=iso(self.clock.now())))
 
     # -- commands (run on the engine thread through ``call``) ------------------------------
-    def cmd_start(self, name: str, instance_id: str | None, input_: str | None) -> Future[Instance]:
-        """Start an orchestration; resolves to the new instance."""
+    def cmd_start(self, name: str, instance_id: str | None, input_: str | None,
+                  version: str | None = None) -> Future[Instance]:
+        """Start an orchestration (``version``: the client's, else the host's defaultVersion); resolves to it."""
         if name not in self._orchestrator_names and self.lookup(name) is None:
             fut: Future[Instance] = Future()
             fut.set_exception(EngineError(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
@@ -374,7 +380,7 @@ class Engine:
             return fut
         self._orchestrator_names.add(name)
         iid = instance_id or uuid.uuid4().hex
-        return self.call(lambda b: self._new_instance(StartRequest(iid, name, input_), b))
+        return self.call(lambda b: self._new_instance(StartRequest(iid, name, input_, version=version), b))
 
     def _active(self, instance_id: str) -> Instance:
         inst = self.instances.get(instance_id)

@@ -131,6 +131,7 @@ class StartRequest:
     input: str | None
     parent_id: str | None = None
     parent_task_id: int | None = None
+    version: str | None = None  # None: the host's defaultVersion (host.json), set by the engine
 
 
 @dataclass
@@ -224,8 +225,8 @@ def new_instance(req: StartRequest, now: datetime) -> tuple[Instance, Message]:
         input=req.input, created_at=at, updated_at=at, parent_id=req.parent_id,
         parent_task_id=req.parent_task_id,
     )
-    started = event(EventType.EXECUTION_STARTED, -1, now, Name=req.name, Input=req.input, Version="",
-                    ParentInstanceId=req.parent_id)
+    started = event(EventType.EXECUTION_STARTED, -1, now, Name=req.name, Input=req.input,
+                    Version=req.version or "", ParentInstanceId=req.parent_id)
     return inst, Message(inst.instance_id, started, visible_at=at)
 
 
@@ -274,13 +275,14 @@ class Episode:
         self._append(event(EventType.TASK_SCHEDULED, seq, self.now, Name=name, Input=input_))
         self.result.activities.append(Activity(self.inst.instance_id, self.inst.execution_id, seq, name, input_))
 
-    def _schedule_sub(self, seq: int, name: str, input_: str | None, sub_id: str) -> None:
+    def _schedule_sub(self, seq: int, name: str, input_: str | None, sub_id: str, version: str | None) -> None:
         self._append(
             event(EventType.SUB_ORCHESTRATION_INSTANCE_CREATED, seq, self.now, Name=name, Input=input_,
-                  InstanceId=sub_id)
+                  InstanceId=sub_id, Version=version or "")
         )
         token = None if input_ is None else json.dumps(input_)  # the SDK's JSON text, kept as a string token
-        self.result.starts.append(StartRequest(sub_id, name, token, self.inst.instance_id, seq))
+        # no version given: the child takes the host's defaultVersion, not its parent's (orchestration versioning)
+        self.result.starts.append(StartRequest(sub_id, name, token, self.inst.instance_id, seq, version or None))
 
     def _schedule_timer(self, seq: int, fire_at: datetime) -> None:
         self._append(event(EventType.TIMER_CREATED, seq, self.now, FireAt=iso(fire_at)))
@@ -307,7 +309,7 @@ class Episode:
             self._schedule_activity(seq, entry["name"], entry["input"])
         else:
             sub_id = entry["sub_instance_id"] or f"{inst.instance_id}:{seq:04d}"
-            self._schedule_sub(seq, entry["name"], entry["input"], sub_id)
+            self._schedule_sub(seq, entry["name"], entry["input"], sub_id, entry.get("version"))
 
     # -- the episode -----------------------------------------------------------------------
     def run(self, messages: list[Message]) -> EpisodeResult:
@@ -377,10 +379,10 @@ class Episode:
             self.inst.retries[str(seq)] = self._retry_entry("activity", action, "")
             self._schedule_activity(seq, name, input_)
         elif atype == CALL_SUB_ORCHESTRATOR:
-            self._schedule_sub(seq, name, input_, _sub_instance_id(self.inst, action, seq))
+            self._schedule_sub(seq, name, input_, _sub_instance_id(self.inst, action, seq), action.get("version"))
         elif atype == CALL_SUB_ORCHESTRATOR_WITH_RETRY:
             self.inst.retries[str(seq)] = self._retry_entry("sub", action, action.get("instanceId") or "")
-            self._schedule_sub(seq, name, input_, _sub_instance_id(self.inst, action, seq))
+            self._schedule_sub(seq, name, input_, _sub_instance_id(self.inst, action, seq), action.get("version"))
         elif atype == CREATE_TIMER:
             self._schedule_timer(seq, parse_iso(action["fireAt"]))
         elif atype == CALL_HTTP:  # the extension's built-in activity; its input is [DurableHttpRequest]
@@ -413,6 +415,7 @@ class Episode:
             "name": action.get("functionName", ""),
             "input": action.get("input"),
             "sub_instance_id": sub_id,
+            "version": action.get("version"),
             "interval_ms": int(options.get("firstRetryIntervalInMilliseconds", 1000)),
             "max_attempts": int(options.get("maxNumberOfAttempts", 1)),
             "attempt": 1,
@@ -473,6 +476,8 @@ class Episode:
     def _continue_as_new(self, new_input: Any) -> None:
         """Start a fresh execution with the new input. Events still queued are kept for it."""
         inst = self.inst
+        version = next((e.get("Version") or "" for e in inst.history
+                        if e.get("EventType") == EventType.EXECUTION_STARTED), "")  # kept across executions
         inst.execution_id = uuid.uuid4().hex
         inst.history = []
         inst.next_seq = 0
@@ -481,5 +486,5 @@ class Episode:
         inst.input = None if new_input is None else json.dumps(new_input)
         inst.status = RUNNING
         self.result.reset_history = True
-        started = event(EventType.EXECUTION_STARTED, -1, self.now, Name=inst.name, Input=inst.input, Version="")
+        started = event(EventType.EXECUTION_STARTED, -1, self.now, Name=inst.name, Input=inst.input, Version=version)
         self.result.messages.append(Message(inst.instance_id, started, visible_at=iso(self.now)))

@@ -51,7 +51,8 @@ class DevHost:
         self.engine = Engine(self.store, self.clock, self._orchestrator_handle,
                              max_batch=config.concurrency("maxConcurrentOrchestratorFunctions", 10) * 5,
                              entity_lookup=self._entity_handle,
-                             entity_batch_size=config.concurrency("maxEntityOperationBatchSize", 5000))
+                             entity_batch_size=config.concurrency("maxEntityOperationBatchSize", 5000),
+                             default_version=str(config.durable.get("defaultVersion") or ""))
         self.rpc_port = 0
         self.runner: web.AppRunner | None = None
         self.rpc_runner: web.AppRunner | None = None
