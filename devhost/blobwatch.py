@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +47,8 @@ log = logging.getLogger("devhost.blobwatch")
 
 BLOB_CREATED = SystemEventNames.StorageBlobCreatedEventName.value
 BLOB_DELETED = SystemEventNames.StorageBlobDeletedEventName.value
+# Called inside the watcher's transaction with (db, connection setting, container, events): blob triggers.
+BlobHook = Callable[[sqlite3.Connection, str, str, list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -104,14 +108,20 @@ class BlobWatcher:
     """Polls the containers of blob subscriptions and queues their events."""
 
     def __init__(self, queue: DeliveryQueue, subs: list[Subscription], connections: dict[str, str], clock: Clock,
-                 interval: float, subscription_id: str, resource_group: str) -> None:
+                 interval: float, subscription_id: str, resource_group: str,
+                 extra_targets: list[tuple[str, str]] | None = None, hooks: list[BlobHook] | None = None) -> None:
+        """``extra_targets`` are more (connection setting, container) pairs to watch (the containers of
+        EventGrid-source blob triggers, their connection strings in ``connections``); each hook gets
+        ``(db, connection, container, events)`` inside the transaction that records what was seen."""
         self.queue = queue
         self.clock = clock
         self.interval = interval
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         services = {name: BlobServiceClient.from_connection_string(conn) for name, conn in connections.items()}
-        pairs = sorted({(s.connection, c) for s in subs if s.source_type == BLOB for c in s.containers})
+        pairs = sorted({(s.connection, c) for s in subs if s.source_type == BLOB for c in s.containers}
+                       | set(extra_targets or []))
+        self.hooks = list(hooks or [])
         self.targets = [_Target(conn, c, services[conn].get_container_client(c)) for conn, c in pairs]
         self.db = queue.db  # one connection, used on the event loop only
         self.db.execute("""CREATE TABLE IF NOT EXISTS blobs_seen (connection TEXT NOT NULL, container TEXT NOT NULL,
@@ -193,6 +203,8 @@ class BlobWatcher:
             rows = self.queue.route(events, EVENTGRID, BLOB, connection=target.connection, container=target.container)
             with self.queue.transaction() as db:
                 self.queue.insert(db, rows)
+                for hook in self.hooks:
+                    hook(db, target.connection, target.container, events)
                 db.executemany("INSERT OR REPLACE INTO blobs_seen VALUES (?,?,?,?,?,?)",
                                [(*key, n, b.etag, b.content_type, b.blob_type) for n, b in changed.items()])
                 db.executemany("DELETE FROM blobs_seen WHERE connection=? AND container=? AND name=?",

@@ -66,22 +66,28 @@ def status_payload(inst: Instance, history: list[dict[str, Any]] | None = None, 
 
 
 def history_payload(history: list[dict[str, Any]], show_output: bool) -> list[dict[str, Any]]:
-    """History as ``showHistory=true`` shows it: the user-visible events with function names."""
-    names = {e["EventId"]: e.get("Name") for e in history
-             if e["EventType"] in (EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_INSTANCE_CREATED)}
-    scheduled = {e["EventId"]: e["Timestamp"] for e in history if e["EventType"] == EventType.TASK_SCHEDULED}
+    """History as ``showHistory=true`` shows it: the user-visible events with function names.
+
+    As the extension's ``DurableClient.GetDurableOrchestrationStatusAsync`` does, a ``TaskScheduled`` or
+    ``SubOrchestrationInstanceCreated`` is folded into its completion (``FunctionName``, ``ScheduledTime``)
+    and shown on its own only while nothing completed it; ``TimerCreated`` is shown (with ``FireAt``).
+    """
+    starts = (EventType.TASK_SCHEDULED, EventType.SUB_ORCHESTRATION_INSTANCE_CREATED)
+    names = {e["EventId"]: e.get("Name") for e in history if e["EventType"] in starts}
+    scheduled = {e["EventId"]: e["Timestamp"] for e in history if e["EventType"] in starts}
+    folded = {e["TaskScheduledId"] for e in history if "TaskScheduledId" in e}
     shown = {EventType.EXECUTION_STARTED, EventType.TASK_COMPLETED, EventType.TASK_FAILED,
              EventType.SUB_ORCHESTRATION_INSTANCE_COMPLETED, EventType.SUB_ORCHESTRATION_INSTANCE_FAILED,
-             EventType.TIMER_FIRED, EventType.EVENT_RAISED, EventType.EXECUTION_COMPLETED,
+             EventType.TIMER_CREATED, EventType.TIMER_FIRED, EventType.EVENT_RAISED, EventType.EXECUTION_COMPLETED,
              EventType.EXECUTION_FAILED, EventType.EXECUTION_TERMINATED, EventType.EXECUTION_SUSPENDED,
-             EventType.EXECUTION_RESUMED}
+             EventType.EXECUTION_RESUMED, *starts}
     out: list[dict[str, Any]] = []
     for e in history:
         etype = e["EventType"]
-        if etype not in shown:
+        if etype not in shown or (etype in starts and e["EventId"] in folded):
             continue
         item: dict[str, Any] = {"EventType": EVENT_NAMES[etype], "Timestamp": e["Timestamp"]}
-        if etype == EventType.EXECUTION_STARTED:
+        if etype in (EventType.EXECUTION_STARTED, *starts):
             item["FunctionName"] = e.get("Name")
         if "TaskScheduledId" in e:
             item["FunctionName"] = names.get(e["TaskScheduledId"])
@@ -89,7 +95,7 @@ def history_payload(history: list[dict[str, Any]], show_output: bool) -> list[di
                 item["ScheduledTime"] = scheduled[e["TaskScheduledId"]]
         if etype == EventType.EVENT_RAISED:
             item["Name"] = e.get("Name")
-        if etype == EventType.TIMER_FIRED:
+        if etype in (EventType.TIMER_CREATED, EventType.TIMER_FIRED):
             item["FireAt"] = e.get("FireAt")
         if etype in (EventType.TASK_FAILED, EventType.SUB_ORCHESTRATION_INSTANCE_FAILED, EventType.EXECUTION_FAILED):
             item["Reason"] = e.get("Reason")

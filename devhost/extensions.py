@@ -1,5 +1,5 @@
 """devhost's event sources, assembled: the Event Grid webhook, subscriptions and their delivery
-queue, custom topics, the blob watcher and timer triggers.
+queue, custom topics, the blob watcher, timer triggers, and blob and queue triggers.
 
 ``build_extensions(host)`` is what ``DevHost`` loads; each part has ``add_routes(app)``,
 ``async start()`` and ``async stop()``. Start order is queue, blob watcher, timers (stop is
@@ -15,11 +15,13 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from .app_loader import FunctionIndex
+from .blob_triggers import BlobTriggers
 from .blobwatch import BlobWatcher
 from .clock import Clock
 from .config import ConfigError, HostConfig
 from .delivery import DeliveryQueue
 from .eventgrid_webhook import EventGridTrigger, EventGridWebhook
+from .queue_triggers import QueueTriggers
 from .subscriptions import BLOB, TOPIC, SubscriptionError, blob_connections, load_subscriptions
 from .timers import Timers
 from .topics import TopicEndpoint, topic_keys
@@ -92,8 +94,9 @@ class _Status:
     """``GET /admin/devhost/eventgrid`` (master key): queue depth and counters."""
 
     def __init__(self, host: EventHost, queue: DeliveryQueue, watcher: BlobWatcher | None,
-                 timers: Timers | None) -> None:
+                 timers: Timers | None, blobs: BlobTriggers | None = None, queues: QueueTriggers | None = None) -> None:
         self.host, self.queue, self.watcher, self.timers = host, queue, watcher, timers
+        self.blobs, self.queues = blobs, queues
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/admin/devhost/eventgrid", self.handle)
@@ -104,7 +107,9 @@ class _Status:
             return web.json_response({"error": "the master key is required"}, status=401)
         return web.json_response({**self.queue.stats(),
                                   "blobEventsEmitted": self.watcher.emitted if self.watcher else 0,
-                                  "timerInvocations": self.timers.fired if self.timers else {}})
+                                  "timerInvocations": self.timers.fired if self.timers else {},
+                                  "blobTriggers": self.blobs.stats() if self.blobs and self.blobs.functions else {},
+                                  "queueTriggers": self.queues.stats() if self.queues else {}})
 
 
 def build_extensions(host: EventHost) -> list[Any]:
@@ -124,16 +129,27 @@ def build_extensions(host: EventHost) -> list[Any]:
     if topics:
         keys = topic_keys(topics, cfg.settings, cfg.state_dir)
         parts.append(_Part(TopicEndpoint(queue, subs, keys, opts.subscription_id, opts.resource_group)))
+    # Blob triggers (the EventGrid source fed by the watcher below) and queue triggers.
+    blob_triggers = BlobTriggers(host.index, cfg.settings, cfg.host_json, cfg.state_dir, host.clock, client_binding)
+    if blob_triggers.functions:
+        parts.append(_Part(blob_triggers))
+    watched = blob_triggers.event_grid_targets
     watcher = None
-    if any(s.source_type == BLOB for s in subs):
+    if any(s.source_type == BLOB for s in subs) or watched:
+        connections = {**{c: blob_triggers.connections[c] for c, _ in watched}, **blob_connections(subs, cfg.settings)}
         try:
-            watcher = BlobWatcher(queue, subs, blob_connections(subs, cfg.settings), host.clock,
-                                  opts.blob_poll_seconds, opts.subscription_id, opts.resource_group)
+            watcher = BlobWatcher(queue, subs, connections, host.clock, opts.blob_poll_seconds, opts.subscription_id,
+                                  opts.resource_group, extra_targets=watched,
+                                  hooks=[blob_triggers.on_blob_events] if watched else [])
         except ValueError as exc:  # the SDK's words for a malformed connection string
             raise SubscriptionError(f"a blob subscription's storage connection string is invalid: {exc}") from exc
         parts.append(_Part(watcher))
     timers = Timers(host.index, host.clock, cfg.settings, cfg.state_dir, client_binding)
     if timers.timers:
         parts.append(_Part(timers))
-    parts.append(_Part(_Status(host, queue, watcher, timers if timers.timers else None)))
+    queue_triggers = QueueTriggers(host.index, cfg.settings, cfg.host_json, client_binding)
+    if queue_triggers.listeners:
+        parts.append(_Part(queue_triggers))
+    parts.append(_Part(_Status(host, queue, watcher, timers if timers.timers else None, blob_triggers,
+                               queue_triggers)))
     return parts

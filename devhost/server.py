@@ -14,10 +14,12 @@ from aiohttp import web
 from .activities import ActivityRunner
 from .app_loader import (
     ACTIVITY_TRIGGER,
+    BLOB_TRIGGER,
     ENTITY_TRIGGER,
     EVENT_GRID_TRIGGER,
     HTTP_TRIGGER,
     ORCHESTRATION_TRIGGER,
+    QUEUE_TRIGGER,
     TIMER_TRIGGER,
     FunctionIndex,
     index_app,
@@ -29,6 +31,7 @@ from .engine import Engine
 from .extensions import build_extensions
 from .http_activity import HttpActivity, HttpOptions
 from .http_triggers import HttpTriggers
+from .monitor import MONITOR_ROUTE, MonitorPage
 from .store import Store
 
 log = logging.getLogger("devhost")
@@ -145,6 +148,7 @@ class DevHost:
         self.durable_api.add_routes(app, PUBLIC_PREFIX, authorize=self.config.enable_auth)
         app.router.add_route("*", "/admin/devhost/clock", self._clock)
         app.router.add_get("/admin/host/status", self._status)
+        app.router.add_get(MONITOR_ROUTE, MonitorPage(self._is_master).handle)  # docs/devhost.md, "Monitor page"
         app.router.add_get("/", self._root)
         triggers = HttpTriggers(self.index, self.config, self.client_binding, self.principal)
         prefix = f"/{self.config.route_prefix}" if self.config.route_prefix else ""
@@ -218,7 +222,7 @@ class DevHost:
                 route = fn.trigger.get("route") or fn.name
                 lines.append(f"  {fn.name}: [{methods}] {base}{prefix}/{route}")
             elif fn.trigger_type in (ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, ENTITY_TRIGGER, EVENT_GRID_TRIGGER,
-                                     TIMER_TRIGGER):
+                                     TIMER_TRIGGER, BLOB_TRIGGER, QUEUE_TRIGGER):
                 lines.append(f"  {fn.name}: {fn.trigger_type}")
             else:
                 lines.append(f"  {fn.name}: {fn.trigger_type} (not supported by devhost)")
@@ -228,7 +232,7 @@ class DevHost:
         else:
             auth = ("Keys are not enforced, as with func start; --enable-auth (or DEVHOST_ENABLE_AUTH=true) "
                     "enforces them.")
-        lines += ["", auth, f"devhost ready on {base}"]
+        lines += ["", auth, f"Monitor page: {base}{MONITOR_ROUTE}", f"devhost ready on {base}"]
         return "\n".join(lines)
 
 
