@@ -3,6 +3,7 @@
 import azure.durable_functions as df
 
 from activities.lifecycle import bp as activities
+from activities.runs import bp as run_index
 from orchestrators.lifecycle import bp as lifecycle
 from orchestrators.release import bp as release
 from orchestrators.retrain import bp as retrain
@@ -10,7 +11,8 @@ from orchestrators.rollback import bp as rollback
 from triggers.api import bp as api
 from triggers.events import bp as events
 from triggers.monitor import bp as monitor
+from triggers.retention import bp as retention
 
 app = df.DFApp()
-for blueprint in (api, events, monitor, lifecycle, retrain, release, rollback, activities):
+for blueprint in (api, events, monitor, retention, lifecycle, retrain, release, rollback, activities, run_index):
     app.register_functions(blueprint)

@@ -15,8 +15,9 @@ import azure.durable_functions as df
 
 from adapters import runtime
 from adapters.errors import marks_transient, transient
-from mlops import cleanup, smoke, telemetry
+from mlops import abtest, cleanup, smoke, telemetry
 from mlops.contracts import (
+    AB_LOOK,
     BEGIN_DEPLOYMENT,
     CANCEL_JOB,
     DELETE_DEPLOYMENT,
@@ -41,6 +42,7 @@ from mlops.contracts import (
     TAG_VERSION,
     TAKE_PENDING,
     VALIDATE_DATA,
+    AbLookInput,
     AliasChange,
     CleanUpInput,
     CleanUpPlan,
@@ -71,7 +73,7 @@ from mlops.contracts import (
 )
 from mlops.errors import NotFoundError
 from mlops.gates import validate_data as check_data
-from mlops.policy import Policy
+from mlops.policy import AbTest, Policy
 from mlops.ports import DataRef, EvaluationRequest, TrafficSplit, TrainRequest
 from mlops.runs import Request
 
@@ -247,6 +249,22 @@ def deployment_metrics_activity(request: Answer) -> Answer:
     """Health numbers of one deployment from ``start`` until ``end`` (or now)."""
     ask = MetricsQuery.from_dict(request)
     return runtime.platform().deployment_metrics(ask.endpoint, ask.deployment, ask.start, ask.end or _now()).to_dict()
+
+
+AB_ANSWERS_READ = 200_000  # a bound on the answers one look reads per arm
+
+
+@bp.activity_trigger(input_name="request", activity=AB_LOOK)
+@marks_transient
+def ab_look_activity(request: Answer) -> Answer:
+    """One look at a release's A/B phase: both arms' answers since ``start``, joined by request id to the ground
+    truth that arrived since, judged by ``mlops.experiment`` (reads only)."""
+    ask = AbLookInput.from_dict(request)
+    platform, now = runtime.platform(), _now()
+    champion, challenger = (platform.predictions_by_id(ask.endpoint, deployment, ask.start, now, AB_ANSWERS_READ)
+                            for deployment in (ask.champion, ask.challenger))
+    labels = runtime.feedback().labels(ask.model, ask.start, now)
+    return abtest.judge(AbTest.model_validate(ask.plan), champion, challenger, labels, ask.guardrails)
 
 
 # -- the lifecycle's own bookkeeping -----------------------------------------------------------

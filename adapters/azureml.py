@@ -41,6 +41,7 @@ import yaml
 
 from gateway import traffic as split_rules  # Azure ML's split rules, shared with the local gateway
 from mlops.errors import NotFoundError, PlatformError
+from mlops.feedback import keyed_by_row
 from mlops.ports import (
     DataRef,
     DeploymentMetrics,
@@ -561,6 +562,22 @@ class AzureMLPlatform:
     def recent_inputs(self, endpoint: str, deployment: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
         """The inputs the data collector logged for the deployment in [start, end), with their predictions."""
         return self._collected(endpoint, deployment, (_instant(start), _instant(end)), limit)
+
+    def predictions_by_id(self, endpoint: str, deployment: str, start: str, end: str,
+                          limit: int) -> dict[str, Any]:
+        """What the data collector logged in ``model_outputs`` for the deployment in [start, end), by the
+        record's ``correlationid`` (the caller's ``x-request-id``), newest hour first, at most ``limit``."""
+        window = (_instant(start), _instant(end))
+        found: dict[str, Any] = {}
+        for hour in _hours(window):
+            for record in self._collection(endpoint, deployment, "model_outputs", hour, window):
+                answers = record["data"]
+                if record["correlation"]:
+                    found.update({keyed_by_row(record["correlation"], i, len(answers)): _one(answer)
+                                  for i, answer in enumerate(answers)})
+            if len(found) >= limit:
+                break
+        return dict(list(found.items())[:limit])
 
     def baseline(self, model: str, version: str) -> list[dict[str, Any]]:
         """The sample the evaluation job logged as ``baseline.json`` to the training job's MLflow run (the

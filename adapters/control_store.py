@@ -22,6 +22,8 @@ from mlops.control import DEDUP_RETENTION, StoredRequest, expired, next_request,
 from mlops.policy import is_model_name
 from mlops.runs import Request
 
+from .run_index import BlobRunIndex
+
 log = logging.getLogger("mlops.control")
 
 REQUESTS = "requests/"
@@ -39,8 +41,11 @@ def _model_of(blob_name: str) -> str:
     return blob_name[len(REQUESTS):].rsplit("/", 1)[0]
 
 
-class BlobControlStore:
-    """The control store in a Blob container (Azurite locally, the app's Storage account in Azure)."""
+class BlobControlStore(BlobRunIndex):
+    """The control store in a Blob container (Azurite locally, the app's Storage account in Azure).
+
+    The run index (``adapters.run_index``) lives in the same container, under ``runs/``.
+    """
 
     def __init__(self, container_client: Any, retention: timedelta = DEDUP_RETENTION,
                  clock: Callable[[], datetime] = _now) -> None:

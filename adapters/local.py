@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mlops.errors import NotFoundError, PlatformError
+from mlops.feedback import keyed_by_row
 from mlops.ports import (
     DataRef,
     DeploymentMetrics,
@@ -324,6 +325,18 @@ class LocalPlatform:
         rows = self.gateway.recent_inputs(endpoint, start, end, limit)
         return [{k: v for k, v in r.items() if k != "__deployment__"} for r in rows
                 if r.get("__deployment__", deployment) == deployment]
+
+    def predictions_by_id(self, endpoint: str, deployment: str, start: str, end: str,
+                          limit: int) -> dict[str, Any]:
+        """See Platform. The gateway's request log keeps each request's id (``x-request-id``) with its rows, in
+        order, and the deployment that answered."""
+        by_request: dict[str, list[Any]] = {}
+        for row in self.gateway.recent_inputs(endpoint, start, end, limit):
+            rid = row.get("__request_id__")
+            if rid and row.get("__deployment__") == deployment:
+                by_request.setdefault(str(rid), []).append(row.get("__prediction__"))
+        return {keyed_by_row(rid, i, len(answers)): answer
+                for rid, answers in by_request.items() for i, answer in enumerate(answers)}
 
 
 def running_jobs(state_dir: Path) -> dict[str, int]:

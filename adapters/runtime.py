@@ -7,11 +7,13 @@ import logging
 from datetime import timedelta
 
 from mlops.control import ControlStore
+from mlops.feedback import FeedbackStore
 from mlops.policy import Policy
 from mlops.ports import Landing, Platform
 
 from .control_store import BlobControlStore
 from .eventgrid import TopicPublisher
+from .feedback_store import BlobFeedbackStore
 from .landing import BlobLanding
 from .notify import Notifier
 from .policies import load_policy, policy_models
@@ -82,6 +84,12 @@ def control() -> ControlStore:
     """The control store in the app's storage account; dedup keys kept MLOPS_DEDUP_RETENTION_HOURS."""
     return BlobControlStore(blob_service().get_container_client(CONTROL_CONTAINER),
                             retention=timedelta(hours=settings().dedup_retention_hours))
+
+
+@functools.cache
+def feedback() -> FeedbackStore:
+    """Ground truth and performance figures (``mlops.feedback``), in the control container."""
+    return BlobFeedbackStore(blob_service().get_container_client(CONTROL_CONTAINER))
 
 
 @functools.cache

@@ -70,6 +70,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "key, from Key Vault); unset: only the alert role may post alerts."),
     SettingSpec("MLOPS_DEDUP_RETENTION_HOURS", False, "26",
                 "How long a delivered event's dedup key is kept; at least Event Grid's 24-hour retry period."),
+    SettingSpec("MLOPS_RUN_RETENTION_DAYS", False, "90",
+                "Days a finished run's Durable history is kept; then the monitor purges it (its summary stays in "
+                "the run index, its audit entries in the audit trail)."),
     SettingSpec("MLOPS_MONITOR_SCHEDULE", False, "0 */5 * * * *", "NCRONTAB (6 fields) schedule of the monitor."),
     SettingSpec("AZUREML_SUBSCRIPTION_ID", False, None, f"Azure ML workspace subscription id; {_AZUREML}.", "azureml"),
     SettingSpec("AZUREML_RESOURCE_GROUP", False, None, f"Azure ML workspace resource group; {_AZUREML}.", "azureml"),
@@ -107,6 +110,7 @@ class Settings:
     alert_role: str = "mlops.alerts"
     alert_key: str | None = field(default=None, repr=False)
     dedup_retention_hours: float = 26.0
+    run_retention_days: int = 90
     azureml_subscription_id: str | None = None
     azureml_resource_group: str | None = None
     azureml_workspace: str | None = None
@@ -222,6 +226,13 @@ def _retention_hours(value: str) -> float:
     return hours
 
 
+def _retention_days(value: str) -> int:
+    # at least one day: a shorter retention would purge the history of runs an operator is still reading
+    if not value.strip().isdigit() or not 1 <= int(value) <= 3650:
+        raise SettingError("MLOPS_RUN_RETENTION_DAYS", f"must be a whole number of days from 1 to 3650, got {value!r}")
+    return int(value)
+
+
 def _appinsights(value: str | None) -> str | None:
     if value is None:
         return None
@@ -282,6 +293,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         alert_role=_role("MLOPS_ALERT_ROLE", values["MLOPS_ALERT_ROLE"] or ""),
         alert_key=_alert_key(values["MLOPS_ALERT_KEY"]),
         dedup_retention_hours=_retention_hours(values["MLOPS_DEDUP_RETENTION_HOURS"] or ""),
+        run_retention_days=_retention_days(values["MLOPS_RUN_RETENTION_DAYS"] or ""),
         azureml_subscription_id=values["AZUREML_SUBSCRIPTION_ID"],
         azureml_resource_group=values["AZUREML_RESOURCE_GROUP"],
         azureml_workspace=values["AZUREML_WORKSPACE"],

@@ -49,6 +49,7 @@ RECORD_INCIDENT = "record_incident"
 PLAN_CLEAN_UP = "plan_clean_up"
 DELETE_DEPLOYMENT = "delete_deployment"
 NOTIFY = "notify"
+AB_LOOK = "ab_look"
 
 # -- external events operators send --------------------------------------------------------
 APPROVAL_EVENT = "approval"
@@ -390,3 +391,17 @@ class Notified(Json):
 
     event: str  # "sent", "off" (no topic) or the error
     webhook: str  # "sent", "off" (no webhook URL) or the error
+
+
+@dataclass(frozen=True)
+class AbLookInput(Json):
+    """One look at a release's A/B phase: both arms' answers since ``start``, joined to the model's ground truth."""
+
+    model: str
+    endpoint: str
+    champion: str  # deployment of arm A
+    challenger: str  # deployment of arm B
+    start: str
+    plan: dict[str, Any]  # the policy's release.ab, as a dict
+    guardrails: dict[str, bool] = field(default_factory=dict)  # health check -> passed, at this look
+

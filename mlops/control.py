@@ -1,4 +1,4 @@
-"""The control store: pending lifecycle requests per model, and the incident log.
+"""The control store: pending lifecycle requests per model, the incident log, and the run index.
 
 Why a store outside Durable: a model has at most one lifecycle action in flight, and events
 that arrive meanwhile must be queued or coalesced, never lost. Each trigger writes its
@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from .contracts import RELEASE, RETRAIN, ROLLBACK
+from .run_index import RunIndex
 from .runs import Request
 
 PRIORITY = (ROLLBACK, RELEASE, RETRAIN)
@@ -87,8 +88,8 @@ def expired(entries: Iterable[StoredRequest], now: datetime, retention: timedelt
     return sorted(old, key=lambda e: (e.taken, _order(e)))
 
 
-class ControlStore(Protocol):
-    """Where pending requests and incidents live."""
+class ControlStore(RunIndex, Protocol):
+    """Where pending requests, incidents, the audit trail and the run index (``mlops.run_index``) live."""
 
     def put_request(self, request: Request) -> bool:
         """Queue a request for its model; False for a duplicate (its dedup key was seen within the retention)."""

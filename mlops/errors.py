@@ -26,6 +26,16 @@ class PolicyError(MlopsError):
         self.field = field
 
 
+class FeedbackError(MlopsError):
+    """A ground-truth file does not fit (``feedback/<model>/<file>.csv``); ``field`` names where (a column, a
+    line), ``source`` the file."""
+
+    def __init__(self, field: str, message: str, source: str = "") -> None:
+        super().__init__(f"{source + ': ' if source else ''}{field}: {message}")
+        self.field = field
+        self.source = source
+
+
 class SettingError(MlopsError):
     """An app setting is missing or bad; ``name`` is the setting."""
 

@@ -33,7 +33,7 @@ from azure.eventgrid import EventGridEvent, SystemEventNames
 
 from ._json import Json as _Json
 from .errors import EventError
-from .policy import MODEL_NAME_PATTERN, is_model_name
+from .policy import FEEDBACK_FOLDER, MODEL_NAME_PATTERN, is_model_name
 
 log = logging.getLogger("mlops.events")
 
@@ -42,6 +42,8 @@ MODEL_REGISTERED = SystemEventNames.MachineLearningServicesModelRegisteredEventN
 DATASET_DRIFT = SystemEventNames.MachineLearningServicesDatasetDriftDetectedEventName.value
 #: The app's own drift event, published by the drift monitor to the custom topic.
 APP_DRIFT_EVENT_TYPE = "MLOps.Model.DriftDetected"
+#: The app's own performance event: the monitor found the champion's metric on ground truth decayed.
+APP_PERFORMANCE_EVENT_TYPE = "MLOps.Model.PerformanceDegraded"
 MONITOR_ALERT_SCHEMA = "azureMonitorCommonAlertSchema"
 
 _BLOB_SUBJECT = re.compile(r"^/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<path>.+)$")
@@ -136,6 +138,29 @@ class DriftDetected(_Json):
 
 
 @dataclass(frozen=True)
+class ModelPerformanceDegraded(_Json):
+    """The champion's metric on labelled live traffic decayed beyond the policy's bound (the app's monitor)."""
+
+    model: str
+    version: str
+    event_id: str
+    event_time: str
+    metric: str
+    registered: float
+    value: float
+    decay: float
+    max_decay: float
+    labels: int
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)  # the event's data, for the run's record
+
+    @property
+    def dedup_key(self) -> str:
+        """Findings about one champion version coalesce into one action, as drift's do."""
+        return f"performance:{self.model}:{self.version}"
+
+
+@dataclass(frozen=True)
 class HealthAlert(_Json):
     """An Azure Monitor alert (common alert schema) about a model's endpoint."""
 
@@ -153,7 +178,7 @@ class HealthAlert(_Json):
         return f"alert:{self.alert_id}:{self.fired}"
 
 
-Event = BlobCreated | ModelRegistered | DriftDetected | HealthAlert
+Event = BlobCreated | ModelRegistered | DriftDetected | ModelPerformanceDegraded | HealthAlert
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -358,6 +383,8 @@ def landing_blob(event: BlobCreated, landing_container: str,
         why = f"container {event.container!r} is not the landing container {landing_container!r}"
     elif not event.model:
         why = "blob is not in a model folder (<model>/<file>)"
+    elif event.model == FEEDBACK_FOLDER:
+        why = "ground truth (feedback/<model>/), not training data"
     elif not is_model_name(event.model):
         why = f"folder {event.model!r} is not a valid model name (must match {MODEL_NAME_PATTERN})"
     else:
@@ -458,11 +485,37 @@ def _app_drift(env: Envelope) -> DriftDetected:
                          evidence={"features": d.get("features") or {}, "window": window})
 
 
+# --------------------------------------------------------------------------------------------- the app's performance
+
+
+def _app_performance(env: Envelope) -> ModelPerformanceDegraded:
+    d = env.data
+    model = _model_name(_field(d, "model", "data."), "data.model")
+    version = str(_field(d, "version", "data.", (str, int)))
+    metric = _field(d, "metric", "data.")
+    figures: dict[str, float] = {}
+    for key in ("registered", "value", "decay", "max_decay"):
+        number = _number(d.get(key), f"data.{key}")
+        if number is None:
+            raise EventError(f"data.{key}", "missing")
+        figures[key] = number
+    labels = _field(d, "labels", "data.", int)
+    if labels < 0:
+        raise EventError("data.labels", f"must be >= 0, got {labels}")
+    reason = (f"{metric} decayed by {figures['decay']:.4f} (max {figures['max_decay']:g}): "
+              f"{figures['value']:.4f} on {labels} labels vs {figures['registered']:.4f} at registration")
+    return ModelPerformanceDegraded(model=model, version=version, event_id=env.id, event_time=env.time,
+                                    metric=metric, registered=figures["registered"], value=figures["value"],
+                                    decay=figures["decay"], max_decay=figures["max_decay"], labels=labels,
+                                    reason=reason, evidence=dict(d))
+
+
 _PARSERS: dict[str, Callable[[Envelope], Event]] = {
     BLOB_CREATED: _blob_created,
     MODEL_REGISTERED: _model_registered,
     DATASET_DRIFT: _azureml_drift,
     APP_DRIFT_EVENT_TYPE: _app_drift,
+    APP_PERFORMANCE_EVENT_TYPE: _app_performance,
 }
 
 

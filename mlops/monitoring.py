@@ -1,4 +1,5 @@
-"""The monitor's decisions: is a model's live traffic drifting from its training baseline, and is clean-up due.
+"""The monitor's decisions: is a model's live traffic drifting from its training baseline, has its champion's
+performance on ground truth decayed since registration, and is clean-up due.
 
 Each reads the platform through its port only; the timer trigger runs them per model and
 publishes what they find.
@@ -12,6 +13,8 @@ from typing import Any
 
 from . import cleanup
 from .drift import drift_report
+from .feedback import FeedbackStore, join
+from .performance import PerformanceFigure, assess, registered_value
 from .policy import Policy
 from .ports import Platform
 from .runs import deployment_name
@@ -19,6 +22,7 @@ from .vocabulary import Alias
 
 log = logging.getLogger("mlops.monitor")
 ROW_LIMIT = 5000  # the newest scoring rows compared per tick; enough for the tests' power, bounded in memory
+PREDICTION_LIMIT = 100_000  # predictions read per tick to join labels to, newest first: bounded in memory
 
 
 def check_drift(platform: Platform, policy: Policy, now: datetime) -> dict[str, Any] | None:
@@ -38,6 +42,33 @@ def check_drift(platform: Platform, policy: Policy, now: datetime) -> dict[str, 
         return None
     return {"model": policy.model, "version": champion.version, "features": report.features_dict(),
             "window": {"start": start, "end": now.isoformat()}}
+
+
+def check_performance(platform: Platform, feedback: FeedbackStore, policy: Policy,
+                      now: datetime) -> PerformanceFigure | None:
+    """The champion's performance figure on the labels that arrived in the window (None: the policy has no
+    ``monitoring.performance``, there is no champion, or no label arrived)."""
+    section = policy.monitoring.performance
+    if section is None:
+        return None
+    champion = platform.get_alias(policy.model, Alias.CHAMPION)
+    if champion is None:
+        return None
+    since = now - timedelta(hours=section.window_hours)
+    labels = feedback.labels(policy.model, since.isoformat(), now.isoformat())
+    if not labels:
+        return None
+    first = since - timedelta(hours=section.label_delay_hours)  # a label may come this long after its prediction
+    predictions = platform.predictions_by_id(policy.release.endpoint, deployment_name(policy.model, champion.version),
+                                             first.isoformat(), now.isoformat(), limit=PREDICTION_LIMIT)
+    metric = policy.performance_metric
+    window = {"start": since.isoformat(), "end": now.isoformat(), "predictions_from": first.isoformat()}
+    figure = assess(policy.model, champion.version, now.isoformat(), section, metric,
+                    registered_value(champion.tags, metric), join(labels, predictions), len(labels), window)
+    log.info("performance figure", extra={"model": policy.model, "version": champion.version, "metric": metric,
+                                          "value": figure.value, "matched": figure.matched,
+                                          "degraded": figure.degraded})
+    return figure
 
 
 def clean_up_due(platform: Platform, policy: Policy, now: datetime) -> bool:

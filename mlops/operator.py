@@ -251,6 +251,9 @@ def openapi_document(server_prefix: str = "/api") -> dict[str, Any]:
         "/models/{model}/retrain": {"post": op("Start a retrain", [p("model")], "RetrainBody", (202,))},
         "/models/{model}/rollback": {"post": op("Roll back to the previous champion", [p("model")], "RollbackBody",
                                                 (202,))},
+        "/audit": {"get": op("The newest operator actions")},
+        "/maintenance/backfill-runs": {"post": op("Index the runs Durable has and the run index lacks (a one-off "
+                                                  "after an upgrade; operator role, audited)")},
     }
     for action in ACTIONS:
         paths[f"/runs/{{id}}/{action}"] = {"post": op(f"{action.capitalize()} a run", [p("id")], "ActionBody",

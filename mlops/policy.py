@@ -21,6 +21,7 @@ from .errors import PolicyError
 ColumnType = Literal["float", "int", "str", "bool"]
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting"]
 OnDrift = Literal["rollback", "retrain", "rollback_and_retrain"]
+PerformanceAction = Literal["retrain", "rollback", "alert"]
 
 # Azure ML deployment names are at most 32 characters; the release names a deployment
 # "<model>-v<version>", so 24 leaves room for versions up to 6 digits without truncation.
@@ -49,6 +50,14 @@ HIGHER_IS_BETTER = frozenset({
 LOWER_IS_BETTER = frozenset({
     "log_loss", "mean_squared_error", "root_mean_squared_error", "mean_absolute_error",
     "mean_absolute_percentage_error", "max_error"})
+# The metrics the monitor can compute from labels and the predictions a deployment answered (one class or one
+# number per row: no probabilities, so no roc_auc or log_loss), per evaluation.model_type (mlops.performance).
+LABEL_METRICS = {
+    "classifier": frozenset({"accuracy_score", "f1_score", "precision_score", "recall_score"}),
+    "regressor": frozenset({"mean_squared_error", "root_mean_squared_error", "mean_absolute_error",
+                            "mean_absolute_percentage_error", "max_error", "r2_score"})}
+# A model cannot be called this: its folder in the landing container holds ground truth (feedback/<model>/).
+FEEDBACK_FOLDER = "feedback"
 
 
 class DataChecks(_Strict):
@@ -229,12 +238,44 @@ class Health(_Strict):
     min_requests: int = Field(default=20, ge=1)  # fewer candidate requests: the step is inconclusive
 
 
+AbMetric = Literal["accuracy", "absolute_error"]
+
+
+class AbTest(_Strict):
+    """An optional A/B phase between shadow and the canary steps: live traffic split at fixed weights, looked at
+    on a durable timer until the statistics of ``mlops.experiment`` decide (ship, stop for harm, keep the
+    champion when the planned size shows no difference, halt on a sample-ratio mismatch).
+
+    Each request with ground truth (``feedback/<model>/``, joined by request id) is one unit; its outcome is
+    ``accuracy`` (1 when the answer equals the label) or ``absolute_error`` (|answer - label|, lower is better).
+    The guardrails are the health thresholds of ``release.health``, checked at every look."""
+
+    enabled: bool = False
+    percent: int = Field(default=50, ge=1, le=99)  # the challenger's share of live traffic
+    metric: AbMetric = "accuracy"
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)  # false positives over all looks together
+    power: float = Field(default=0.8, ge=0.5, lt=1)
+    min_effect: float = Field(default=0.05, gt=0)  # the smallest difference worth shipping, in the metric's units
+    outcome_sd: float = Field(default=0.5, gt=0)  # for planning the size (0.5: the worst case of a rate)
+    min_units: int = Field(default=100, ge=2)  # no decision before this many units
+    max_units: int = Field(default=0, ge=0)  # the planned size; 0: computed from min_effect, alpha and power
+    look_minutes: float = Field(default=30, gt=0)  # time between looks (a durable timer)
+    max_hours: float = Field(default=72, gt=0)  # then the champion stays: the experiment is inconclusive
+    then: Literal["canary", "promote"] = "canary"  # after a ship decision: the canary steps, or straight to 100 %
+
+    @property
+    def higher_is_better(self) -> bool:
+        """The metric's direction."""
+        return self.metric == "accuracy"
+
+
 class Release(_Strict):
-    """The release plan: smoke test, optional shadow, canary steps, health thresholds."""
+    """The release plan: smoke test, optional shadow, optional A/B phase, canary steps, health thresholds."""
 
     endpoint: str = Field(default="scoring", pattern=_ENDPOINT_NAME)
     smoke_requests: int = Field(default=5, ge=1)
     shadow: Shadow = Shadow()
+    ab: AbTest = AbTest()
     steps: tuple[Step, ...] = (Step(traffic_percent=10), Step(traffic_percent=50), Step(traffic_percent=100))
     health: Health = Health()
     rollback_window_hours: float = Field(default=24, ge=0)  # how long the replaced deployment is kept to roll back to
@@ -252,8 +293,21 @@ class Release(_Strict):
         return steps
 
 
+class Performance(_Strict):
+    """Performance monitoring on ground truth: the champion's metric over the labelled window, against its value
+    at registration (off unless the section is given)."""
+
+    metric: str | None = Field(default=None, min_length=1, max_length=100)  # default: the first gate's metric
+    max_decay: float = Field(default=0.05, gt=0)  # how much worse than at registration, in the metric's units
+    min_labels: int = Field(default=50, ge=1)  # fewer labels joined to predictions: no verdict
+    window_hours: float = Field(default=24, gt=0, le=720)  # labels that arrived this recently (kept 30 days)
+    label_delay_hours: float = Field(default=24, ge=0)  # how long after its prediction a label may arrive
+    action: PerformanceAction = "alert"
+
+
 class Monitoring(_Strict):
-    """Drift monitoring of live traffic against the training baseline, and what to do on drift."""
+    """Drift monitoring of live traffic against the training baseline, and what to do on drift; optionally,
+    performance monitoring on ground truth."""
 
     window_minutes: float = Field(default=60, gt=0)
     psi_threshold: float = Field(default=0.2, gt=0)
@@ -261,6 +315,7 @@ class Monitoring(_Strict):
     categorical_js_threshold: float = Field(default=0.1, gt=0, le=1)
     min_rows: int = Field(default=50, ge=1)
     on_drift: OnDrift = "rollback"
+    performance: Performance | None = None
 
 
 class Policy(_Strict):
@@ -281,7 +336,28 @@ class Policy(_Strict):
         if cols and self.label not in cols:
             # PolicyError, not ValueError: pydantic would report a model-level error with no field path.
             raise PolicyError("label", f"{self.label!r} must be one of data.required_columns ({', '.join(cols)})")
+        if self.model == FEEDBACK_FOLDER:
+            raise PolicyError("model", f"{FEEDBACK_FOLDER!r} is reserved: feedback/<model>/ in the landing container "
+                                       "holds ground truth")
+        self._performance_metric_is_computable()
         return self
+
+    def _performance_metric_is_computable(self) -> None:
+        if self.monitoring.performance is None:
+            return
+        metric = self.performance_metric
+        kind = self.evaluation.model_type
+        if metric not in LABEL_METRICS[kind]:
+            where = "monitoring.performance.metric"
+            given = "" if self.monitoring.performance.metric else f" (the first gate's metric, {metric})"
+            raise PolicyError(where, f"{metric!r}{given} cannot be computed from labels and a {kind}'s predictions; "
+                                     f"name one of {', '.join(sorted(LABEL_METRICS[kind]))}")
+
+    @property
+    def performance_metric(self) -> str:
+        """The metric performance monitoring watches: its own, or the first gate's."""
+        section = self.monitoring.performance
+        return (section.metric if section and section.metric else None) or self.gates.metrics[0].name
 
     @property
     def policy_hash(self) -> str:

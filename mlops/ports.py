@@ -245,6 +245,13 @@ class Platform(Protocol):
         ``__prediction__`` (the monitor compares them with the baseline)."""
         ...
 
+    def predictions_by_id(self, endpoint: str, deployment: str, start: str, end: str,
+                          limit: int) -> dict[str, Any]:
+        """What one deployment answered in [start, end), by request id (``x-request-id``; the data collector's
+        ``correlationid``): id -> prediction, or ``<id>#<row>`` -> prediction for each row of a request that
+        scored several (``mlops.feedback``). Requests without an id are left out; at most ``limit``, newest."""
+        ...
+
     # --- monitoring data --------------------------------------------------
     def baseline(self, model: str, version: str) -> list[dict[str, Any]]:
         """The training baseline of a version: sample feature rows with predictions (``__prediction__``).

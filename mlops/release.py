@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from .policy import Release
 
+AB_STAGE = "a/b"
+
 
 def stage_names(plan: Release) -> list[str]:
-    """The release's timeline: deploy, smoke, [shadow], one stage per canary step, promote."""
-    return (["deploy", "smoke"] + (["shadow"] if plan.shadow.enabled else [])
+    """The release's timeline: deploy, smoke, [shadow], [a/b], one stage per canary step, promote."""
+    return (["deploy", "smoke"] + (["shadow"] if plan.shadow.enabled else []) + ([AB_STAGE] if plan.ab.enabled else [])
             + [f"canary {s.traffic_percent}%" for s in plan.steps] + ["promote"])
 
 

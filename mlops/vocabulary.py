@@ -63,6 +63,7 @@ class Source(StrEnum):
     MONITOR = "monitor"  # the app's drift monitor
     AZUREML = "azureml"  # Azure ML's DatasetDriftDetected
     AZURE_MONITOR = "azure-monitor"  # an Azure Monitor health alert
+    PERFORMANCE = "performance"  # the monitor's performance check on ground truth (never retrains after a rollback)
     OPERATOR = "operator"
 
 

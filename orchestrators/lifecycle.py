@@ -34,6 +34,7 @@ from mlops.contracts import (
     RetrainInput,
     RunRecord,
 )
+from mlops.run_index import RECORD_RUN, RunEntry
 from mlops.runs import Request, event_data
 from mlops.vocabulary import Verdict
 
@@ -73,13 +74,32 @@ def model_lifecycle(context: df.DurableOrchestrationContext):  # type: ignore[no
 
 
 def _run(context: df.DurableOrchestrationContext, request: Request) -> Generator[Any, Any, tuple[RunRecord, Any]]:
-    """Run the request as a sub-orchestration; a failed run is recorded, not raised (the model keeps serving)."""
+    """Run the request as a sub-orchestration; a failed run is recorded, not raised (the model keeps serving).
+
+    The run index (``mlops.run_index``) gets the run's entry before it starts and again once it ended.
+    """
+    entry = RunEntry(request.run_id, request.kind, request.model, context.current_utc_datetime.isoformat(),
+                     version=request.payload.get("version"))
+    yield from _index(context, entry)
     try:
         result = yield context.call_sub_orchestrator(request.kind, request.run_input().to_dict(), request.run_id)
         verdict = str(result.get("verdict", Verdict.COMPLETED)) if isinstance(result, dict) else Verdict.COMPLETED
+        ended = entry.ended_as("Completed", verdict, context.current_utc_datetime.isoformat(),
+                               str(result["version"]) if isinstance(result, dict) and result.get("version") else None)
     except Exception as exc:  # the run failed: its verdict is in its own output
-        result, verdict = None, "failed: " + str(exc).splitlines()[0][:300]
+        message = str(exc).splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        result, verdict = None, "failed: " + message
+        ended = entry.ended_as("Failed", Verdict.FAILED, context.current_utc_datetime.isoformat(), message=message)
+    yield from _index(context, ended)
     return RunRecord(request.run_id, request.kind, verdict), result
+
+
+def _index(context: df.DurableOrchestrationContext, entry: RunEntry) -> Generator[Any, Any, None]:
+    """Write the run's index entry; a failed write never holds up the run (the retention purge mends entries)."""
+    try:
+        yield from call(context, RECORD_RUN, entry, RunEntry)
+    except Exception:  # the list misses the run (or shows it running) until the purge or a backfill indexes it
+        return
 
 
 def _clean_up(context: df.DurableOrchestrationContext, model: str) -> Generator[Any, Any, list[dict[str, Any]]]:

@@ -4,6 +4,8 @@ The runbook:
   1. deploy the candidate beside the live deployment at 0 % (polled with durable timers);
   2. smoke test it with sample requests;
   3. optionally shadow it (mirrored traffic, answers never returned) and analyse;
+  3b. optionally an A/B phase: a fixed split, looked at on a durable timer until the statistics decide
+     (``mlops.abtest``): ship goes on (to the canary steps, or straight to promote), anything else restores;
   4. canary steps (e.g. 10 -> 50 -> 100 %): set the split, bake (a durable timer), analyse
      candidate against live over the same window; a failed analysis rolls back at once;
   5. promote: 100 %, the ``champion`` alias moves, the old champion becomes ``previous``
@@ -22,6 +24,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from mlops.contracts import (
+    AB_LOOK,
     DEPLOYMENT_METRICS,
     GET_ALIAS,
     GET_TRAFFIC,
@@ -31,6 +34,7 @@ from mlops.contracts import (
     SET_ALIAS,
     SMOKE_TEST,
     TAG_VERSION,
+    AbLookInput,
     AliasChange,
     EndpointRef,
     FoundVersion,
@@ -50,7 +54,7 @@ from mlops.health import analyse_step
 from mlops.notices import NoticeKind
 from mlops.policy import Policy, Step
 from mlops.ports import DeploymentMetrics, ModelVersion
-from mlops.release import canary_split, live_deployment, stage_names
+from mlops.release import AB_STAGE, canary_split, live_deployment, stage_names
 from mlops.runs import RunFailed, RunStatus, deployment_name, event_data
 from mlops.vocabulary import KEEP_UNTIL_TAG, RELEASE_REASON_TAG, RELEASE_TAG, Alias, ReleaseTag, Verdict
 
@@ -110,6 +114,12 @@ class _Release:
             return
         if self.plan.shadow.enabled:
             yield from self._shadow()
+        if self.plan.ab.enabled:
+            yield from self._ab()
+            if self.plan.ab.then == "promote":
+                for step in self.plan.steps:
+                    self.steps.status.skip(f"canary {step.traffic_percent}%", "the A/B phase shipped it: promote")
+                return
         for step in self.plan.steps:
             yield from self._canary(step)
 
@@ -152,6 +162,40 @@ class _Release:
             raise (yield from self._restore_and_fail("shadow", f"shadow analysis failed: {result['reason']}",
                                                      analysis=result))
         self.steps.end("shadow", analysis=result)
+
+    def _ab(self) -> Generator[Any, Any, None]:
+        """The A/B phase: the split held, a look at every timer (guardrails = this window's health checks),
+        until a decision; only ``ship`` goes on. Pause, resume and abort work as in any bake."""
+        assert self.live_dep is not None
+        ab = self.plan.ab
+        self.steps.begin(AB_STAGE, percent=ab.percent, metric=ab.metric)
+        applied = yield from self._split(canary_split(self.live_dep, self.candidate_dep, ab.percent))
+        stage = self.steps.status.stage_named(AB_STAGE)
+        stage.detail["traffic"] = dict(applied.traffic)
+        deadline = self.steps.now + timedelta(hours=ab.max_hours)
+        looks = 0
+        while True:
+            aborted = yield from self.steps.bake(AB_STAGE, ab.look_minutes)
+            if aborted:
+                raise (yield from self._restore_and_fail(AB_STAGE, f"aborted: {aborted}"))
+            health = yield from self._analyse(AB_STAGE, applied.at, ab.percent)
+            guardrails = {c["name"]: bool(c["passed"]) for c in health.get("checks", []) if not c.get("skipped")}
+            report = yield from self.steps.retried(AB_LOOK, AbLookInput(
+                self.model, self.endpoint, self.live_dep, self.candidate_dep, applied.at,
+                ab.model_dump(mode="json"), guardrails))
+            looks += 1
+            stage.detail.update(experiment=report, looks=looks)
+            decision = str(report["decision"])
+            if decision == "ship":
+                self.steps.end(AB_STAGE, experiment=report, looks=looks)
+                return
+            if decision == "continue" and self.steps.now < deadline:
+                self.steps.publish()
+                continue
+            reason = (report["reason"] if decision != "continue"
+                      else f"inconclusive: no decision in {ab.max_hours:g} h ({report['reason']})")
+            raise (yield from self._restore_and_fail(AB_STAGE, f"A/B {decision.replace('_', ' ')}: {reason}",
+                                                     experiment=report, looks=looks))
 
     def _canary(self, step: Step) -> Generator[Any, Any, None]:
         stage = f"canary {step.traffic_percent}%"

@@ -36,8 +36,6 @@ from mlops.operator import (
     Principal,
     RetrainBody,
     RollbackBody,
-    decode_token,
-    encode_token,
     landing_data_url,
     openapi_document,
     parse_body,
@@ -46,7 +44,9 @@ from mlops.operator import (
     require_operator,
     run_summary,
 )
+from mlops.policy import Policy, is_model_name
 from mlops.ports import DataRef
+from mlops.run_index import Cursor, RunEntry, RunQuery, decode_cursor, encode_cursor
 from mlops.runs import Request
 from mlops.vocabulary import ACTIVE_RUNTIME_STATUSES, Alias, Source
 
@@ -95,75 +95,105 @@ def _operator(req: func.HttpRequest) -> Principal:
     return require_operator(principal, runtime.settings().operator_role)
 
 
+def _run_query(q: Any) -> tuple[RunQuery, Cursor | None]:
+    """The run index query of GET /api/runs; ApiError(400) naming the parameter that is wrong."""
+    kind = q.get("kind")
+    if kind and kind not in RUN_KINDS:
+        raise ApiError(400, f"kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
+    top = int(q.get("top", "50")) if q.get("top", "50").isdigit() else -1
+    if not 1 <= top <= 200:
+        raise ApiError(400, "top must be an integer from 1 to 200")
+    times: dict[str, datetime] = {}
+    for name in ("from", "to"):
+        if q.get(name):
+            try:
+                moment = datetime.fromisoformat(q[name].replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise ApiError(400, f"{name} must be an ISO 8601 time, got {q[name]!r}") from exc
+            if not 1970 <= moment.year <= 9999:
+                raise ApiError(400, f"{name} must be between 1970 and 9999, got {q[name]!r}")
+            times[name] = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)  # naive: UTC
+    statuses = None
+    if q.get("status"):
+        try:
+            statuses = frozenset(df.OrchestrationRuntimeStatus(s).value for s in q["status"].split(","))
+        except ValueError as exc:
+            raise ApiError(400, f"status has an unknown value: {q['status']!r}") from exc
+    try:
+        cursor = decode_cursor(q.get("continuation"))
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
+    return RunQuery(q.get("model") or None, kind or None, statuses, times.get("from"), times.get("to"), top), cursor
+
+
+async def _live(client: df.DurableOrchestrationClient, entry: RunEntry) -> dict[str, Any]:
+    """A listed run's line: its index entry, and for a run still in flight its live stage and message."""
+    row = entry.summary()
+    if entry.finished:
+        return row
+    status = _status_dict(await client.get_status(entry.id, show_input=False))
+    if status is None:
+        return row  # just indexed, not started yet (or purged while the index missed its end)
+    try:
+        return {**row, **run_summary(status), "created": entry.created}
+    except ApiError:
+        return row
+
+
 # -- runs --------------------------------------------------------------------------------------
 @bp.route(route="runs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def list_runs(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """GET /api/runs?model&kind&status&from&to&top&continuation"""
+    """GET /api/runs?model&kind&status&from&to&top&continuation: the run index, newest first.
+
+    Reads one page of the index (``mlops.run_index``), never Durable's whole instance list; only the
+    runs still in flight on the page are looked up live. ``total`` is the number of matching runs
+    when they all fit in this first page, else null (counting would read the whole index).
+    """
     try:
-        q = req.params
-        kind = q.get("kind")
-        if kind and kind not in RUN_KINDS:
-            raise ApiError(400, f"kind must be one of {', '.join(RUN_KINDS)}, got {kind!r}")
-        top = int(q.get("top", "50")) if q.get("top", "50").isdigit() else -1
-        if not 1 <= top <= 200:
-            raise ApiError(400, "top must be an integer from 1 to 200")
-        times = {}
-        for name in ("from", "to"):
-            if q.get(name):
-                try:
-                    moment = datetime.fromisoformat(q[name].replace("Z", "+00:00"))
-                except ValueError as exc:
-                    raise ApiError(400, f"{name} must be an ISO 8601 time, got {q[name]!r}") from exc
-                if not 1970 <= moment.year <= 9999:
-                    raise ApiError(400, f"{name} must be between 1970 and 9999, got {q[name]!r}")
-                # The Durable client formats naive UTC times
-                times[name] = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-        statuses = None
-        if q.get("status"):
-            try:
-                statuses = [df.OrchestrationRuntimeStatus(s) for s in q["status"].split(",")]
-            except ValueError as exc:
-                raise ApiError(400, f"status has an unknown value: {q['status']!r}") from exc
-        offset = decode_token(q.get("continuation"))
-        found = await client.get_status_by(created_time_from=times.get("from"), created_time_to=times.get("to"),
-                                           runtime_status=statuses)
-        rows = []
-        for status in found:
-            body = _status_dict(status)
-            if body is None or body["instanceId"].startswith("lifecycle-"):
-                continue
-            try:
-                row = run_summary(body)
-            except ApiError:
-                continue
-            if (kind and row["kind"] != kind) or (q.get("model") and row["model"] != q["model"]):
-                continue
-            rows.append(row)
-        rows.sort(key=lambda r: (r["created"] or "", r["id"]), reverse=True)
-        page = rows[offset: offset + top]
-        token = encode_token(offset + top) if offset + top < len(rows) else None
-        return _json({"runs": page, "continuation": token, "total": len(rows)})
+        query, cursor = _run_query(req.params)
+        if query.model is not None and not is_model_name(query.model):
+            return _json({"runs": [], "continuation": None, "total": 0})  # no model of that name can have runs
+        try:
+            page = await asyncio.to_thread(runtime.control().query_runs, query, cursor)
+        except ValueError as exc:  # a continuation token whose marker the storage service refused
+            raise ApiError(400, str(exc)) from exc
+        rows = await asyncio.gather(*(_live(client, entry) for entry in page.entries))
+        return _json({"runs": list(rows), "continuation": encode_cursor(page.next) if page.next else None,
+                      "total": page.total})
     except ApiError as exc:
         return _error(exc)
+
+
+def _purged_run(entry: RunEntry) -> dict[str, Any]:
+    """GET /api/runs/{id} of a run whose Durable history is gone: its index entry, flagged."""
+    return {**entry.summary(), "purged": entry.finished, "input": None, "output": None,
+            "error": entry.message if entry.status == "Failed" else None, "stages": [], "gates": [], "traffic": {},
+            "analysis": {}, "children": [], "history": []}
 
 
 @bp.route(route="runs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """GET /api/runs/{id}: the stage timeline, gate verdicts, inputs, outputs, errors, children."""
+    """GET /api/runs/{id}: the stage timeline, gate verdicts, inputs, outputs, errors, children.
+
+    A run whose history the retention purged answers its summary from the run index, ``purged: true``.
+    """
     run_id = req.route_params["id"]
     try:
         kind, model = parse_run_id(run_id)
         status = _status_dict(await client.get_status(run_id, show_history=True, show_history_output=False,
                                                       show_input=True))
         if status is None:
-            raise ApiError(404, f"no run with id {run_id!r}")
+            entry = None if kind == "lifecycle" else await asyncio.to_thread(runtime.control().run_entry, run_id)
+            if entry is None:
+                raise ApiError(404, f"no run with id {run_id!r}")
+            return _json(_purged_run(entry))
         custom = _custom(status)
         children = [h for h in (custom.get("history") or [])] if kind == "lifecycle" else []
         head = run_summary(status) if kind != "lifecycle" else {"id": run_id, "kind": kind, "model": model,
                                                                 "status": status["runtimeStatus"]}
-        body = {**head,
+        body = {**head, "purged": False,
                 "input": status.get("input"), "output": status.get("output"),
                 "error": status.get("output") if status["runtimeStatus"] == "Failed" else None,
                 "stages": custom.get("stages", []), "gates": custom.get("gates", []),
@@ -232,8 +262,21 @@ def _model_overview(model: str, detail: bool) -> dict[str, Any]:
         except MlopsError as exc:
             out["deployments"] = {"error": str(exc)}
         out["incidents"] = runtime.control().incidents(model, limit=20)
+        out["performance"] = _performance(model, policy)
         out["policy"] = policy.to_dict()
     return out
+
+
+FIGURES_SHOWN = 100  # the newest performance figures in a model's detail (the store keeps a day's worth)
+
+
+def _performance(model: str, policy: Policy) -> dict[str, Any]:
+    """The champion's metric on ground truth over time (the monitor's figures, oldest first), and the newest
+    feedback files with what became of each."""
+    section = policy.monitoring.performance
+    store = runtime.feedback()
+    return {"enabled": section is not None, "metric": policy.performance_metric if section else None,
+            "figures": store.figures(model, limit=FIGURES_SHOWN), "feedback": store.files(model, limit=20)}
 
 
 @bp.route(route="models", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -245,7 +288,7 @@ async def list_models(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="models/{model}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def get_model(req: func.HttpRequest) -> func.HttpResponse:
-    """GET /api/models/{model}: champion, versions with lineage, deployments, traffic, incidents."""
+    """GET /api/models/{model}: champion, versions with lineage, deployments, traffic, incidents, performance."""
     model = req.route_params["model"]
     if model not in _models():
         return _error(ApiError(404, f"no model named {model!r} (no policy file)"))

@@ -1,10 +1,13 @@
-"""Event Grid triggers: data landed, model registered, drift detected; and the Azure Monitor alert webhook.
+"""Event Grid triggers: data landed, model registered, drift or performance decay detected; and the Azure Monitor
+alert webhook.
 
 Each trigger parses the event with mlops.events, turns it into a lifecycle request with a
-deterministic dedup key, and queues it. A malformed event, or one about a model without a
-policy, is logged with the reason and changes nothing (an Event Grid trigger cannot answer
-4xx: a failure would only make Event Grid redeliver it); Event Grid validates the envelope
-before the function runs. The alert webhook is HTTP: it answers 401/403/400 with the reason,
+deterministic dedup key, and queues it. Ground truth (``feedback/<model>/<file>.csv`` in the landing container)
+arrives through the same BlobCreated trigger and never starts a retrain: its labels go to the feedback store
+(``mlops.feedback``), or the file is refused with the reason in the log and in the store, and no label of it kept.
+A malformed event, or one about a model without a policy, is logged with the reason and changes nothing (an Event
+Grid trigger cannot answer 4xx: a failure would only make Event Grid redeliver it); Event Grid validates the
+envelope before the function runs. The alert webhook is HTTP: it answers 401/403/400 with the reason,
 and writes every alert it accepts to the audit trail.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import azure.durable_functions as df
@@ -20,20 +24,22 @@ import azure.functions as func
 
 from adapters import runtime
 from mlops.contracts import ReleaseInput, RetrainInput, RollbackInput
-from mlops.errors import EventError, PolicyError
+from mlops.errors import EventError, FeedbackError, NotFoundError, PolicyError
 from mlops.events import (
     BlobCreated,
     DriftDetected,
     HealthAlert,
+    ModelPerformanceDegraded,
     ModelRegistered,
     landing_blob,
     parse_event,
     parse_monitor_alert,
 )
+from mlops.feedback import LabelBatch, feedback_model, label_kind, parse_labels
 from mlops.operator import ApiError, authorize_alert, principal_from_header
 from mlops.policy import Policy, is_model_name
 from mlops.ports import DataRef
-from mlops.reactions import drift_action
+from mlops.reactions import signal_action
 from mlops.runs import Request
 from mlops.vocabulary import Source
 
@@ -83,6 +89,9 @@ async def on_blob_created(event: func.EventGridEvent, client: df.DurableOrchestr
         return
     suffixes: tuple[str, ...] = (".csv",)
     landing = runtime.settings().landing_container
+    if parsed.container == landing and feedback_model(parsed.blob_name) is not None:
+        await asyncio.to_thread(take_feedback, parsed)  # ground truth: labels, never a retrain
+        return
     if parsed.container == landing and is_model_name(parsed.model):  # landing_blob says why other blobs are not data
         policy = await _policy(parsed.model, "data")
         if policy is None:
@@ -106,31 +115,76 @@ async def on_model_registered(event: func.EventGridEvent, client: df.DurableOrch
     await submit(client, Request.of(ReleaseInput(parsed.model, str(parsed.version)), dedup_key=parsed.dedup_key))
 
 
-async def _act_on_drift(client: df.DurableOrchestrationClient, drift: DriftDetected) -> dict[str, Any] | None:
-    """Per the model's policy (``monitoring.on_drift``): roll back (then maybe retrain), or retrain only."""
-    policy = await _policy(drift.model, "drift")
+def take_feedback(blob: BlobCreated) -> str:
+    """Read a feedback file and keep its labels, or refuse it with the reason (logged, and in the feedback store);
+    what happened, in a word ("kept", "duplicate", "refused", "ignored"). Blocking I/O."""
+    model = feedback_model(blob.blob_name)
+    where = {"blob": blob.blob_name, "event_id": blob.event_id, "model": model}
+    if not model:
+        log.error("feedback file %s refused: not under feedback/<model>/ with a valid model name", blob.blob_name,
+                  extra=where)
+        return "ignored"
+    if blob.content_length <= 0:  # Data Lake's CreateFile event: the content follows in another
+        log.info("feedback blob %s ignored: empty", blob.blob_name, extra=where)
+        return "ignored"
+    try:
+        policy = runtime.policy(model)
+    except PolicyError as exc:
+        log.error("feedback for model %r refused: %s", model, exc, extra=where)
+        return "ignored"
+    received = datetime.now(UTC).isoformat()  # the monitor's windows are on this clock, not the event's
+    try:
+        if not blob.blob_name.lower().endswith(".csv"):
+            raise FeedbackError("file", "unsupported file type: a feedback file is a .csv", blob.blob_name)
+        raw = runtime.platform().read_data(DataRef(url=blob.url, etag=blob.etag))
+        labels = parse_labels(raw, policy.label, label_kind(policy), blob.blob_name)
+    except (FeedbackError, NotFoundError) as exc:  # a file gone before it was read is refused too: never retried
+        log.error("feedback file refused, no label kept: %s", exc, extra=where)
+        runtime.feedback().record_refusal(model, blob.blob_name, blob.url, blob.etag, str(exc), received)
+        return "refused"
+    kept = runtime.feedback().record_labels(LabelBatch(model, blob.blob_name, blob.url, blob.etag, received, labels))
+    log.info("feedback file %s: %d labels %s", blob.blob_name, len(labels), "kept" if kept else "already kept",
+             extra=where)
+    return "kept" if kept else "duplicate"
+
+
+async def _act_on_signal(client: df.DurableOrchestrationClient,
+                         signal: DriftDetected | ModelPerformanceDegraded) -> dict[str, Any] | None:
+    """Per the model's policy (``mlops.reactions.signal_action``): roll back, retrain only, or alert only."""
+    kind = "drift" if isinstance(signal, DriftDetected) else "performance"
+    policy = await _policy(signal.model, kind)
     if policy is None:
         return None
-    if drift_action(policy.monitoring.on_drift) == "retrain":
-        data = await asyncio.to_thread(runtime.landing().newest, drift.model, policy.data.allowed_suffixes)
+    action = signal_action(policy, signal)
+    if action == "alert":
+        log.warning("%s on %s: the policy says alert only; the monitor's notice went out", kind, signal.model)
+        return None
+    if action == "retrain":
+        data = await asyncio.to_thread(runtime.landing().newest, signal.model, policy.data.allowed_suffixes)
         if data is None:
-            log.warning("drift on %s: policy on_drift is retrain, but no data has landed for it; nothing to do",
-                        drift.model)
+            log.warning("%s on %s: the policy says retrain, but no data has landed for it; nothing to do", kind,
+                        signal.model)
             return None
-        return await submit(client, Request.of(RetrainInput(drift.model, data, reason=drift.reason),
-                                               dedup_key=f"drift:{drift.dedup_key}", requested_by="drift"))
-    rollback = RollbackInput(drift.model, drift.reason, drift.version, drift.source, drift.evidence)
-    return await submit(client, Request.of(rollback, dedup_key=drift.dedup_key))
+        key = f"drift:{signal.dedup_key}" if kind == "drift" else f"retrain:{signal.dedup_key}"
+        return await submit(client, Request.of(RetrainInput(signal.model, data, reason=signal.reason),
+                                               dedup_key=key, requested_by=kind))
+    if isinstance(signal, DriftDetected):
+        rollback = RollbackInput(signal.model, signal.reason, signal.version, signal.source, signal.evidence)
+    else:
+        rollback = RollbackInput(signal.model, signal.reason, signal.version, Source.PERFORMANCE, signal.evidence)
+    return await submit(client, Request.of(rollback, dedup_key=signal.dedup_key))
 
 
 @bp.event_grid_trigger(arg_name="event")
 @bp.durable_client_input(client_name="client")
 async def on_drift_event(event: func.EventGridEvent, client: df.DurableOrchestrationClient) -> None:
-    """The app's drift event or Azure ML's DatasetDriftDetected -> roll back or retrain (per policy)."""
-    parsed = _parse(event, DriftDetected, "on_drift_event")
-    if parsed is None:
-        return
-    await _act_on_drift(client, parsed)
+    """The app's drift event, Azure ML's DatasetDriftDetected, or the app's performance event -> roll back,
+    retrain or alert only (per policy)."""
+    parsed = _parse(event, object, "on_drift_event")
+    if isinstance(parsed, DriftDetected | ModelPerformanceDegraded):
+        await _act_on_signal(client, parsed)
+    elif parsed is not None:
+        log.warning("unexpected event type %s on on_drift_event", event.event_type)
 
 
 def _response(body: dict[str, Any], status: int = 200) -> func.HttpResponse:

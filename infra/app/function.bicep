@@ -121,6 +121,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       MLOPS_NOTIFY_WEBHOOK_URL: notifyWebhookReference
       MLOPS_PUBLIC_URL: ''
       MLOPS_DEDUP_RETENTION_HOURS: '26'
+      // days a finished run's Durable history is kept before the monitor purges it (docs/operations.md)
+      MLOPS_RUN_RETENTION_DAYS: '90'
       MLOPS_MONITOR_SCHEDULE: '0 */5 * * * *'
       MLFLOW_TRACKING_URI: ''
       AZUREML_SUBSCRIPTION_ID: amlSubscriptionId

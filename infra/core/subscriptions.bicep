@@ -97,7 +97,7 @@ resource appDrift 'Microsoft.EventGrid/topics/eventSubscriptions@2024-06-01-prev
       endpointType: 'AzureFunction'
       properties: { resourceId: '${site.id}/functions/on_drift_event', maxEventsPerBatch: 1 }
     }
-    filter: { includedEventTypes: [ 'MLOps.Model.DriftDetected' ] }
+    filter: { includedEventTypes: [ 'MLOps.Model.DriftDetected', 'MLOps.Model.PerformanceDegraded' ] }
     eventDeliverySchema: 'EventGridSchema'
     retryPolicy: retry
     deadLetterWithResourceIdentity: deadLetter

@@ -145,6 +145,7 @@ def scenario(p: Probe, inputs: dict[str, Any], report: dict[str, Any]) -> None:
 
     from adapters import runtime
     from mlops.contracts import (
+        AB_LOOK,
         CANCEL_JOB,
         DELETE_DEPLOYMENT,
         DEPLOYMENT_METRICS,
@@ -166,6 +167,7 @@ def scenario(p: Probe, inputs: dict[str, Any], report: dict[str, Any]) -> None:
     )
     from mlops.monitoring import check_drift
     from mlops.policy import Policy
+    from mlops.run_index import RECORD_RUN
 
     policy = p(LOAD_POLICY, {"model": MODEL})
     newest = p(NEWEST_DATA, {"model": MODEL})["data"]
@@ -199,6 +201,10 @@ def scenario(p: Probe, inputs: dict[str, Any], report: dict[str, Any]) -> None:
     assert live["request_count"] == 60 and live["error_count"] == 0 and sum(live["predictions"].values()) == 60, live
     assert 0 < shadowed["error_count"] == shadowed["request_count"] < 60, shadowed
     report["metrics"] = {"live": live, "shadow": shadowed}
+    # an A/B look over the same window: the answers the data collector logged, by request id (no labels yet)
+    look = p(AB_LOOK, {"model": MODEL, "endpoint": ENDPOINT, "champion": dep1, "challenger": dep2,
+                       "start": shadow["at"], "plan": {"enabled": True}, "guardrails": {}})
+    assert look["answered"] == {"A": 60, "B": 0} and look["units"] == 0 and look["decision"] == "continue", look
 
     traffic(p, {dep1: 100, dep2: 0})  # the release rolls the candidate back
     p(TAG_VERSION, {"model": MODEL, "version": v2["version"], "tags": {"release": "rejected"}})
@@ -217,6 +223,11 @@ def scenario(p: Probe, inputs: dict[str, Any], report: dict[str, Any]) -> None:
     assert p(QUEUE_REQUEST, request)["accepted"] is False  # the same event twice queues once
     taken = p(TAKE_PENDING, {"model": MODEL})["request"]
     assert taken and taken["dedup_key"] == "blob:second", taken
+    started = datetime.now(UTC).isoformat()
+    entry = {"id": "release-credit-2", "kind": "release", "model": MODEL, "created": started, "version": "2"}
+    assert p(RECORD_RUN, entry)["status"] == "Running"  # the run index, in the app's storage (Azurite here)
+    ended = p(RECORD_RUN, {**entry, "status": "Failed", "verdict": "rolled back", "ended": started})
+    assert ended["verdict"] == "rolled back", ended
     p(RECORD_INCIDENT, {"model": MODEL, "from_version": "2", "to_version": "1", "reason": "canary failed",
                         "evidence": {"error_rate": 1.0}, "source": "release", "at": datetime.now(UTC).isoformat(),
                         "run_id": "release-credit-2"})

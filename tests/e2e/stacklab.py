@@ -18,7 +18,7 @@ from cli.stack import StackInfo
 from mlops.events import APP_DRIFT_EVENT_TYPE
 
 TERMINAL = {"Completed", "Failed", "Terminated"}
-BAKE_PREFIXES = ("shadow", "canary")  # the release stages that bake on a durable timer
+BAKE_PREFIXES = ("shadow", "a/b", "canary")  # the release stages that bake on a durable timer
 
 
 def run_input(instance: dict[str, Any]) -> dict[str, Any]:

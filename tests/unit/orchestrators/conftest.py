@@ -9,6 +9,7 @@ traffic, aliases and tags.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +19,12 @@ import pytest
 
 from devhost.testing import ExternalEvent, OrchestrationRunner, RunResult
 from mlops import contracts as c
+from mlops.abtest import judge
 from mlops.errors import TransientError
 from mlops.gates import DataReport
-from mlops.policy import Policy
+from mlops.policy import AbTest, Policy
 from mlops.ports import DataRef, DeploymentMetrics, JobStatus, ModelVersion, Operation
+from mlops.run_index import RECORD_RUN
 from mlops.runs import Request, deployment_name
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -78,10 +81,18 @@ class World:
     incidents: list[dict[str, Any]] = field(default_factory=list)
     notices: list[dict[str, Any]] = field(default_factory=list)  # what the notify activity was asked to send
     queued: list[Request] = field(default_factory=list)
+    indexed: list[dict[str, Any]] = field(default_factory=list)  # the run index entries the lifecycle wrote
     deleted: list[str] = field(default_factory=list)
     evaluated: list[dict[str, Any]] = field(default_factory=list)  # evaluation jobs submitted
     canceled: list[dict[str, Any]] = field(default_factory=list)  # jobs canceled, with the reason
     traffic_history: list[dict[str, int]] = field(default_factory=list)
+    # A/B phase: each look brings ``ab_units_per_look`` more labelled requests, split as the policy says; an
+    # answer is right with the arm's chance (champion, challenger); a share of each arm's labels may be lost
+    ab_right: tuple[float, float] = (0.7, 0.7)
+    ab_units_per_look: int = 200
+    ab_labelled: tuple[float, float] = (1.0, 1.0)
+    ab_looks: list[dict[str, Any]] = field(default_factory=list)  # what each AB_LOOK was asked
+    _ab_seen: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}, {}))
     # activity -> how many more calls fail: transiently (a platform outage), or with a plain error
     outages: dict[str, int] = field(default_factory=dict)
     faults: dict[str, int] = field(default_factory=dict)
@@ -156,11 +167,28 @@ class World:
                                                          else None).to_dict(),
             c.QUEUE_REQUEST: lambda req: self.queued.append(Request.from_dict(req)) or c.Queued(True).to_dict(),
             c.NEWEST_DATA: lambda req: c.NewestData(self.landed).to_dict(),
+            RECORD_RUN: lambda req: self.indexed.append(req) or req,
             c.PLAN_CLEAN_UP: lambda req: c.CleanUpPlan(MODEL, ENDPOINT, [
                 c.Removal(d, d.rsplit("-v", 1)[1], "test") for d in sorted(self.deployments)
                 if not self.traffic.get(d)]).to_dict(),
             c.DELETE_DEPLOYMENT: lambda req: self.deleted.append(req["removal"]["deployment"]),
+            c.AB_LOOK: self._ab_look,
         }
+
+    def _ab_look(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Simulated outcomes (seeded by the look), judged by the app's own statistics (``mlops.abtest``)."""
+        self.ab_looks.append(req)
+        ab = AbTest.model_validate(req["plan"])
+        rng = random.Random(len(self.ab_looks))
+        champion, challenger, labels = self._ab_seen
+        for i in range(self.ab_units_per_look):
+            request_id, arm_b = f"look{len(self.ab_looks)}-{i}", rng.random() < ab.percent / 100
+            label = rng.choice("01")
+            answer = label if rng.random() < self.ab_right[arm_b] else str(1 - int(label))
+            (challenger if arm_b else champion)[request_id] = answer
+            if rng.random() < self.ab_labelled[arm_b]:
+                labels[request_id] = label
+        return judge(ab, champion, challenger, labels, req["guardrails"])
 
     def _get_alias(self, req: dict[str, Any]) -> dict[str, Any]:
         version = req.get("version") or self.aliases.get(req.get("alias") or "")

@@ -154,3 +154,21 @@ def test_a_rollback_that_cannot_reach_the_platform_ends_with_a_verdict(lab: Lab,
     assert result.runtime_status == "Failed" and result.custom_status["verdict"] == "failed"
     assert {s["name"]: s["state"] for s in result.custom_status["stages"]}["restore"] == "failed"
     assert "unexpected failure" in result.custom_status["message"] and world.aliases["champion"] == "2"
+
+
+def test_the_lifecycle_indexes_each_run_when_it_starts_and_when_it_ends(lab: Lab, world: World) -> None:
+    world.serving("1")
+    world.data_problems = ["empty file: no header row"]
+    failed = request(RetrainInput(MODEL, DataRef(DATA_URL)), "blob:bad")
+    release = request(ReleaseInput(MODEL, "1"), "registered:1")
+    world.pending = [failed, release]
+    result = lab.run(LIFECYCLE, LifecycleInput(MODEL))
+    assert result.runtime_status == "Completed", result.failure
+    seen = [(e["id"], e["status"], e["verdict"], e["version"]) for e in world.indexed]
+    assert seen[0] == (failed.run_id, "Running", None, None)  # the world hands out requests in order
+    assert seen[1][:3] == (failed.run_id, "Failed", "failed")
+    assert "data validation failed" in world.indexed[1]["message"]
+    assert seen[2] == (release.run_id, "Running", None, "1")
+    assert seen[3][:2] == (release.run_id, "Completed") and world.indexed[3]["ended"]
+    # the end write keeps the start's time: it is the entry's name in the index
+    assert [e["created"] for e in world.indexed[1::2]] == [e["created"] for e in world.indexed[::2]]

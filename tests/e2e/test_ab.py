@@ -1,0 +1,90 @@
+"""A release's A/B phase on the real stack: traffic through the gateway's live split, ground truth landed as
+feedback files and joined by request id, the statistics deciding at each look on the virtual clock.
+
+Outcomes are simulated: for each answered request the test writes a label that agrees with the answer with the
+arm's chance (the challenger's and the champion's), which is what "the challenger is truly better" means to an
+experiment. One champion, three challengers: truly better (shipped), truly equal (inconclusive at the planned
+size: the champion stays), and one whose assignment is broken (half the champion's labels lost: halted)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+from stacklab import Lab
+
+from cli.sampledata import scoring_rows
+
+MODEL = "abtest"  # tests/e2e/policies/abtest.yaml: 50/50, min_effect 0.15, 450 units planned, looks every 5 min
+PER_LOOK = 150
+
+
+def _score(lab: Lab, row: dict[str, Any], request_id: str) -> tuple[Any, str]:
+    resp = lab.http.post(f"{lab.info.gateway_url}/endpoints/{MODEL}/score", json={"input_data": [row]},
+                         headers={"x-gateway-key": lab.info.gateway_key, "x-request-id": request_id}, timeout=30)
+    resp.raise_for_status()
+    return resp.json()["predictions"][0], resp.headers["azureml-model-deployment"]
+
+
+def _labelled(lab: Lab, name: str) -> bool:
+    detail = lab.http.get(f"{lab.info.devhost_url}/api/models/{MODEL}",
+                          headers={"x-functions-key": lab.info.function_key}, timeout=30).json()
+    return any(f["source"].endswith(name) and f["status"] == "kept" for f in detail["performance"]["feedback"])
+
+
+def _experiment(lab: Lab, version: str, right: dict[str, float], labels_kept: dict[str, float]) -> dict[str, Any]:
+    """Drive the release of ``version``: at each A/B look, PER_LOOK requests and their simulated labels."""
+    rng = random.Random(int(version))
+    looked: set[str] = set()
+
+    def each_look(stage: str | None, custom: dict[str, Any]) -> bool:
+        if stage != "a/b":
+            return False
+        until = next(s["detail"].get("bake_until") for s in custom["stages"] if s["name"] == "a/b")
+        if not until or until in looked:
+            return True
+        looked.add(until)
+        lines = ["request_id,label"]
+        for row in scoring_rows(PER_LOOK, seed=rng.randrange(10_000)):
+            request_id = uuid.UUID(int=rng.getrandbits(128), version=4).hex
+            answer, deployment = _score(lab, row, request_id)
+            arm = "challenger" if deployment.endswith(f"-v{version}") else "champion"
+            label = int(answer) if rng.random() < right[arm] else 1 - int(answer)
+            if rng.random() < labels_kept[arm]:
+                lines.append(f"{request_id},{label}")
+        name = f"look-v{version}-{len(looked)}.csv"
+        lab.land("feedback", f"{MODEL}/{name}", ("\n".join(lines) + "\n").encode())
+        lab.wait(lambda: _labelled(lab, name), timeout=60, what=f"the labels of {name}")
+        lab.advance(301)  # the look's timer
+        return True
+
+    final = lab.drive_release(lab.release_of(MODEL, version)["instanceId"], MODEL, each_look)
+    stage = next(s for s in final["customStatus"]["stages"] if s["name"] == "a/b")
+    return {"status": final, "report": stage["detail"]["experiment"], "looks": stage["detail"]["looks"]}
+
+
+def test_the_statistics_ship_a_better_challenger_keep_the_champion_over_an_equal_one_and_halt_a_broken_split(
+        lab: Lab) -> None:
+    lab.land_and_promote(MODEL, "v1.csv", 41)
+    every = {"champion": 1.0, "challenger": 1.0}
+
+    better = lab.land_and_register(MODEL, "v2.csv", 42)
+    shipped = _experiment(lab, better, {"champion": 0.6, "challenger": 0.85}, every)
+    assert shipped["report"]["decision"] == "ship", shipped["report"]
+    assert shipped["status"]["output"]["verdict"] == "promoted"
+    assert shipped["report"]["lower"] > 0 and shipped["report"]["unmatched_labels"] == 0
+    assert lab.gateway.get_traffic(MODEL).traffic == {f"{MODEL}-v1": 0, f"{MODEL}-v{better}": 100}
+
+    equal = lab.land_and_register(MODEL, "v3.csv", 43)
+    kept = _experiment(lab, equal, {"champion": 0.7, "challenger": 0.7}, every)
+    assert kept["report"]["decision"] == "keep_champion", kept["report"]
+    assert kept["report"]["units"] >= kept["report"]["planned_units"] == 450 and kept["looks"] == 3
+    assert kept["status"]["customStatus"]["verdict"] == "rolled back"
+    assert lab.gateway.get_traffic(MODEL).traffic[f"{MODEL}-v{better}"] == 100  # the champion kept its traffic
+
+    broken = lab.land_and_register(MODEL, "v4.csv", 44)
+    halted = _experiment(lab, broken, {"champion": 0.7, "challenger": 0.7}, {"champion": 0.5, "challenger": 1.0})
+    assert halted["report"]["decision"] == "halt_srm" and halted["report"]["srm_p_value"] < 0.001, halted["report"]
+    assert "sample ratio mismatch" in halted["status"]["output"]
+    assert lab.gateway.get_traffic(MODEL).traffic[f"{MODEL}-v{better}"] == 100
