@@ -3,8 +3,10 @@ feedback files and joined by request id, the statistics deciding at each look on
 
 Outcomes are simulated: for each answered request the test writes a label that agrees with the answer with the
 arm's chance (the challenger's and the champion's), which is what "the challenger is truly better" means to an
-experiment. One champion, three challengers: truly better (shipped), truly equal (inconclusive at the planned
-size: the champion stays), and one whose assignment is broken (half the champion's labels lost: halted)."""
+experiment. One champion, two challengers: truly better (shipped), and one whose assignment is broken (half the
+champion's labels lost: halted). A truly equal challenger (inconclusive at the planned size: the champion stays),
+a worse one and a failing guardrail run in-process with the same statistics (tests/unit/orchestrators/
+test_release_ab.py): each challenger here costs a retrain, and the suite's time is budgeted."""
 
 from __future__ import annotations
 
@@ -64,8 +66,7 @@ def _experiment(lab: Lab, version: str, right: dict[str, float], labels_kept: di
     return {"status": final, "report": stage["detail"]["experiment"], "looks": stage["detail"]["looks"]}
 
 
-def test_the_statistics_ship_a_better_challenger_keep_the_champion_over_an_equal_one_and_halt_a_broken_split(
-        lab: Lab) -> None:
+def test_the_statistics_ship_a_better_challenger_and_halt_a_broken_split(lab: Lab) -> None:
     lab.land_and_promote(MODEL, "v1.csv", 41)
     every = {"champion": 1.0, "challenger": 1.0}
 
@@ -76,14 +77,7 @@ def test_the_statistics_ship_a_better_challenger_keep_the_champion_over_an_equal
     assert shipped["report"]["lower"] > 0 and shipped["report"]["unmatched_labels"] == 0
     assert lab.gateway.get_traffic(MODEL).traffic == {f"{MODEL}-v1": 0, f"{MODEL}-v{better}": 100}
 
-    equal = lab.land_and_register(MODEL, "v3.csv", 43)
-    kept = _experiment(lab, equal, {"champion": 0.7, "challenger": 0.7}, every)
-    assert kept["report"]["decision"] == "keep_champion", kept["report"]
-    assert kept["report"]["units"] >= kept["report"]["planned_units"] == 450 and kept["looks"] == 3
-    assert kept["status"]["customStatus"]["verdict"] == "rolled back"
-    assert lab.gateway.get_traffic(MODEL).traffic[f"{MODEL}-v{better}"] == 100  # the champion kept its traffic
-
-    broken = lab.land_and_register(MODEL, "v4.csv", 44)
+    broken = lab.land_and_register(MODEL, "v3.csv", 43)
     halted = _experiment(lab, broken, {"champion": 0.7, "challenger": 0.7}, {"champion": 0.5, "challenger": 1.0})
     assert halted["report"]["decision"] == "halt_srm" and halted["report"]["srm_p_value"] < 0.001, halted["report"]
     assert "sample ratio mismatch" in halted["status"]["output"]

@@ -147,6 +147,16 @@ def _shows(driver: Any, selector: str, minimum: int = 1) -> Any:
     raise AssertionError(f"the page never showed {minimum} of {selector}")
 
 
+def _screenshot(driver: Any, selector: str, name: str) -> None:
+    """A screenshot of the view ``selector`` names (docs/operator.md shows them), the whole view in a tall window."""
+    driver.set_window_size(1400, 1900)
+    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'start'})", selector)
+    time.sleep(0.3)  # the scroll settles before the capture
+    OUTPUT.mkdir(exist_ok=True)
+    driver.save_screenshot(str(OUTPUT / name))
+    driver.set_window_size(1400, 900)
+
+
 def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(operator_lab: Lab, browser: Any) -> None:
     driver, lab = browser, operator_lab
     lab.land_and_register(CANARY, "v1.csv", 1)
@@ -180,7 +190,7 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     assert len(_shows(driver, "#timeline .row", 7)) == len(release["customStatus"]["stages"])
     assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline .timer")) >= 4  # one bake timer per bake at least
     assert driver.find_elements(By.CSS_SELECTOR, "#timeline .activity[data-activity='set_traffic']")
-    driver.save_screenshot(str(OUTPUT / "dashboard-release.png"))
+    _screenshot(driver, "#run-detail", "dashboard-release.png")
 
     # the retrain: candidate against champion on the gated metric, with the gate's bound drawn
     retrain = next(i for i in lab.instances(f"retrain-{CANARY}-") if i["output"]["version"] == v2)
@@ -194,7 +204,7 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     assert sorted(m["value"] for m in gate["data"]["yMarkers"]) == sorted(g["threshold"] for g in gates)
     assert "≥" in driver.find_element(By.CSS_SELECTOR, "#gate-charts svg .y-markers").text
     assert _shows(driver, "#lineage [data-tag='data_url']")
-    driver.save_screenshot(str(OUTPUT / "dashboard-retrain-gates.png"))
+    _screenshot(driver, "#run-detail", "dashboard-retrain-gates.png")
 
     # the model: versions with their aliases and what serves them; Roll back acts, asks why, is audited
     driver.get(f"{url}#model={CANARY}")
@@ -202,7 +212,7 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     assert driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}'] [data-alias='champion']")
     assert driver.find_element(By.CSS_SELECTOR, "#versions tr[data-version='1'] [data-alias='previous']")
     assert f"{CANARY}-v{v2} 100%" in driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}']").text
-    driver.save_screenshot(str(OUTPUT / "dashboard-model.png"))
+    _screenshot(driver, "#model-detail", "dashboard-model.png")
     click_when_fresh(driver, "#model-actions button[data-model-act='rollback']")
     driver.switch_to.alert.accept()
     prompt = driver.switch_to.alert

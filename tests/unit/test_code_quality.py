@@ -21,3 +21,14 @@ def test_mypy_finds_nothing() -> None:
     result = subprocess.run([sys.executable, "-m", "mypy", *PACKAGES], cwd=ROOT, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """The test folders have no __init__.py, so pytest imports modules by basename: two test_x.py anywhere make
+    the second fail to collect (an error in CI, never seen when one folder is run alone)."""
+    tests = Path(__file__).resolve().parents[1]
+    names: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        if "__pycache__" not in path.parts:
+            names.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert not {n: p for n, p in names.items() if len(p) > 1}
