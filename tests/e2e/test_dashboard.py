@@ -233,7 +233,7 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
         click_when_fresh(driver, "#model-actions button[data-model-act='rollback']")
         driver.switch_to.alert.accept()
         driver.switch_to.alert.accept()  # the reason prompt, left empty
-        error = lab.wait(lambda: driver.find_element(By.ID, "error").text, timeout=30, what="the refusal")
+        error = lab.wait(lambda: driver.find_element(By.ID, "action-error").text, timeout=30, what="the refusal")
         assert error.startswith("rollback failed:") and "mlops.operator" in error, error
         assert len(lab.instances(f"rollback-{CANARY}-")) == 1  # no second rollback was started
     finally:
