@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,3 +180,15 @@ def index_app(app_path: Path, module_name: str | None = None) -> FunctionIndex:
             params=params,
         )
     return FunctionIndex(app_path=app_path, functions=functions)
+
+
+class FunctionContext:
+    """The minimal ``func.Context`` the worker passes to a function that names a parameter ``context`` (every
+    trigger devhost runs builds it the same way)."""
+
+    def __init__(self, name: str) -> None:
+        self.invocation_id = str(uuid.uuid4())
+        self.function_name = name
+        self.function_directory = ""
+        self.trace_context = None
+        self.retry_context = None

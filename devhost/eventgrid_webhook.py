@@ -27,13 +27,12 @@ import asyncio
 import functools
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from .app_loader import DURABLE_CLIENT, EVENT_GRID_TRIGGER, FunctionIndex, FunctionInfo
+from .app_loader import DURABLE_CLIENT, EVENT_GRID_TRIGGER, FunctionContext, FunctionIndex, FunctionInfo
 from .eventgrid import VALIDATION_EVENT, Batch, EventError, load_json, parse_body, trigger_value
 
 log = logging.getLogger("devhost.eventgrid")
@@ -41,15 +40,6 @@ log = logging.getLogger("devhost.eventgrid")
 WEBHOOK_PATH = "/runtime/webhooks/eventgrid"
 
 
-class _Context:
-    """The ``context`` argument the worker passes to a function that declares one."""
-
-    def __init__(self, name: str) -> None:
-        self.invocation_id = str(uuid.uuid4())
-        self.function_name = name
-        self.function_directory = ""
-        self.trace_context = None
-        self.retry_context = None
 
 
 class EventGridTrigger:
@@ -74,7 +64,7 @@ class EventGridTrigger:
         for binding in fn.input_bindings(DURABLE_CLIENT):
             kwargs[binding["name"]] = self.client_binding()
         if "context" in fn.params and "context" not in kwargs:
-            kwargs["context"] = _Context(fn.name)
+            kwargs["context"] = FunctionContext(fn.name)
         self.invocations += 1
         if fn.is_async:
             await fn.func(**kwargs)

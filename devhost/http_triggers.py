@@ -17,7 +17,6 @@ import asyncio
 import functools
 import logging
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import azure.functions as func
 from aiohttp import web
 
-from .app_loader import DURABLE_CLIENT, HTTP_TRIGGER, FunctionIndex, FunctionInfo
+from .app_loader import DURABLE_CLIENT, HTTP_TRIGGER, FunctionContext, FunctionIndex, FunctionInfo
 from .config import HostConfig
 
 log = logging.getLogger("devhost.http")
@@ -157,7 +156,7 @@ class HttpTriggers:
         for binding in fn.input_bindings(DURABLE_CLIENT):
             kwargs[binding["name"]] = self.client_binding(request)
         if "context" in fn.params and "context" not in kwargs:
-            kwargs["context"] = _Context(fn.name)
+            kwargs["context"] = FunctionContext(fn.name)
         try:
             if fn.is_async:
                 result = await fn.func(**kwargs)
@@ -170,12 +169,3 @@ class HttpTriggers:
             return web.Response(status=500, text=f"Exception while executing function: Functions.{fn.name}")
 
 
-class _Context:
-    """The minimal ``func.Context`` a function may ask for by naming a parameter ``context``."""
-
-    def __init__(self, name: str) -> None:
-        self.invocation_id = str(uuid.uuid4())
-        self.function_name = name
-        self.function_directory = ""
-        self.trace_context = None
-        self.retry_context = None

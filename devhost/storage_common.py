@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .app_loader import DURABLE_CLIENT, FunctionInfo
+from .app_loader import DURABLE_CLIENT, FunctionContext, FunctionInfo
 from .config import ConfigError
 
 DEFAULT_CONNECTION = "AzureWebJobsStorage"
@@ -106,15 +105,6 @@ class QueueOptions:
         return opts
 
 
-class _Context:
-    """The ``context`` argument the worker passes to a function that declares one."""
-
-    def __init__(self, name: str) -> None:
-        self.invocation_id = str(uuid.uuid4())
-        self.function_name = name
-        self.function_directory = ""
-        self.trace_context = None
-        self.retry_context = None
 
 
 async def invoke(fn: FunctionInfo, value: Any, client_binding: Callable[[], str]) -> None:
@@ -124,7 +114,7 @@ async def invoke(fn: FunctionInfo, value: Any, client_binding: Callable[[], str]
     for binding in fn.input_bindings(DURABLE_CLIENT):
         kwargs[binding["name"]] = client_binding()
     if "context" in fn.params and "context" not in kwargs:
-        kwargs["context"] = _Context(fn.name)
+        kwargs["context"] = FunctionContext(fn.name)
     if fn.is_async:
         await fn.func(**kwargs)
     else:
