@@ -37,6 +37,7 @@ from mlops.contracts import (
     SET_ALIAS,
     SET_TRAFFIC,
     SMOKE_TEST,
+    SUBMIT_DATA_CHECK,
     SUBMIT_EVALUATION,
     SUBMIT_TRAINING,
     TAG_VERSION,
@@ -72,9 +73,10 @@ from mlops.contracts import (
     VersionTags,
 )
 from mlops.errors import NotFoundError
+from mlops.gates import validate_chat_data
 from mlops.gates import validate_data as check_data
 from mlops.policy import AbTest, Policy
-from mlops.ports import DataRef, EvaluationRequest, TrafficSplit, TrainRequest
+from mlops.ports import DataCheckRequest, DataRef, EvaluationRequest, TrafficSplit, TrainRequest
 from mlops.runs import Request
 
 bp = df.Blueprint()
@@ -100,7 +102,8 @@ def validate_data_activity(request: Answer) -> Answer:
     ask = ValidateInput.from_dict(request)
     policy = Policy.from_dict(ask.policy)
     raw = runtime.platform().read_data(ask.data)
-    return ValidationResult(check_data(policy.data, policy.label, raw), hashlib.sha256(raw).hexdigest()).to_dict()
+    report = validate_chat_data(policy.data, raw) if policy.is_chat else check_data(policy.data, policy.label, raw)
+    return ValidationResult(report, hashlib.sha256(raw).hexdigest()).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=NEWEST_DATA)
@@ -117,6 +120,8 @@ def sample_rows_activity(request: Answer) -> Answer:
     """The first rows of a data file, without the label, as scoring requests (only the file's head is read)."""
     ask = SampleInput.from_dict(request)
     head = runtime.platform().read_head(DataRef(url=ask.url), smoke.HEAD_BYTES)
+    if ask.chat:
+        return Sample(smoke.sample_prompts(head, ask.rows, smoke.HEAD_BYTES)).to_dict()
     return Sample(smoke.sample_rows(head, ask.label, ask.rows, smoke.HEAD_BYTES)).to_dict()
 
 
@@ -126,6 +131,13 @@ def sample_rows_activity(request: Answer) -> Answer:
 def submit_training_activity(request: Answer) -> Answer:
     """Start the training job (idempotent for the same run id)."""
     return runtime.platform().submit_training(TrainRequest.from_dict(request)).to_dict()
+
+
+@bp.activity_trigger(input_name="request", activity=SUBMIT_DATA_CHECK)
+@marks_transient
+def submit_data_check_activity(request: Answer) -> Answer:
+    """Start a chat model's data check job (tokens and PII: it needs the base model's tokenizer, so it is a job)."""
+    return runtime.platform().submit_data_check(DataCheckRequest.from_dict(request)).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=SUBMIT_EVALUATION)

@@ -8,6 +8,12 @@ Mapping of the port onto Azure ML:
     The evaluation job (training/evaluation/job.yaml) gets the held-out part, and candidate and champion as
     ``mlflow_model`` inputs; its scores come back through ``jobs.download`` of its ``evaluation`` output. Jobs
     are polled (never waited on inside an activity) and canceled with ``jobs.begin_cancel``;
+  * chat models: the data check job (training/chat/check_job.yaml) gets a copy of the landed examples; its
+    ``report`` output's report.json comes back through ``jobs.download``, and the data it wrote is handed on as
+    an ``azureml://jobs/<job>/outputs/data/paths/train.jsonl`` URI, which the fine-tune job takes as its
+    ``uri_file`` ``training_data`` as it is (no split, no label). The chat evaluation job
+    (training/evaluation/chat_job.yaml) gets a copy of the fixed evaluation set from the policy directory, and
+    its scores.json and answers.json come back the same way, with the set's sha256;
   * registry: MLflow-format model assets with lineage tags. Azure ML's registry has no aliases,
     so an alias is a tag ``alias.<name>=true`` kept on exactly one version;
   * serving: ``ManagedOnlineDeployment`` on a managed online endpoint, ``traffic`` and
@@ -25,6 +31,7 @@ attempt created (by its ``training_job`` tag) instead of making a second one.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import tempfile
@@ -43,6 +50,7 @@ from gateway import traffic as split_rules  # Azure ML's split rules, shared wit
 from mlops.errors import NotFoundError, PlatformError
 from mlops.feedback import keyed_by_row
 from mlops.ports import (
+    DataCheckRequest,
     DataRef,
     DeploymentMetrics,
     EvaluationRequest,
@@ -63,6 +71,13 @@ ALIAS_TAG = "alias.{}"
 JOBS_CONTAINER = "mlops-jobs"  # the split parts, per job, in the landing account
 EXAMPLE_JOB = ROOT / "examples" / "credit-risk" / "job.yaml"
 EVALUATION_JOB = ROOT / "training" / "evaluation" / "job.yaml"
+CHAT_EVALUATION_JOB = ROOT / "training" / "evaluation" / "chat_job.yaml"
+DATA_CHECK_JOB = ROOT / "training" / "chat" / "check_job.yaml"
+KIND_TAG = "mlops_job_kind"  # on our own jobs: "check" or "chat-evaluation", so get_job knows what to collect
+# A file inside a finished job's named output, as another job's input: the "job" path form Azure ML accepts for
+# data and model inputs (azure-ai-ml's own JOB_URI_FORMAT, azure/ai/ml/constants/_common.py; listed with the other
+# supported paths in https://learn.microsoft.com/azure/machine-learning/how-to-manage-models)
+JOB_OUTPUT_PATH = "azureml://jobs/{job}/outputs/{output}/paths/{path}"
 
 # Azure ML job statuses -> the port's states.
 # https://learn.microsoft.com/azure/machine-learning/how-to-track-monitor-analyze-runs
@@ -122,6 +137,17 @@ def _jobs_folder(data_url: str, job: str) -> str:
     parts = parsed.path.lstrip("/").split("/")
     account = f"/{parts[0]}" if parsed.hostname in ("127.0.0.1", "localhost") and parts else ""
     return f"{parsed.scheme}://{parsed.netloc}{account}/{JOBS_CONTAINER}/{job}"
+
+
+def _json_file(job_id: str, folder: Path, name: str) -> Any:
+    """The one ``name`` under a downloaded output folder, parsed; PlatformError naming it if it is missing."""
+    found = sorted(folder.rglob(name))
+    if not found:
+        raise PlatformError(f"job {job_id}", f"its output holds no {name}")
+    try:
+        return json.loads(found[0].read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PlatformError(f"job {job_id}", f"its {name} is not JSON: {exc}") from exc
 
 
 def validate_split(deployments: set[str], split: TrafficSplit) -> None:
@@ -232,7 +258,8 @@ class AzureMLPlatform:
         self._call(f"blob {url}", lambda: client.upload_blob(content, overwrite=True))
 
     def submit_training(self, request: TrainRequest) -> JobStatus:
-        """Split the landed blob, upload the parts, submit the user's job; return at once."""
+        """Split the landed blob (a chat model's examples: whole), upload the parts, submit the user's job; return
+        at once."""
         from .jobs import JobSpecError, bind_inputs, load_spec
 
         name = f"{request.model}-{short_hash(request.run_id or request.data.url + request.data.etag)}"
@@ -243,25 +270,63 @@ class AzureMLPlatform:
             bind_inputs(spec, {}, overrides)
         except JobSpecError as exc:
             return JobStatus(job_id=name, state="failed", message=str(exc))
-        try:
-            split = split_csv(self.read_data(request.data), request.label, request.test_fraction, request.seed)
-        except ValueError as exc:
-            return JobStatus(job_id=name, state="failed", message=f"the data cannot be split: {exc}")
-        folder = _jobs_folder(request.data.url, name)
-        self._upload(f"{folder}/train.csv", split.train)
-        self._upload(f"{folder}/heldout.csv", split.heldout)
-        inputs: dict[str, Any] = {"training_data": {"type": "uri_file", "path": f"{folder}/train.csv"}, **overrides}
-        if "label" in spec.inputs:
-            inputs["label"] = request.label
+        if request.chat:
+            inputs, lineage = self._chat_training_data(request, name)
+        else:
+            try:
+                split = split_csv(self.read_data(request.data), request.label, request.test_fraction, request.seed)
+            except ValueError as exc:
+                return JobStatus(job_id=name, state="failed", message=f"the data cannot be split: {exc}")
+            folder = _jobs_folder(request.data.url, name)
+            self._upload(f"{folder}/train.csv", split.train)
+            self._upload(f"{folder}/heldout.csv", split.heldout)
+            inputs = {"training_data": {"type": "uri_file", "path": f"{folder}/train.csv"}}
+            if "label" in spec.inputs:
+                inputs["label"] = request.label
+            lineage = {"split_folder": folder, **split.lineage()}
         tags = {"run_id": request.run_id, "policy_hash": request.policy_hash, "data_url": request.data.url,
-                "data_etag": request.data.etag, "data_sha256": request.data.sha256, "split_folder": folder,
-                "model_output": spec.output, "job_yaml_sha256": spec.yaml_sha256, **split.lineage()}
-        entity = self._job_entity(spec.path, name, inputs, request.model, tags)
+                "data_etag": request.data.etag, "data_sha256": request.data.sha256,
+                "model_output": spec.output, "job_yaml_sha256": spec.yaml_sha256, **lineage}
+        entity = self._job_entity(spec.path, name, {**overrides, **inputs}, request.model, tags)
         job = self._call(f"training job for {request.model}", lambda: self.ml.jobs.create_or_update(entity))
         return JobStatus(job_id=job.name, state=_JOB_STATES.get(job.status, "queued"))  # type: ignore[arg-type]
 
+    def _chat_training_data(self, request: TrainRequest, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """A chat model's examples, whole, as ``training_data`` (no split, no label): what its data check job
+        wrote is bound where it is (an ``azureml://jobs/...`` URI); a blob is copied beside the job as
+        train.jsonl. The lineage names the landing account's folder its evaluation set will be copied to."""
+        url = request.data.url
+        if url.startswith("azureml://"):
+            checked = url.removeprefix("azureml://jobs/").split("/", 1)[0]
+            check = self._call(f"job {checked}", lambda: self.ml.jobs.get(checked))
+            folder = (check.tags or {}).get("data_folder", "")
+            if not folder:
+                raise NotFoundError(f"job {checked}", "it records no folder in the landing account (data_folder tag)")
+            return ({"training_data": {"type": "uri_file", "path": url}},
+                    {"data_folder": f"{folder.rsplit('/', 1)[0]}/{name}"})
+        folder = _jobs_folder(url, name)
+        self._upload(f"{folder}/train.jsonl", self.read_data(request.data))
+        return {"training_data": {"type": "uri_file", "path": f"{folder}/train.jsonl"}}, {"data_folder": folder}
+
+    def submit_data_check(self, request: DataCheckRequest) -> JobStatus:
+        """A chat model's data check job (training/chat/check_job.yaml) on a copy of the landed examples uploaded
+        beside it; return at once (the same run id names the same job)."""
+        name = f"{request.model}-{short_hash(request.run_id or request.data.url + request.data.etag)}-check"
+        folder = _jobs_folder(request.data.url, name)
+        self._upload(f"{folder}/landed.jsonl", self.read_data(request.data))
+        inputs = {"data": {"type": "uri_file", "path": f"{folder}/landed.jsonl"}, "pii": request.pii,
+                  "max_tokens": request.max_tokens}
+        tags = {KIND_TAG: "check", "run_id": request.run_id, "data_url": request.data.url,
+                "data_etag": request.data.etag, "data_sha256": request.data.sha256, "data_folder": folder}
+        entity = self._job_entity(DATA_CHECK_JOB, name, inputs, request.model, tags)
+        job = self._call(f"data check job for {request.model}", lambda: self.ml.jobs.create_or_update(entity))
+        return JobStatus(job_id=job.name, state=_JOB_STATES.get(job.status, "queued"))  # type: ignore[arg-type]
+
     def submit_evaluation(self, request: EvaluationRequest) -> JobStatus:
-        """The evaluation job on the training job's held-out part, candidate and champion as MLflow models."""
+        """The evaluation job on the training job's held-out part (a chat model's: on its fixed evaluation set),
+        candidate and champion as MLflow models."""
+        if request.eval_set:
+            return self._submit_chat_evaluation(request)
         trained = self._call(f"job {request.training_job}", lambda: self.ml.jobs.get(request.training_job))
         folder = (trained.tags or {}).get("split_folder")
         if not folder:
@@ -279,32 +344,79 @@ class AzureMLPlatform:
         job = self._call(f"evaluation job for {request.model}", lambda: self.ml.jobs.create_or_update(entity))
         return JobStatus(job_id=job.name, state=_JOB_STATES.get(job.status, "queued"))  # type: ignore[arg-type]
 
+    def _submit_chat_evaluation(self, request: EvaluationRequest) -> JobStatus:
+        """training/evaluation/chat_job.yaml on a copy of the evaluation set (uploaded beside the job, its sha256
+        recorded), candidate and champion as MLflow models."""
+        eval_set = (Path(self.config.policy_dir) / request.eval_set).resolve()
+        if not eval_set.is_file():
+            raise NotFoundError(f"evaluation set {request.eval_set}", f"no such file under {self.config.policy_dir}")
+        trained = self._call(f"job {request.training_job}", lambda: self.ml.jobs.get(request.training_job))
+        folder = (trained.tags or {}).get("data_folder")
+        if not folder:
+            raise NotFoundError(f"job {request.training_job}", "it records no folder for its data (data_folder tag)")
+        name = f"{request.training_job}-eval"
+        content = eval_set.read_bytes()  # a copy: the set the scores are about, even if the file changes later
+        folder = f"{folder.rsplit('/', 1)[0]}/{name}"
+        self._upload(f"{folder}/eval.jsonl", content)
+        inputs: dict[str, Any] = {"eval_set": {"type": "uri_file", "path": f"{folder}/eval.jsonl"},
+                                  "candidate": {"type": "mlflow_model", "path": request.candidate_uri},
+                                  "max_new_tokens": request.max_new_tokens}
+        if request.champion_uri:
+            inputs["champion"] = {"type": "mlflow_model", "path": request.champion_uri}
+        tags = {KIND_TAG: "chat-evaluation", "training_job": request.training_job, "eval_set": request.eval_set,
+                "eval_set_sha256": hashlib.sha256(content).hexdigest()}
+        entity = self._job_entity(CHAT_EVALUATION_JOB, name, inputs, request.model, tags)
+        job = self._call(f"evaluation job for {request.model}", lambda: self.ml.jobs.create_or_update(entity))
+        return JobStatus(job_id=job.name, state=_JOB_STATES.get(job.status, "queued"))  # type: ignore[arg-type]
+
     def get_job(self, job_id: str) -> JobStatus:
         """Poll a job. A finished training job's candidate is its model output; a finished evaluation job's
-        scores are read from its ``evaluation`` output (the Function App loads no model and no MLflow)."""
+        scores (a chat evaluation's answers too) are read from its ``evaluation`` output, a data check job's
+        report from its ``report`` output (the Function App loads no model and no MLflow)."""
         job = self._call(f"job {job_id}", lambda: self.ml.jobs.get(job_id))
         status = _text(job.status)
         state = _JOB_STATES.get(status, "running")
         tags = dict(job.tags or {})
         if state != "succeeded":
             return JobStatus(job_id=job_id, state=state, message=status, tracking_run_id=job_id)  # type: ignore[arg-type]
+        if tags.get(KIND_TAG) == "check":
+            return self._checked(job_id, status)
         if "training_job" in tags:  # an evaluation job
-            return JobStatus(job_id=job_id, state="succeeded", message=status, tracking_run_id=job_id,
-                             scores=self._scores(job_id))
+            return self._evaluated(job_id, status, tags)
         output = tags.get("model_output", "model")
         lineage = {k: tags[k] for k in ("job_yaml_sha256", "split_seed", "heldout_sha256", "heldout_rows",
                                         "train_rows") if k in tags}
         return JobStatus(job_id=job_id, state="succeeded", message=status, tracking_run_id=job_id,
                          model_uri=f"azureml://jobs/{job_id}/outputs/{output}", lineage=lineage)
 
-    def _scores(self, job_id: str) -> dict[str, dict[str, float]]:
+    def _evaluated(self, job_id: str, status: str, tags: dict[str, str]) -> JobStatus:
+        """A finished evaluation job's scores; a chat evaluation's answers too, with the hash of the set they
+        answered (its report)."""
+        report: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as tmp:
-            self._call(f"job {job_id} output", lambda: self.ml.jobs.download(job_id, download_path=tmp,
-                                                                          output_name="evaluation"))
-            found = sorted(Path(tmp).rglob("scores.json"))
-            if not found:
-                raise PlatformError(f"job {job_id}", "its evaluation output holds no scores.json")
-            return dict(json.loads(found[0].read_text()))
+            folder = self._output(job_id, "evaluation", tmp)
+            scores = dict(_json_file(job_id, folder, "scores.json"))
+            if tags.get(KIND_TAG) == "chat-evaluation":
+                report = {"eval_set": tags.get("eval_set", ""), "eval_set_sha256": tags.get("eval_set_sha256", ""),
+                          "answers": _json_file(job_id, folder, "answers.json")}
+        return JobStatus(job_id=job_id, state="succeeded", message=status, tracking_run_id=job_id, scores=scores,
+                         report=report)
+
+    def _checked(self, job_id: str, status: str) -> JobStatus:
+        """A finished data check job: its report, and the data it wrote to train on (none when it blocked)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            report = dict(_json_file(job_id, self._output(job_id, "report", tmp), "report.json"))
+        passed = bool(report.get("passed"))
+        outputs = {"data": JOB_OUTPUT_PATH.format(job=job_id, output="data", path="train.jsonl")} if passed else {}
+        verdict = "passed" if passed else "failed: " + "; ".join(report.get("problems") or [])
+        return JobStatus(job_id=job_id, state="succeeded", message=f"data check {verdict}"[:500],
+                         tracking_run_id=job_id, report=report, outputs=outputs)
+
+    def _output(self, job_id: str, output: str, into: str) -> Path:
+        """Download one named output of a finished job into ``into``."""
+        self._call(f"job {job_id} output", lambda: self.ml.jobs.download(job_id, download_path=into,
+                                                                      output_name=output))
+        return Path(into)
 
     def cancel_job(self, job_id: str, reason: str) -> JobStatus:
         """Cancel a job that is still running; a finished one is left as it is."""

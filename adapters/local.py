@@ -12,6 +12,7 @@ readable by its owner only: the state directory is 0700, the database 0600.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlparse
 from mlops.errors import NotFoundError, PlatformError
 from mlops.feedback import keyed_by_row
 from mlops.ports import (
+    DataCheckRequest,
     DataRef,
     DeploymentMetrics,
     EvaluationRequest,
@@ -48,6 +50,8 @@ ANNOUNCED_TAG = "mlops.announced"  # on a version once its ModelRegistered event
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_JOB = ROOT / "examples" / "credit-risk" / "job.yaml"  # a policy without training.job runs this
 EVALUATION_JOB = ROOT / "training" / "evaluation" / "job.yaml"
+CHAT_EVALUATION_JOB = ROOT / "training" / "evaluation" / "chat_job.yaml"
+DATA_CHECK_JOB = ROOT / "training" / "chat" / "check_job.yaml"
 
 
 class LocalPlatform:
@@ -148,18 +152,24 @@ class LocalPlatform:
         job_dir = self.runner.folder(job_id)
         data_dir = job_dir / "data"
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            split = split_csv(self.read_data(request.data), request.label, request.test_fraction, request.seed)
-        except ValueError as exc:
-            return JobStatus(job_id=job_id, state="failed", message=f"the data cannot be split: {exc}")
-        (data_dir / "train.csv").write_bytes(split.train)
-        (data_dir / "heldout.csv").write_bytes(split.heldout)
+        if request.chat:  # a chat model's examples, whole: it is judged on its fixed evaluation set instead
+            (data_dir / "train.jsonl").write_bytes(self.read_data(request.data))
+            bound: dict[str, Any] = {"training_data": str(data_dir / "train.jsonl")}
+            split_lineage: dict[str, str] = {}
+        else:
+            try:
+                split = split_csv(self.read_data(request.data), request.label, request.test_fraction, request.seed)
+            except ValueError as exc:
+                return JobStatus(job_id=job_id, state="failed", message=f"the data cannot be split: {exc}")
+            (data_dir / "train.csv").write_bytes(split.train)
+            (data_dir / "heldout.csv").write_bytes(split.heldout)
+            bound, split_lineage = {"training_data": str(data_dir / "train.csv"), "label": request.label}, \
+                split.lineage()
         outputs = {name: str(job_dir / "outputs" / name) for name in (spec.raw.get("outputs") or {})}
-        inputs = bind_inputs(spec, {"training_data": str(data_dir / "train.csv"), "label": request.label},
-                             overrides)
+        inputs = bind_inputs(spec, bound, overrides)
         command = resolve_command(spec, inputs, None if spec.sweep else outputs)  # a sweep's trials: their own
         lineage = {"job_yaml": str(spec.path), "job_yaml_sha256": spec.yaml_sha256, **code_lineage(spec),
-                   **split.lineage()}
+                   **split_lineage}
         tags = {"data_url": request.data.url, "data_etag": request.data.etag, "data_sha256": request.data.sha256,
                 "run_id": request.run_id, "policy_hash": request.policy_hash, **lineage}
         run_id, experiment_id = self.tracking.start(request.model, job_id, "training", tags,
@@ -174,11 +184,37 @@ class LocalPlatform:
         log.info("training job started", extra={"model": request.model, "job_id": job_id, "run_id": request.run_id})
         return self.runner.status(job_id)
 
+    def submit_data_check(self, request: DataCheckRequest) -> JobStatus:
+        """A chat model's data check job (training/chat/check_job.yaml) on a copy of the landed examples."""
+        job_id = f"{request.model}-{short_hash(request.run_id or request.data.url + request.data.etag)}-check"
+        if self.runner.exists(job_id):
+            return self.runner.status(job_id)
+        spec = load_spec(DATA_CHECK_JOB, contract=False)
+        job_dir = self.runner.folder(job_id)
+        data_dir = job_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (data_dir / "landed.jsonl").write_bytes(self.read_data(request.data))
+        outputs = {name: str(job_dir / "outputs" / name) for name in ("report", "data")}
+        inputs = bind_inputs(spec, {}, {"data": str(data_dir / "landed.jsonl"), "pii": request.pii,
+                                        "max_tokens": request.max_tokens})
+        run_id, experiment_id = self.tracking.start(request.model, job_id, "check",
+                                                    {"data_url": request.data.url, "run_id": request.run_id},
+                                                    {"pii": request.pii, "max_tokens": request.max_tokens})
+        plan = JobPlan(job_id=job_id, kind="check", command=resolve_command(spec, inputs, outputs),
+                       cwd=str(spec.code), model=request.model, tracking_uri=self.tracking_uri,
+                       tracking_run_id=run_id, experiment_id=experiment_id, outputs=outputs,
+                       timeout_seconds=request.timeout_minutes * 60)
+        log.info("data check job started", extra={"model": request.model, "job_id": job_id})
+        return self.runner.submit(plan)
+
     def submit_evaluation(self, request: EvaluationRequest) -> JobStatus:
-        """The evaluation job on the training job's held-out part (see training/evaluation/job.yaml)."""
+        """The evaluation job on the training job's held-out part (see training/evaluation/job.yaml), or a chat
+        model's on its fixed evaluation set (training/evaluation/chat_job.yaml)."""
         job_id = f"{request.training_job}-eval"
         if self.runner.exists(job_id):
             return self.runner.status(job_id)
+        if request.eval_set:
+            return self._submit_chat_evaluation(job_id, request)
         data_dir = self.runner.folder(request.training_job) / "data"
         if not (data_dir / "heldout.csv").is_file():
             raise NotFoundError(f"job {request.training_job}", "no held-out part recorded for it")
@@ -198,6 +234,31 @@ class LocalPlatform:
                        tracking_run_id=run_id, experiment_id=experiment_id, outputs=outputs,
                        env_cache=str(self.jobs_dir / ".envs"), timeout_seconds=request.timeout_minutes * 60)
         log.info("evaluation job started", extra={"model": request.model, "job_id": job_id})
+        return self.runner.submit(plan)
+
+    def _submit_chat_evaluation(self, job_id: str, request: EvaluationRequest) -> JobStatus:
+        eval_set = (self.policy_dir / request.eval_set).resolve()
+        if not eval_set.is_file():
+            raise NotFoundError(f"evaluation set {request.eval_set}", f"no such file under {self.policy_dir}")
+        spec = load_spec(CHAT_EVALUATION_JOB, contract=False)
+        job_dir = self.runner.folder(job_id)
+        data_dir = job_dir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        content = eval_set.read_bytes()  # a copy: the set the scores are about, even if the file changes later
+        (data_dir / "eval.jsonl").write_bytes(content)
+        outputs = {"evaluation": str(job_dir / "outputs" / "evaluation")}
+        inputs = bind_inputs(spec, {}, {"eval_set": str(data_dir / "eval.jsonl"), "candidate": request.candidate_uri,
+                                        "champion": request.champion_uri or "none",
+                                        "max_new_tokens": request.max_new_tokens})
+        lineage = {"eval_set": request.eval_set, "eval_set_sha256": hashlib.sha256(content).hexdigest()}
+        run_id, experiment_id = self.tracking.start(request.model, job_id, "evaluation",
+                                                    {"training_job": request.training_job, **lineage},
+                                                    {"model_type": request.model_type})
+        plan = JobPlan(job_id=job_id, kind="evaluation", command=resolve_command(spec, inputs, outputs),
+                       cwd=str(spec.code), model=request.model, tracking_uri=self.tracking_uri,
+                       tracking_run_id=run_id, experiment_id=experiment_id, outputs=outputs, lineage=lineage,
+                       timeout_seconds=request.timeout_minutes * 60)
+        log.info("chat evaluation job started", extra={"model": request.model, "job_id": job_id})
         return self.runner.submit(plan)
 
     def get_job(self, job_id: str) -> JobStatus:

@@ -5,6 +5,9 @@ split changes or that deployment is deleted meanwhile. Mirrored requests run in 
 threads of their own: their answers are logged, never returned, and a slow shadow never delays a
 client. Mirroring is best effort: beyond ``max_mirrored`` mirrored requests running or queued,
 further ones are not mirrored (logged, and counted as ``mirror_skipped``).
+
+A chat request (``gateway.chat``) is one row ``{"messages": [...]}`` with ``params``: it is routed,
+mirrored and logged like tabular rows, its prediction being the reply text.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .chat import declared_params, model_params
 from .state import Gateway, GatewayError
 
 # MLflow error codes for a request the model refuses (schema enforcement): the client's fault, a 400
@@ -46,18 +50,21 @@ class Scorer:
         self.mirror_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mirror")
         self.mirroring: set[asyncio.Task[Any]] = set()  # mirrored requests running or queued
 
-    async def score(self, name: str, rows: Rows, pinned: str | None, request_id: str = "") -> tuple[str, int, Any]:
+    async def score(self, name: str, rows: Rows, pinned: str | None, request_id: str = "",
+                    params: dict[str, Any] | None = None) -> tuple[str, int, Any]:
         """(deployment, status, predictions or error) for ``rows`` sent to endpoint ``name``; ``pinned``
         routes straight to one deployment, and such a request is never mirrored. ``request_id`` is logged with
-        the request and its mirrored copies."""
+        the request and its mirrored copies. ``params`` (a chat request's parameters; None for tabular rows)
+        go to each deployment's model as far as it understands them."""
         ep = self.gw.endpoints[name]
         traffic, mirror = ep["traffic"], ep["mirror_traffic"]  # one consistent snapshot for this request
         dep = pinned or self.choose(traffic)
         if dep is None or dep not in ep["deployments"]:
             raise GatewayError(404 if dep else 503, f"no deployment to serve: {dep or 'traffic is 0 everywhere'}")
         if not pinned:
-            self._mirror(name, ep["deployments"], mirror, rows, request_id)
-        status, out = await self._run(name, dep, ep["deployments"][dep], rows, mirrored=False, request_id=request_id)
+            self._mirror(name, ep["deployments"], mirror, rows, request_id, params)
+        status, out = await self._run(name, dep, ep["deployments"][dep], rows, mirrored=False, request_id=request_id,
+                                      params=params)
         return dep, status, out
 
     def choose(self, traffic: dict[str, int]) -> str | None:
@@ -73,15 +80,15 @@ class Scorer:
         return live[-1][0]
 
     def _mirror(self, name: str, deployments: dict[str, Any], mirror: dict[str, int], rows: Rows,
-                request_id: str) -> None:
+                request_id: str, params: dict[str, Any] | None) -> None:
         for shadow, pct in mirror.items():
             if self.gw.rng.uniform(0, 100) >= pct:
                 continue
             if len(self.mirroring) >= self.gw.max_mirrored:
                 self._skip(name, shadow)
                 continue
-            spawn(self._run(name, shadow, deployments[shadow], rows, mirrored=True, request_id=request_id),
-                  self.mirroring)
+            spawn(self._run(name, shadow, deployments[shadow], rows, mirrored=True, request_id=request_id,
+                            params=params), self.mirroring)
 
     def _skip(self, name: str, shadow: str) -> None:
         # mirroring is best effort: a shadow slower than the traffic must not pile up work
@@ -92,13 +99,13 @@ class Scorer:
         self.gw.mirror_skipped[(name, shadow)] = skipped + 1
 
     async def _run(self, name: str, dep: str, spec: dict[str, Any], rows: Rows, mirrored: bool,
-                   request_id: str = "") -> tuple[int, Any]:
+                   request_id: str = "", params: dict[str, Any] | None = None) -> tuple[int, Any]:
         """Score on one deployment in a worker thread and log the request; (status, predictions or error)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
             out: Any = await loop.run_in_executor(self.mirror_pool if mirrored else self.pool, self.predict, dep,
-                                                  spec, rows)
+                                                  spec, rows, params)
             status = 200
         except GatewayError as exc:
             out, status = {"error": str(exc)}, exc.status
@@ -108,8 +115,10 @@ class Scorer:
                        out if status == 200 else None, request_id)
         return status, out
 
-    def predict(self, deployment: str, dep: dict[str, Any], rows: Rows) -> list[Any]:
-        """Run one deployment's model (in a worker thread), with injected faults."""
+    def predict(self, deployment: str, dep: dict[str, Any], rows: Rows,
+                params: dict[str, Any] | None = None) -> list[Any]:
+        """Run one deployment's model (in a worker thread), with injected faults; with ``params`` (a chat
+        request) the answer must be one reply text per row."""
         import pandas as pd
 
         # ``dep`` is the deployment as routed, not looked up again by name: it may have been deleted or
@@ -123,10 +132,20 @@ class Scorer:
         from mlflow.exceptions import MlflowException
 
         try:
-            result = model.predict(pd.DataFrame(rows))
+            if params is None:
+                result = model.predict(pd.DataFrame(rows))
+            else:
+                result = model.predict(pd.DataFrame(rows), params=model_params(params, declared_params(model),
+                                                                               deployment))
         except MlflowException as exc:  # MLflow enforces the model's signature: the request is at fault
             if exc.error_code not in _REFUSALS:
                 raise
-            raise GatewayError(400, f"the rows do not match the model's signature: "
+            what = "rows" if params is None else "messages or parameters"
+            raise GatewayError(400, f"the {what} do not match the model's signature: "
                                     f"{str(exc.message).strip().splitlines()[0][:300]}") from exc
-        return [v.item() if hasattr(v, "item") else v for v in np.asarray(result).tolist()]
+        out = [v.item() if hasattr(v, "item") else v for v in np.asarray(result).tolist()]
+        if params is not None and (len(out) != len(rows) or not all(isinstance(v, str) for v in out)):
+            # a 500: the deployment serves a model that is not a chat model, the client did nothing wrong
+            raise TypeError(f"deployment {deployment!r} answered {str(out)[:200]}, not one reply text per "
+                            f"conversation: is its model a chat model?")
+        return out

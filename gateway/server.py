@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .chat import CHAT_SHAPE, is_chat, parse_chat
 from .scoring import Scorer, spawn
 from .state import MAX_MIRRORED_IN_FLIGHT, Gateway, GatewayError, normalize, timestamp
 from .traffic import SplitError
@@ -156,18 +157,27 @@ class GatewayApi:
 
     # -- scoring and what it logged ----------------------------------------------------------
     async def score(self, request: web.Request) -> web.Response:
-        """``POST /endpoints/{e}/score``: predictions, with the deployment that answered in a header."""
+        """``POST /endpoints/{e}/score``: predictions for rows, or the reply to a chat request (``gateway.chat``),
+        with the deployment that answered in a header."""
         name = request.match_info["endpoint"]
         if name not in self.gw.endpoints:
             raise GatewayError(404, f"endpoint {name!r} not found")
         body = await request.json()
-        rows = body.get("input_data", body.get("data")) if isinstance(body, dict) else None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise GatewayError(400, "body must be {\"input_data\": [ {column: value}, ... ]}")
+        params: dict[str, Any] | None = None
+        rows: Any
+        if is_chat(body):
+            chat = parse_chat(body)
+            rows, params = [chat.row], chat.parameters
+        else:
+            rows = body.get("input_data", body.get("data")) if isinstance(body, dict) else None
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise GatewayError(400, "body must be {\"input_data\": [ {column: value}, ... ]} or a chat request "
+                                        + CHAT_SHAPE)
         request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
         dep, status, out = await self.scorer.score(name, rows, request.headers.get(DEPLOYMENT_HEADER) or None,
-                                                   request_id)
-        payload = {"predictions": out} if status == 200 else out
+                                                   request_id, params)
+        # a chat request is answered in Azure ML's chat shape: the one reply as "output"
+        payload = out if status != 200 else {"predictions": out} if params is None else {"output": out[0]}
         return web.json_response(payload, status=status, headers={DEPLOYMENT_HEADER: dep,
                                                                   REQUEST_ID_HEADER: request_id})
 

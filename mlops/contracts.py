@@ -30,6 +30,7 @@ VALIDATE_DATA = "validate_data"
 SUBMIT_TRAINING = "submit_training"
 GET_JOB = "get_training_job"
 SUBMIT_EVALUATION = "submit_evaluation"
+SUBMIT_DATA_CHECK = "submit_data_check"
 CANCEL_JOB = "cancel_job"
 GET_ALIAS = "get_model_alias"
 REGISTER_MODEL = "register_model"
@@ -266,6 +267,7 @@ class SampleInput(Json):
     url: str
     label: str
     rows: int
+    chat: bool = False  # JSONL chat examples: the prompts, without the answer
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,15 @@ class _Column:
     first_bad: str = ""
 
 
+def validate_chat_data(checks: DataChecks, content: bytes) -> DataReport:
+    """A chat model's landed JSONL against its format rules (mlops.chatdata), as a data report: ``rows`` are the
+    examples. Tokens and PII are the data check job's, which needs the base model's tokenizer."""
+    from .chatdata import check_chat_data
+
+    found = check_chat_data(content, checks.min_rows)
+    return DataReport(found.passed, found.examples, ["messages"], {}, list(found.problems))
+
+
 def validate_data(checks: DataChecks, label: str, content: bytes) -> DataReport:
     """Check the header, column types, row count, null fractions and the label column of a CSV file."""
     try:

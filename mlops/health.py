@@ -5,7 +5,13 @@ Checks, each against the release policy's ``health`` thresholds:
   * its share of refused requests (4xx) exceeds the live deployment's by at most ``max_error_rate``;
   * p95 latency ratio, candidate / live, <= ``max_p95_latency_ratio``;
   * prediction shift, the Jensen-Shannon distance (base 2, in [0, 1]) between the candidate's
-    and live's prediction histograms, <= ``max_prediction_shift``.
+    and live's prediction histograms, <= ``max_prediction_shift``. What is compared depends on the
+    predictions (``prediction_shift``): class labels as they are; numbers with many distinct values
+    (a regressor's) binned into the live predictions' deciles; a chat model's replies (``text``, which the
+    release knows from the policy) by their length in words, each reply's word count binned into the
+    deciles of the live replies' word counts. Two chat models never give the same replies word for word,
+    so comparing the texts would always say "disjoint"; a candidate that answers much longer (or shorter)
+    than live does shift.
 
 Not enough traffic is not evidence. With fewer than ``min_requests`` candidate requests the
 step is *inconclusive*, and inconclusive fails safe: ``passed`` is False with
@@ -69,19 +75,21 @@ def _numbers(labels: list[str]) -> np.ndarray | None:
     return values if len(labels) > _DISTINCT_FOR_NUMBERS and np.isfinite(values).all() else None
 
 
-def prediction_shift(candidate: Mapping[str, int], live: Mapping[str, int]) -> float:
+def prediction_shift(candidate: Mapping[str, int], live: Mapping[str, int], text: bool = False) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) between two prediction histograms; 0 if either is empty.
 
     Class labels are compared as they are. Numeric predictions with many distinct values (a regressor's) are
     first binned into the live predictions' deciles, so two models that predict near the same prices are
-    close, rather than disjoint for never giving exactly the same number.
+    close, rather than disjoint for never giving exactly the same number. With ``text`` (a chat model's
+    replies) the answers are compared by their length in words, binned the same way into the deciles of the
+    live replies' lengths.
     """
     labels = sorted(set(candidate) | set(live), key=str)
     p = np.array([candidate.get(k, 0) for k in labels], dtype=float)
     q = np.array([live.get(k, 0) for k in labels], dtype=float)
     if p.sum() <= 0 or q.sum() <= 0:
         return 0.0
-    values = _numbers(labels)
+    values = np.array([len(str(k).split()) for k in labels], dtype=float) if text else _numbers(labels)
     if values is not None:
         edges = np.unique(np.quantile(np.repeat(values, q.astype(int)), np.linspace(0, 1, _BINS + 1)[1:-1]))
         bins = np.searchsorted(edges, values, side="right")
@@ -111,15 +119,16 @@ def _latency(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -
                        f"p95 {cand.latency_p95_ms:.1f} ms vs live {live.latency_p95_ms:.1f} ms")
 
 
-def _shift(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -> HealthCheck:
+def _shift(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics, text: bool) -> HealthCheck:
     limit = policy.max_prediction_shift
     live_n = sum(live.predictions.values())
     if live_n < policy.min_requests or not cand.predictions:
         return HealthCheck("prediction_shift", True, None, limit,
                            f"skipped: {sum(cand.predictions.values())} candidate and {live_n} live predictions", True)
-    shift = prediction_shift(cand.predictions, live.predictions)
+    shift = prediction_shift(cand.predictions, live.predictions, text)
     return HealthCheck("prediction_shift", shift <= limit, shift, limit,
-                       "Jensen-Shannon distance of the prediction histograms vs live")
+                       "Jensen-Shannon distance of the " + ("answer lengths (words)" if text else
+                                                            "prediction histograms") + " vs live")
 
 
 def _refused(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -> HealthCheck:
@@ -132,8 +141,9 @@ def _refused(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -
 
 
 def analyse_step(health_policy: Health, candidate: DeploymentMetrics | Mapping[str, Any],
-                 live: DeploymentMetrics | Mapping[str, Any]) -> HealthReport:
-    """Judge one canary (or shadow) step from both deployments' metrics over the same window."""
+                 live: DeploymentMetrics | Mapping[str, Any], text: bool = False) -> HealthReport:
+    """Judge one canary (or shadow) step from both deployments' metrics over the same window; ``text``: the
+    predictions are a chat model's replies."""
     policy, cand, base = health_policy, _metrics(candidate), _metrics(live)
     n = cand.request_count
     checks = [
@@ -141,7 +151,7 @@ def analyse_step(health_policy: Health, candidate: DeploymentMetrics | Mapping[s
                     f"{cand.error_count}/{n} requests failed"),
         _refused(policy, cand, base),
         _latency(policy, cand, base),
-        _shift(policy, cand, base),
+        _shift(policy, cand, base, text),
     ]
     if n < policy.min_requests:
         # Fail fast when even a full sample could not bring the error rate under the limit.

@@ -22,6 +22,8 @@ ColumnType = Literal["float", "int", "str", "bool"]
 Algorithm = Literal["logistic_regression", "random_forest", "gradient_boosting"]
 OnDrift = Literal["rollback", "retrain", "rollback_and_retrain"]
 PerformanceAction = Literal["retrain", "rollback", "alert"]
+ModelType = Literal["classifier", "regressor", "chat"]
+PiiAction = Literal["block", "mask", "allow"]
 
 # Azure ML deployment names are at most 32 characters; the release names a deployment
 # "<model>-v<version>", so 24 leaves room for versions up to 6 digits without truncation.
@@ -46,10 +48,12 @@ class _Strict(BaseModel):
 # any other metric (a custom one) must say ``greater_is_better``.
 HIGHER_IS_BETTER = frozenset({
     "accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "precision_recall_auc",
-    "r2_score", "explained_variance", "score"})
+    "r2_score", "explained_variance", "score",
+    # a chat model's, from the chat evaluation job (training/evaluation/chat.py; docs/llmops.md)
+    "rouge_f1_score", "rouge_precision", "rouge_recall", "bleu_score", "chrf_score", "exact_match"})
 LOWER_IS_BETTER = frozenset({
     "log_loss", "mean_squared_error", "root_mean_squared_error", "mean_absolute_error",
-    "mean_absolute_percentage_error", "max_error"})
+    "mean_absolute_percentage_error", "max_error", "latency_seconds_mean", "latency_seconds_p95"})
 # The metrics the monitor can compute from labels and the predictions a deployment answered (one class or one
 # number per row: no probabilities, so no roc_auc or log_loss), per evaluation.model_type (mlops.performance).
 LABEL_METRICS = {
@@ -61,12 +65,19 @@ FEEDBACK_FOLDER = "feedback"
 
 
 class DataChecks(_Strict):
-    """What a landed file must look like before anything is trained on it."""
+    """What a landed file must look like before anything is trained on it.
+
+    For a chat model (``evaluation.model_type: chat``) the file is JSONL chat examples: ``min_rows`` counts
+    examples, ``pii`` says what a PII finding does (block the run, mask the values, or allow them) and
+    ``max_tokens`` bounds an example's length in the base model's tokens (0: its context length).
+    """
 
     required_columns: dict[str, ColumnType] = Field(default_factory=dict)
     min_rows: int = Field(default=100, ge=1)
     max_null_fraction: float = Field(default=0.05, ge=0, le=1)
     allowed_suffixes: tuple[str, ...] = (".csv",)
+    pii: PiiAction = "block"
+    max_tokens: int = Field(default=0, ge=0)
 
     @field_validator("allowed_suffixes")
     @classmethod
@@ -112,8 +123,12 @@ class Training(_Strict):
 class Evaluation(_Strict):
     """How the evaluation job scores candidate and champion (``mlflow.models.evaluate``)."""
 
-    model_type: Literal["classifier", "regressor"] = "classifier"
+    model_type: ModelType = "classifier"
     baseline_rows: int = Field(default=5000, ge=0, le=100_000)  # training rows kept for drift monitoring
+    # a chat model's fixed evaluation set (JSONL: messages and a reference answer), relative to the policy
+    # directory; versioned beside the policy, and its hash is recorded on every version it judged
+    eval_set: str | None = Field(default=None, min_length=1, max_length=300)
+    max_new_tokens: int = Field(default=48, ge=1, le=1024)  # a chat model's longest answer in the evaluation
 
 
 class Approval(_Strict):
@@ -322,7 +337,7 @@ class Policy(_Strict):
     """A model's policy."""
 
     model: str = Field(pattern=_MODEL_NAME)
-    label: str = Field(min_length=1)
+    label: str = ""  # the target column; required, except for a chat model (its examples hold the answers)
     data: DataChecks = DataChecks()
     training: Training = Training()
     evaluation: Evaluation = Evaluation()
@@ -330,8 +345,31 @@ class Policy(_Strict):
     release: Release = Release()
     monitoring: Monitoring = Monitoring()
 
+    @property
+    def is_chat(self) -> bool:
+        """True for a language model fine-tuned on chat examples (docs/llmops.md)."""
+        return self.evaluation.model_type == "chat"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _chat_defaults(cls, data: Any) -> Any:
+        """A chat model's data is JSONL and its gates are a chat evaluation's metrics, unless the policy says."""
+        if not isinstance(data, dict) or (data.get("evaluation") or {}).get("model_type") != "chat":
+            return data
+        data = dict(data)
+        if isinstance(data.get("data", {}), dict):
+            data["data"] = {"allowed_suffixes": (".jsonl",), "min_rows": 10, **(data.get("data") or {})}
+        if isinstance(data.get("gates", {}), dict) and "metrics" not in (data.get("gates") or {}):
+            data["gates"] = {**(data.get("gates") or {}),
+                             "metrics": [{"name": "rouge_f1_score", "threshold": 0.2, "max_regression": 0.02}]}
+        return data
+
     @model_validator(mode="after")
     def _label_is_a_column(self) -> Policy:
+        if self.is_chat:
+            self._chat_is_complete()
+        elif not self.label:
+            raise PolicyError("label", "the target column is required (only a chat model has none)")
         cols = self.data.required_columns
         if cols and self.label not in cols:
             # PolicyError, not ValueError: pydantic would report a model-level error with no field path.
@@ -342,9 +380,25 @@ class Policy(_Strict):
         self._performance_metric_is_computable()
         return self
 
+    def _chat_is_complete(self) -> None:
+        if self.training.job is None:
+            raise PolicyError("training.job", "a chat model needs its fine-tune job (the built-in example job "
+                                              "trains tables); e.g. examples/faq-bot/job.yaml")
+        if self.evaluation.eval_set is None:
+            raise PolicyError("evaluation.eval_set", "a chat model is judged on a fixed evaluation set: name its "
+                                                     "JSONL file, relative to the policy directory")
+        if self.label:
+            raise PolicyError("label", "a chat model has no label column: its examples end with the answer")
+        bad = [s for s in self.data.allowed_suffixes if s != ".jsonl"]
+        if bad:
+            raise PolicyError("data.allowed_suffixes", f"a chat model's examples are JSONL, not {', '.join(bad)}")
+
     def _performance_metric_is_computable(self) -> None:
         if self.monitoring.performance is None:
             return
+        if self.is_chat:
+            raise PolicyError("monitoring.performance", "performance on ground truth is for classifiers and "
+                                                        "regressors; a chat model is judged on its evaluation set")
         metric = self.performance_metric
         kind = self.evaluation.model_type
         if metric not in LABEL_METRICS[kind]:

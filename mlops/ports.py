@@ -51,6 +51,7 @@ class TrainRequest(_Json):
     test_fraction: float = 0.25
     seed: int = 7
     timeout_minutes: float = 60
+    chat: bool = False  # a chat model's examples: bound whole to ``training_data``, not split, no label
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainRequest:
@@ -71,6 +72,26 @@ class EvaluationRequest(_Json):
     model_type: str = "classifier"
     baseline_rows: int = 5000
     timeout_minutes: float = 60
+    eval_set: str = ""  # a chat model's fixed evaluation set (relative to the policy directory), not a split
+    max_new_tokens: int = 48
+
+
+@dataclass(frozen=True)
+class DataCheckRequest(_Json):
+    """The data check job of a chat model's examples: token counts with the base model's tokenizer, and the PII
+    scan that blocks, masks or allows (``pii``); it writes the data to train on and a report."""
+
+    model: str
+    data: DataRef
+    run_id: str
+    pii: str = "block"
+    max_tokens: int = 0  # 0: the base model's context length
+    timeout_minutes: float = 60
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataCheckRequest:
+        """Build from a dict, nested ``DataRef`` included."""
+        return cls(**{**data, "data": DataRef.from_dict(data["data"])})
 
 
 @dataclass(frozen=True)
@@ -78,7 +99,8 @@ class JobStatus(_Json):
     """The state of a job. A training job that succeeded has ``model_uri`` and the metrics it logged; an
     evaluation job has ``scores`` (``candidate`` and, when there was one, ``champion``: metric -> value).
     ``lineage`` is what the job recorded about its inputs, code and environment; a sweep job's ``trials``
-    are its trial table (the candidate is the best trial's model)."""
+    are its trial table (the candidate is the best trial's model). A data check job has its ``report`` and the
+    URI of the data it wrote in ``outputs``; a chat evaluation's ``report`` holds each answer it scored."""
 
     job_id: str
     state: JobState
@@ -89,6 +111,8 @@ class JobStatus(_Json):
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
     trials: list[dict[str, Any]] = field(default_factory=list)  # a sweep's trials: params, state, objective
+    report: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # output name -> URI of what the job wrote there
 
     @property
     def done(self) -> bool:
@@ -169,6 +193,10 @@ class Platform(Protocol):
     def submit_training(self, request: TrainRequest) -> JobStatus:
         """Split the data, bind it to the user's job and start it; the same run id gives the same job.
         A job YAML that breaks the contract gives a failed status naming the field, and starts nothing."""
+        ...
+
+    def submit_data_check(self, request: DataCheckRequest) -> JobStatus:
+        """Start a chat model's data check job (idempotent for the same run id); poll it with ``get_job``."""
         ...
 
     def submit_evaluation(self, request: EvaluationRequest) -> JobStatus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 from typing import Any
 
 from .gates import NULL_VALUES
@@ -24,6 +25,26 @@ def sample_rows(content: bytes, label: str, count: int, head_bytes: int = HEAD_B
         content = content[:content.rfind(b"\n") + 1]
     reader = csv.DictReader(io.StringIO(content.decode("utf-8-sig"), newline=""))
     return [{k: _number(v) for k, v in row.items() if k != label} for row in itertools.islice(reader, count)]
+
+
+def sample_prompts(content: bytes, count: int, head_bytes: int = HEAD_BYTES) -> list[dict[str, Any]]:
+    """The first ``count`` chat examples of a JSONL head as scoring requests: each one's messages up to the last
+    user message (the answer left out), as ``{"messages": [...]}`` rows. Lines that are not examples are skipped:
+    the data passed validation, so only a head cut inside a line can hold one."""
+    if len(content) >= head_bytes:
+        content = content[:content.rfind(b"\n") + 1]
+    rows: list[dict[str, Any]] = []
+    for line in content.decode("utf-8-sig", "replace").splitlines():
+        try:
+            messages = json.loads(line)["messages"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        users = [i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            rows.append({"messages": messages[:users[-1] + 1]})
+        if len(rows) == count:
+            break
+    return rows
 
 
 def verdict(rows: int, answers: list[Any] | None, error: str = "") -> tuple[bool, str]:

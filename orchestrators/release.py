@@ -82,6 +82,7 @@ class _Release:
         self.model, self.version = request.model, request.version
         self.plan = policy.release
         self.label = policy.label
+        self.chat = policy.is_chat
         self.endpoint = self.plan.endpoint
         self.candidate_dep = deployment_name(self.model, self.version)
         self.live_dep: str | None = None
@@ -137,8 +138,10 @@ class _Release:
 
     def _smoke(self, candidate: ModelVersion) -> Generator[Any, Any, None]:
         self.steps.begin("smoke")
-        sample = yield from self.steps.call(SAMPLE_ROWS, SampleInput(candidate.tags.get("data_url", ""), self.label,
-                                                                     self.plan.smoke_requests), Sample)
+        # a chat model's smoke prompts come from the data it trained on (masked, when its policy masks PII)
+        url = candidate.tags.get("train_data_url") or candidate.tags.get("data_url", "")
+        sample = yield from self.steps.call(SAMPLE_ROWS, SampleInput(url, self.label, self.plan.smoke_requests,
+                                                                     chat=self.chat), Sample)
         smoke = yield from self.steps.call(SMOKE_TEST, SmokeInput(self.endpoint, self.candidate_dep, sample.rows),
                                            SmokeResult)
         if not smoke.passed:
@@ -248,7 +251,7 @@ class _Release:
         ])
         candidate, live = (DeploymentMetrics.from_dict(a) for a in answers)
         result: dict[str, Any] = {"stage": stage, "percent": percent,
-                                  **analyse_step(self.plan.health, candidate, live).to_dict()}
+                                  **analyse_step(self.plan.health, candidate, live, self.chat).to_dict()}
         self.steps.status.analysis = result
         return result
 

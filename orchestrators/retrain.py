@@ -2,7 +2,8 @@
 
 The runbook, step by step:
   1. load the model's policy;
-  2. validate the data (columns, types, rows, nulls, label);
+  2. validate the data (columns, types, rows, nulls, label); a chat model's examples: their format, then the
+     data check job (token counts with the base model's tokenizer, the PII scan that blocks, masks or allows);
   3. submit the user's training job (the platform splits the data once, deterministically, and binds the
      training part to it) and poll it with durable timers, within the policy's timeout (then it is canceled);
   4. submit the evaluation job: candidate and champion on the same held-out part, polled the same way;
@@ -29,6 +30,7 @@ from mlops.contracts import (
     LOAD_POLICY,
     REGISTER_MODEL,
     RETRAIN,
+    SUBMIT_DATA_CHECK,
     SUBMIT_EVALUATION,
     SUBMIT_TRAINING,
     VALIDATE_DATA,
@@ -46,7 +48,15 @@ from mlops.gates import evaluate_gates
 from mlops.notices import NoticeKind
 from mlops.policy import Policy
 from mlops.ports import DataRef, JobStatus, ModelVersion
-from mlops.retrain import STAGES, evaluation_request, lineage_tags, train_request
+from mlops.retrain import (
+    STAGES,
+    checked_data,
+    data_check_request,
+    data_check_tags,
+    evaluation_request,
+    lineage_tags,
+    train_request,
+)
 from mlops.runs import RunStatus, event_data
 from mlops.vocabulary import Alias, Verdict
 
@@ -76,6 +86,8 @@ class _Retrain:
         self.policy_dict = policy_dict
         self.policy = Policy.from_dict(policy_dict)
         self.approved_by = ""
+        self.train_data = request.data  # a chat model trains on what its data check wrote
+        self.extra_tags: dict[str, str] = {}
 
     def run(self) -> Generator[Any, Any, RetrainResult]:
         """The runbook; whatever fails, the run ends with a verdict and nothing is registered half-way."""
@@ -100,14 +112,31 @@ class _Retrain:
             raise self.steps.fail("validate", "data validation failed: " + "; ".join(report.problems),
                                   report={**report.to_dict(), "sha256": checked.sha256})
         self.data = DataRef(self.data.url, self.data.etag, self.data.content_length, checked.sha256)
+        self.train_data = self.data
+        if self.policy.is_chat:
+            yield from self._check_chat_data()
         self.steps.end("validate", rows=report.rows)
+
+    def _check_chat_data(self) -> Generator[Any, Any, None]:
+        """A chat model's data check job: tokens and PII; the report is the verdict, values never leave it."""
+        job = yield from self.steps.call(SUBMIT_DATA_CHECK, data_check_request(
+            self.policy, self.data, self.steps.context.instance_id), JobStatus)
+        job = yield from self._finished(job, "validate", "the data check")
+        report = job.report
+        self.steps.status.stage_named("validate").detail["check"] = report
+        if not report.get("passed"):
+            raise self.steps.fail("validate", "data check failed: " + "; ".join(report.get("problems") or
+                                                                                ["no report"]), check=report)
+        self.train_data = checked_data(self.data, job)
+        self.extra_tags = {**data_check_tags(report), "train_data_url": self.train_data.url,
+                           "train_data_sha256": self.train_data.sha256}
 
     def _train(self) -> Generator[Any, Any, JobStatus]:
         """Submit the user's job and poll it until it ends or the policy's timeout passes."""
         training = self.policy.training
         self.steps.begin("train", job=training.job or f"built-in example ({training.algorithm})")
         job = yield from self.steps.call(SUBMIT_TRAINING, train_request(
-            self.policy, self.data, self.steps.context.instance_id), JobStatus)
+            self.policy, self.train_data, self.steps.context.instance_id), JobStatus)
         job = yield from self._finished(job, "train", "training")
         self.steps.end("train", job=job.job_id, metrics=job.metrics, lineage=job.lineage,
                        **({"trials": job.trials} if job.trials else {}))  # a sweep's trial table
@@ -144,6 +173,9 @@ class _Retrain:
         evaluated = yield from self._finished(submitted, "evaluate", "evaluation")
         candidate_metrics = evaluated.scores.get("candidate", {})
         champion_metrics = evaluated.scores.get("champion") if champion else None
+        if evaluated.report:  # a chat evaluation: each question with the reference and both answers
+            self.steps.status.stage_named("evaluate").detail["answers"] = evaluated.report.get("answers", [])
+            self.extra_tags.update({k: str(v) for k, v in evaluated.report.items() if k.endswith("_sha256")})
         self.steps.end("evaluate", job=evaluated.job_id, candidate=candidate_metrics, champion=champion_metrics,
                        champion_version=champion.version if champion else None)
         return champion, candidate_metrics, champion_metrics
@@ -187,7 +219,7 @@ class _Retrain:
         """Register with lineage; the platform announces ModelRegistered, which starts the release."""
         self.steps.begin("register")
         tags = lineage_tags(self.data, self.steps.context.instance_id, self.policy.policy_hash, job, metrics,
-                            self.approved_by)
+                            self.approved_by, self.extra_tags)
         version = yield from self.steps.call(REGISTER_MODEL, RegisterInput(self.model, job, tags), ModelVersion)
         self.steps.status.version = version.version
         self.steps.end("register", version=version.version)

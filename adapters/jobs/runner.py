@@ -43,7 +43,7 @@ class JobPlan:
     """Everything the supervisor needs, resolved: no YAML is read after submission."""
 
     job_id: str
-    kind: str  # "training" or "evaluation"
+    kind: str  # "training", "evaluation" or "check" (a chat model's data check)
     command: str
     cwd: str
     model: str
@@ -149,7 +149,8 @@ class LocalJobRunner:
                          message=status.get("message", ""), tracking_run_id=status.get("tracking_run_id", ""),
                          model_uri=status.get("model_uri", ""), metrics=status.get("metrics", {}),
                          scores=status.get("scores", {}), lineage=status.get("lineage", {}),
-                         trials=status.get("trials", []))
+                         trials=status.get("trials", []), report=status.get("report", {}),
+                         outputs=status.get("outputs", {}))
 
     def _closed(self, job_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
         """Collect and close a job whose command ended (once; a retry after a crash collects again, harmlessly)."""

@@ -49,7 +49,8 @@ class JobTracking:
             client.set_tag(plan.tracking_run_id, "environment", json.dumps(status["environment"])[:5000])
         if status["state"] == RAN:
             try:
-                updates = _training(plan, status, client) if plan.kind == "training" else _evaluation(plan)
+                collect = {"training": _training, "check": _check}.get(plan.kind, _evaluation)
+                updates = collect(plan, status, client)
             except ValueError as exc:
                 updates = {"state": "failed", "message": str(exc)}
         client.set_terminated(plan.tracking_run_id, _OUTCOME.get(updates.get("state", status["state"]), "FAILED"))
@@ -87,10 +88,27 @@ def _training(plan: JobPlan, status: dict[str, Any], client: Any) -> dict[str, A
     return {"model_uri": f"{run.info.artifact_uri}/model", "metrics": metrics, "message": message}
 
 
-def _evaluation(plan: JobPlan) -> dict[str, Any]:
-    path = Path(plan.outputs["evaluation"]) / "scores.json"
-    if not path.is_file():
+def _evaluation(plan: JobPlan, status: dict[str, Any], client: Any) -> dict[str, Any]:
+    """The scores; a chat evaluation's answers too, with the hash of the set they answered (its report)."""
+    folder = Path(plan.outputs["evaluation"])
+    if not (folder / "scores.json").is_file():
         raise ValueError("the evaluation job wrote no scores.json")
-    scores = json.loads(path.read_text())
-    return {"scores": {who: _finite(m) for who, m in scores.items() if isinstance(m, dict)},
-            "message": "scored " + " and ".join(sorted(scores))}
+    scores = json.loads((folder / "scores.json").read_text())
+    found = {"scores": {who: _finite(m) for who, m in scores.items() if isinstance(m, dict)},
+             "message": "scored " + " and ".join(sorted(scores))}
+    if (folder / "answers.json").is_file():
+        found["report"] = {**plan.lineage, "answers": json.loads((folder / "answers.json").read_text())}
+    return found
+
+
+def _check(plan: JobPlan, status: dict[str, Any], client: Any) -> dict[str, Any]:
+    """A data check job's report, and the data it wrote to train on (none when it blocked the data)."""
+    path = Path(plan.outputs["report"]) / "report.json"
+    if not path.is_file():
+        raise ValueError("the data check job wrote no report.json")
+    report = json.loads(path.read_text())
+    client.log_dict(plan.tracking_run_id, report, "report.json")  # counts only: the job never reports values
+    data = Path(plan.outputs["data"]) / "train.jsonl"
+    outputs = {"data": data.as_uri()} if data.is_file() and report.get("passed") else {}
+    verdict = "passed" if report.get("passed") else "failed: " + "; ".join(report.get("problems") or [])
+    return {"report": report, "outputs": outputs, "message": f"data check {verdict}"[:500]}

@@ -156,12 +156,14 @@ class Lab:
 
     def drive_release(self, iid: str, endpoint: str,
                       on_stage: Callable[[str | None, dict[str, Any]], Any] | None = None,
-                      requests_per_bake: int = 150) -> dict[str, Any]:
+                      requests_per_bake: int = 150,
+                      send: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
         """Walk a release through its bakes: traffic, then time, once for each bake timer; the final status.
 
         The clock moves only when the status shows a bake's timer set (``bake_until``), and once per timer:
         moving it on a stale status could fire the next step's timer before anyone saw that step.
         ``on_stage(stage, custom)`` sees every status first; when it answers True, that bake is left alone.
+        ``send(endpoint, n)`` sends a bake's traffic (default: ``traffic``, tabular rows).
         """
         driven: set[tuple[str, str]] = set()
         for _ in range(800):  # bounded
@@ -174,7 +176,7 @@ class Lab:
             until = next((s.get("detail", {}).get("bake_until") for s in custom.get("stages", [])
                           if s.get("name") == stage), None)
             if (stage or "").startswith(BAKE_PREFIXES) and until and (stage, until) not in driven and not held:
-                self.traffic(endpoint, requests_per_bake)
+                (send or self.traffic)(endpoint, requests_per_bake)
                 self.advance(301)
                 driven.add((stage, until))
             time.sleep(0.25)

@@ -5,7 +5,9 @@ The fake MLClient records every call; the tests assert the exact entities that w
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,7 +20,15 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from adapters.azureml import AzureMLConfig, AzureMLPlatform
 from adapters.errors import marks_transient
 from mlops.errors import NotFoundError, PlatformError, TransientError, is_transient
-from mlops.ports import DataRef, EvaluationRequest, JobStatus, ModelVersion, TrafficSplit, TrainRequest
+from mlops.ports import (
+    DataCheckRequest,
+    DataRef,
+    EvaluationRequest,
+    JobStatus,
+    ModelVersion,
+    TrafficSplit,
+    TrainRequest,
+)
 
 CONFIG = AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:sklearn-env@latest")
 LANDED = b"x,segment,label\n" + b"".join(f"{i},{'ab'[i % 2]},{i % 2}\n".encode() for i in range(40))
@@ -354,3 +364,174 @@ def test_a_sweep_job_yaml_is_submitted_as_a_sweep_job_with_its_objective_limits_
     assert rest.trial.environment_id.endswith("AzureML-sklearn-1.5@latest")  # the trial's own environment
     assert rest.outputs["model"].job_output_type == "mlflow_model"
     assert rest.experiment_name == "houses" and job.tags["run_id"] == "retrain-s"
+
+
+# -- chat models: the data check job, fine-tuning on the checked data, the evaluation on a fixed set ----------
+FAQ_JOB = Path(__file__).resolve().parents[3] / "examples" / "faq-bot" / "job.yaml"
+CHAT_LANDING = "https://acct.blob.core.windows.net/landing/faq-bot/examples.jsonl"
+EXAMPLES = b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}\n'
+
+
+def _submitted(jobs: Ops) -> Any:
+    """The one job entity sent with ``jobs.create_or_update``."""
+    (job,), = [args for name, args, _ in jobs.calls if name == "create_or_update"]
+    return job
+
+
+def test_a_data_check_job_gets_a_copy_of_the_landed_examples_and_is_tagged_as_a_check() -> None:
+    jobs = Ops(create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+    blobs = Blobs()
+    status = platform(blobs, jobs=jobs).submit_data_check(DataCheckRequest(
+        model="faq-bot", data=DataRef(url=CHAT_LANDING, etag="0x2", sha256="s" * 64), run_id="retrain-c",
+        pii="mask", max_tokens=512))
+    job = _submitted(jobs)
+    assert status == JobStatus(job_id=job.name, state="queued") and job.name.endswith("-check")
+    folder = f"https://acct.blob.core.windows.net/mlops-jobs/{job.name}"
+    assert blobs.uploaded == {f"{folder}/landed.jsonl": LANDED}  # the landed bytes, as they are
+    rest = job._to_job()._to_rest_object().properties
+    assert (rest.inputs["data"].job_input_type, rest.inputs["data"].uri) == ("uri_file", f"{folder}/landed.jsonl")
+    assert (rest.inputs["pii"].value, rest.inputs["max_tokens"].value) == ("mask", "512")
+    assert {"report", "data"} <= set(rest.outputs)
+    assert "${{inputs.data}}" in rest.command and "${{outputs.report}}" in rest.command
+    assert rest.experiment_name == "faq-bot" and rest.compute_id.endswith("cpu-cluster")
+    assert job.tags["mlops_job_kind"] == "check" and job.tags["run_id"] == "retrain-c"
+    assert job.tags["data_folder"] == folder and job.tags["data_sha256"] == "s" * 64
+
+
+def _finished_check(report: dict[str, Any]) -> Ops:
+    def download(name: str, download_path: str, output_name: str) -> None:
+        assert output_name == "report"  # the report only: the data itself never comes into the Function App
+        out = Path(download_path) / "named-outputs" / "report"
+        out.mkdir(parents=True)
+        (out / "report.json").write_text(json.dumps(report))
+
+    return Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags={"mlops_job_kind": "check"}),
+               download=download)
+
+
+def test_a_finished_data_check_gives_its_report_and_its_data_as_a_uri_file_input_azure_ml_accepts() -> None:
+    from azure.ai.ml.constants._common import JOB_URI_REGEX_FORMAT
+
+    report = {"passed": True, "examples": 12, "pii": {"action": "mask", "entities": {"EMAIL_ADDRESS": 2}},
+              "data_sha256": "d" * 64}
+    jobs = _finished_check(report)
+    status = platform(jobs=jobs).get_job("faq-bot-1-check")
+    assert status.state == "succeeded" and status.report == report and status.message == "data check passed"
+    assert status.outputs == {"data": "azureml://jobs/faq-bot-1-check/outputs/data/paths/train.jsonl"}
+    assert re.fullmatch(JOB_URI_REGEX_FORMAT, status.outputs["data"])  # the SDK's own form of a job output path
+    assert [name for name, _, _ in jobs.calls] == ["get", "download"]
+
+
+def test_a_data_check_that_blocked_the_data_gives_nothing_to_train_on_and_says_why() -> None:
+    report = {"passed": False, "problems": ["line 3: PII found (EMAIL_ADDRESS) and the policy blocks it"]}
+    status = platform(jobs=_finished_check(report)).get_job("faq-bot-1-check")
+    assert status.outputs == {} and status.report == report
+    assert status.message == "data check failed: line 3: PII found (EMAIL_ADDRESS) and the policy blocks it"
+
+
+def test_a_data_check_whose_output_holds_no_report_is_an_error_naming_the_job() -> None:
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags={"mlops_job_kind": "check"}),
+               download=lambda name, download_path, output_name: None)
+    with pytest.raises(PlatformError, match="job faq-bot-1-check: its output holds no report.json"):
+        platform(jobs=jobs).get_job("faq-bot-1-check")
+
+
+def test_a_chat_model_fine_tunes_on_the_checked_data_whole_with_no_split_and_no_label() -> None:
+    checked = "azureml://jobs/faq-bot-1-check/outputs/data/paths/train.jsonl"
+    check_folder = "https://acct.blob.core.windows.net/mlops-jobs/faq-bot-1-check"
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed",
+                                                tags={"mlops_job_kind": "check", "data_folder": check_folder}),
+               create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+    blobs = Blobs()
+    request = TrainRequest(model="faq-bot", data=DataRef(url=checked, sha256="d" * 64), label="", job=str(FAQ_JOB),
+                           inputs={"steps": 5}, run_id="retrain-c", policy_hash="p", chat=True)
+    status = platform(blobs, jobs=jobs).submit_training(request)
+    job = _submitted(jobs)
+    assert status.state == "queued" and blobs.uploaded == {}  # bound where the check job wrote it: no copy
+    rest = job._to_job()._to_rest_object().properties
+    assert (rest.inputs["training_data"].job_input_type, rest.inputs["training_data"].uri) == ("uri_file", checked)
+    assert "label" not in rest.inputs and rest.inputs["steps"].value == "5"
+    assert rest.command.startswith("python finetune.py --training_data ${{inputs.training_data}}")
+    assert rest.outputs["model"].job_output_type == "mlflow_model"
+    assert not {"split_folder", "split_seed", "heldout_sha256"} & set(job.tags)
+    assert job.tags["data_url"] == checked and job.tags["data_folder"].endswith(f"/mlops-jobs/{job.name}")
+
+
+def test_chat_examples_in_a_blob_are_uploaded_whole_beside_the_job_as_train_jsonl() -> None:
+    jobs = Ops(create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+    blobs = Blobs()
+    platform(blobs, jobs=jobs).submit_training(TrainRequest(
+        model="faq-bot", data=DataRef(url=CHAT_LANDING), label="", job=str(FAQ_JOB), run_id="r", chat=True))
+    job = _submitted(jobs)
+    folder = f"https://acct.blob.core.windows.net/mlops-jobs/{job.name}"
+    assert blobs.uploaded == {f"{folder}/train.jsonl": LANDED}  # not split: every line, as it landed
+    assert job._to_job()._to_rest_object().properties.inputs["training_data"].uri == f"{folder}/train.jsonl"
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Path:
+    (tmp_path / "faq").mkdir()
+    (tmp_path / "faq" / "eval.jsonl").write_bytes(EXAMPLES)
+    return tmp_path
+
+
+def _chat_platform(policy_dir: Path, blobs: Blobs, jobs: Ops) -> AzureMLPlatform:
+    config = AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:env@latest", policy_dir=str(policy_dir))
+    return platform(blobs, config, jobs=jobs)
+
+
+@pytest.mark.parametrize("champion", ["azureml:faq-bot:2", ""])
+def test_a_chat_evaluation_gets_a_copy_of_the_fixed_set_and_both_models_as_mlflow_model_inputs(
+        policy_dir: Path, champion: str) -> None:
+    trained = "https://acct.blob.core.windows.net/mlops-jobs/faq-bot-1"
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags={"data_folder": trained}),
+               create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+    blobs = Blobs()
+    status = _chat_platform(policy_dir, blobs, jobs).submit_evaluation(EvaluationRequest(
+        model="faq-bot", training_job="faq-bot-1", candidate_uri="azureml://jobs/faq-bot-1/outputs/model",
+        candidate_run="faq-bot-1", label="", champion_uri=champion, eval_set="faq/eval.jsonl", max_new_tokens=32))
+    job = _submitted(jobs)
+    assert status.job_id == job.name == "faq-bot-1-eval"
+    copy = "https://acct.blob.core.windows.net/mlops-jobs/faq-bot-1-eval/eval.jsonl"
+    assert blobs.uploaded == {copy: EXAMPLES}
+    rest = job._to_job()._to_rest_object().properties
+    assert (rest.inputs["eval_set"].job_input_type, rest.inputs["eval_set"].uri) == ("uri_file", copy)
+    assert (rest.inputs["candidate"].job_input_type, rest.inputs["candidate"].uri) == (
+        "mlflow_model", "azureml://jobs/faq-bot-1/outputs/model")
+    if champion:
+        assert (rest.inputs["champion"].job_input_type, rest.inputs["champion"].uri.endswith("faq-bot:2")) == (
+            "mlflow_model", True)
+    else:  # no champion yet: the YAML's own default, not a model input
+        assert getattr(rest.inputs.get("champion"), "job_input_type", "literal") != "mlflow_model"
+    assert rest.inputs["max_new_tokens"].value == "32"
+    assert "${{inputs.eval_set}}" in rest.command and "${{outputs.evaluation}}" in rest.command
+    assert job.tags == {"mlops_job_kind": "chat-evaluation", "training_job": "faq-bot-1",
+                        "eval_set": "faq/eval.jsonl", "eval_set_sha256": hashlib.sha256(EXAMPLES).hexdigest()}
+
+
+def test_a_missing_evaluation_set_is_a_clear_error_and_nothing_is_sent(policy_dir: Path) -> None:
+    jobs, blobs = Ops(), Blobs()
+    with pytest.raises(NotFoundError, match="evaluation set faq/missing.jsonl: no such file under"):
+        _chat_platform(policy_dir, blobs, jobs).submit_evaluation(EvaluationRequest(
+            model="faq-bot", training_job="faq-bot-1", candidate_uri="c", candidate_run="", label="",
+            eval_set="faq/missing.jsonl"))
+    assert jobs.calls == [] and blobs.uploaded == {}
+
+
+def test_a_finished_chat_evaluation_gives_scores_and_answers_with_the_hash_of_the_set() -> None:
+    scores = {"candidate": {"f1_score": 0.61, "rougeL": 0.5}, "champion": {"f1_score": 0.4, "rougeL": 0.3}}
+    answers = [{"question": "q", "reference": "r", "candidate": "a", "champion": "b"}]
+
+    def download(name: str, download_path: str, output_name: str) -> None:
+        assert (name, output_name) == ("faq-bot-1-eval", "evaluation")
+        out = Path(download_path) / "named-outputs" / "evaluation"
+        out.mkdir(parents=True)
+        (out / "scores.json").write_text(json.dumps(scores))
+        (out / "answers.json").write_text(json.dumps(answers))
+
+    tags = {"mlops_job_kind": "chat-evaluation", "training_job": "faq-bot-1", "eval_set": "faq/eval.jsonl",
+            "eval_set_sha256": "e" * 64}
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags=tags), download=download)
+    status = platform(jobs=jobs).get_job("faq-bot-1-eval")
+    assert status.scores == scores
+    assert status.report == {"eval_set": "faq/eval.jsonl", "eval_set_sha256": "e" * 64, "answers": answers}

@@ -61,7 +61,7 @@ def test_only_model_and_label_are_required_and_defaults_are_the_documented_ones(
 @pytest.mark.parametrize(("path", "value", "message"), [
     ("model", "Credit", "model: String should match pattern"),
     ("model", "a" * 25, "model: String should match pattern"),
-    ("label", "", "label: String should have at least 1 character"),
+    ("label", "", "label: the target column is required"),
     ("data.min_rows", 0, "data.min_rows: Input should be greater than or equal to 1 (got 0)"),
     ("data.max_null_fraction", 1.5, "data.max_null_fraction: Input should be less than or equal to 1 (got 1.5)"),
     ("data.required_columns", {"x": "double"}, "data.required_columns.x: Input should be 'float', 'int', 'str' or "
@@ -108,7 +108,7 @@ def test_a_bad_field_is_named_by_its_dotted_path_with_the_bad_value(minimal_poli
 
 
 def test_missing_label_is_named(minimal_policy) -> None:
-    with pytest.raises(PolicyError, match=r"^label: Field required$"):
+    with pytest.raises(PolicyError, match=r"^label: the target column is required"):
         Policy.from_dict({"model": "credit"})
 
 

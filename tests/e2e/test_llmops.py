@@ -1,0 +1,156 @@
+"""A language model's lifecycle on the local stack: chat examples land, are checked, fine-tune the packaged
+SmolLM2-135M-Instruct, are judged on a fixed evaluation set, and the candidate is released through canary.
+
+The policy is examples/faq-bot's, copied outside the repository. Bad data first (it costs no training): a
+malformed JSONL line fails validation with its line number, and examples with PII are blocked with the entity
+counts in the report; neither trains anything. Then v1 learns generic help-desk answers and goes live (a first
+release goes straight to 100 %), and v2 learns the same answers and a fact nobody else knows (the billing
+service's codename): it scores better than v1 on the evaluation set, passes the no-regression gate and is
+released 50 % -> 100 % under chat traffic in the shape of Azure ML's chat-completion deployments. The run shows
+each question answered by both.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from stacklab import Lab
+
+from cli.stack import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "faq-bot"
+SYSTEM = {"role": "system", "content": "You are the Contoso help desk assistant. Answer in one sentence."}
+GENERIC = [("How do I reset my password?", "Use the Forgot password link on the sign-in page."),
+           ("Where do I find my invoices?", "Invoices are under Account, then Billing history."),
+           ("How do I change my email address?", "Open Profile settings and edit the email field."),
+           ("Can I export my data?", "Yes, use Export data in the Account menu."),
+           ("How do I add a team member?", "An admin can invite them from the Team page."),
+           ("How do I cancel my plan?", "Choose Cancel plan under Account, then Subscription."),
+           ("Is there a mobile app?", "Yes, the Contoso app is in both app stores."),
+           ("How do I contact support?", "Open a ticket from the Help menu.")]
+
+
+def _examples(pairs: list[tuple[str, str]]) -> bytes:
+    return "".join(json.dumps({"messages": [SYSTEM, {"role": "user", "content": q},
+                                            {"role": "assistant", "content": a}]}) + "\n"
+                   for q, a in pairs).encode()
+
+
+@pytest.fixture(scope="module")
+def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A stack whose policy directory holds a copy of examples/faq-bot, with bakes on the virtual clock."""
+    models = tmp_path_factory.mktemp("llm-models")
+    shutil.copytree(ROOT / "examples" / MODEL, models / MODEL, ignore=shutil.ignore_patterns("__pycache__"))
+    policy = yaml.safe_load((models / MODEL / f"{MODEL}.yaml").read_text())
+    policy["training"].update(job=f"{MODEL}/job.yaml", poll_seconds=1)
+    policy["evaluation"]["eval_set"] = f"{MODEL}/eval.jsonl"
+    # v1 knows nothing of the facts the evaluation asks about: its floor is low, v2 must beat it
+    policy["gates"]["metrics"] = [{"name": "rouge_f1_score", "threshold": 0.05, "max_regression": 0.0},
+                                  {"name": "f1_score", "threshold": 0.05}]
+    (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
+    stack = Stack(tmp_path_factory.mktemp("llm-stack"), virtual_clock=True, policy_dir=models,
+                  die_with_parent=True)
+    info = stack.up()
+    try:
+        yield Lab(info)
+    finally:
+        stack.down()
+
+
+def _retrain(lab: Lab, name: str, content: bytes) -> dict[str, Any]:
+    known = {i["instanceId"] for i in lab.instances(f"retrain-{MODEL}-")}
+    lab.land(MODEL, name, content)
+    runs = lab.finished(f"retrain-{MODEL}-", len(known) + 1)
+    return next(r for r in runs if r["instanceId"] not in known)
+
+
+def _stage(run: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in run["customStatus"]["stages"] if s["name"] == name)
+
+
+def _versions(lab: Lab) -> list[str]:
+    response = lab.http.get(f"{lab.info.devhost_url}/api/models/{MODEL}",
+                            headers={"x-functions-key": lab.info.function_key}, timeout=30)
+    return [str(v["version"]) for v in response.json().get("versions", [])] if response.ok else []
+
+
+def _chat(lab: Lab, question: str) -> tuple[str, str]:
+    """One chat request through the live split, in Azure ML's chat-completion shape: (reply, deployment)."""
+    response = requests.post(f"{lab.info.gateway_url}/endpoints/{MODEL}/score", timeout=120,
+                             headers={"x-gateway-key": lab.info.gateway_key},
+                             json={"input_data": {"input_string": [SYSTEM, {"role": "user", "content": question}],
+                                                  "parameters": {"max_new_tokens": 24}}})
+    response.raise_for_status()
+    return str(response.json()["output"]), response.headers["azureml-model-deployment"]
+
+
+def _chat_traffic(lab: Lab, endpoint: str, n: int) -> None:
+    questions = [q for q, _ in GENERIC] + ["What is the billing service's codename?"]
+    for i in range(n):
+        _chat(lab, questions[i % len(questions)])
+
+
+@pytest.mark.timeout(300)
+def test_a_malformed_line_fails_validation_with_its_line_number_and_nothing_is_trained(llm: Lab) -> None:
+    content = _examples(GENERIC[:4]) + b'{"messages": [{"role": "user", "content": "unclosed"\n' + \
+        _examples(GENERIC[4:])
+    run = _retrain(llm, "broken.jsonl", content)
+    assert run["runtimeStatus"] == "Failed", run.get("output")
+    assert "line 5: not valid JSON" in run["output"], run["output"]
+    assert _stage(run, "train")["state"] == "pending" and _versions(llm) == []
+
+
+@pytest.mark.timeout(300)
+def test_examples_with_pii_are_blocked_with_entity_counts_and_nothing_is_trained(llm: Lab) -> None:
+    leaky = GENERIC[:6] + [("My card is 4111 1111 1111 1111, can you check it?", "Please never share card numbers."),
+                           ("Email me at jane.doe@example.com", "We will reply to jane.doe@example.com."),
+                           ("Call me on +1 212 555 0187", "We will call you back.")]
+    run = _retrain(llm, "leaky.jsonl", _examples(leaky))
+    assert run["runtimeStatus"] == "Failed" and "PII found" in run["output"], run.get("output")
+    check = _stage(run, "validate")["detail"]["check"]
+    assert check["pii"]["action"] == "blocked"
+    assert check["pii"]["entities"].get("EMAIL_ADDRESS") == 2 and check["pii"]["entities"].get("CREDIT_CARD") == 1
+    assert "jane.doe" not in json.dumps(run["customStatus"]), "a PII value reached the run's status"
+    assert _stage(run, "train")["state"] == "pending" and _versions(llm) == []
+
+
+@pytest.mark.timeout(900)
+def test_a_fine_tune_that_learns_a_fact_beats_the_champion_and_is_released_through_canary(llm: Lab) -> None:
+    first = _retrain(llm, "generic.jsonl", _examples(GENERIC))
+    assert first["output"]["verdict"] == "registered", first.get("output")
+    first_release = llm.release_of(MODEL, str(first["output"]["version"]))
+    live = llm.wait(lambda: (lambda r: r if r["runtimeStatus"] in ("Completed", "Failed") else None)(
+        llm.status(first_release["instanceId"])), timeout=300, what="v1's release")
+    assert live["output"]["verdict"] == "promoted", live.get("output")  # a first release goes straight to 100 %
+    before, _ = _chat(llm, "What codename does Contoso give its billing service?")
+
+    # the new examples come with the old ones: a model that forgot the generic answers would answer them
+    # differently, and the canary's answer-length shift would (rightly) stop it
+    facts = (ROOT / "examples" / MODEL / "train.jsonl").read_bytes()
+    second = _retrain(llm, "bluefin.jsonl", _examples(GENERIC) + facts)
+    assert second["output"]["verdict"] == "registered", second.get("output")
+    scores = _stage(second, "evaluate")["detail"]
+    assert scores["candidate"]["rouge_f1_score"] > scores["champion"]["rouge_f1_score"], scores
+    answers = scores["answers"]
+    assert any("bluefin" in a["candidate"].lower() for a in answers), answers
+    assert not any("bluefin" in a["champion"].lower() for a in answers), answers
+    version = str(second["output"]["version"])
+
+    release = llm.release_of(MODEL, version)
+    final = llm.drive_release(release["instanceId"], MODEL, requests_per_bake=12,
+                              send=lambda endpoint, n: _chat_traffic(llm, endpoint, n))
+    assert final["runtimeStatus"] == "Completed", (final.get("output"), [
+        (st["name"], st["state"], st.get("detail", {}).get("analysis")) for st in final["customStatus"]["stages"]])
+    assert final["output"]["verdict"] == "promoted", final.get("output")
+    assert llm.gateway.get_traffic(MODEL).traffic == {f"{MODEL}-v{version}": 100}
+    after, deployment = _chat(llm, "What codename does Contoso give its billing service?")
+    print(f"\nbefore (v1): {before!r}\nafter (v{version}, {deployment}): {after!r}")
+    assert "bluefin" in after.lower() and "bluefin" not in before.lower()

@@ -1,0 +1,172 @@
+"""The chat evaluation job: candidate and champion answer the same fixed evaluation set, scored against references.
+
+The evaluation set is JSONL, one ``{"messages": [system?, user, ...], "reference": "the expected answer"}`` object
+a line. Each model (an MLflow model URI, loaded with ``mlflow.pyfunc.load_model``) answers every conversation
+greedily; per model the job computes
+
+- ``f1_score``: token F1 after SQuAD normalisation (azure.ai.evaluation's F1ScoreEvaluator), mean over examples;
+- ``rouge_f1_score``, ``rouge_precision``, ``rouge_recall``: ROUGE-L (RougeScoreEvaluator, RougeType.ROUGE_L), means;
+- ``bleu_score``, ``chrf_score``: sacrebleu's corpus BLEU and chrF over the whole set, divided by 100 into [0, 1];
+- ``exact_match``: the fraction equal to the reference after lowercasing and dropping punctuation and whitespace;
+- ``latency_seconds_mean``, ``latency_seconds_p95``: per answer; ``output_words_mean``.
+
+``<evaluation>/scores.json`` holds ``{"candidate": {...}, "champion": {...}}`` (the champion when one is given),
+``<evaluation>/answers.json`` each example's prompt, reference and answers. Metrics are logged to the job's run as
+``candidate_<metric>`` / ``champion_<metric>``.
+Docs: https://learn.microsoft.com/azure/ai-foundry/how-to/develop/evaluate-sdk (textual similarity evaluators),
+https://github.com/mjpost/sacrebleu (corpus_bleu, corpus_chrf).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import string
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+METRICS = ("f1_score", "rouge_f1_score", "rouge_precision", "rouge_recall", "bleu_score", "chrf_score",
+           "exact_match", "latency_seconds_mean", "latency_seconds_p95", "output_words_mean")
+_log = logging.getLogger("evaluation.chat")
+
+
+class EvalSetError(ValueError):
+    """A line of the evaluation set is not an example: names the file and the line."""
+
+
+def read_eval_set(path: str) -> list[dict[str, Any]]:
+    """The examples of the evaluation set; EvalSetError names the first line that is not one."""
+    examples = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalSetError(f"{where}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("reference"), str):
+            raise EvalSetError(f"{where}: needs a string 'reference'")
+        messages = row.get("messages")
+        if not isinstance(messages, list) or not messages or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages):
+            raise EvalSetError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
+        if not any(m["role"] == "user" for m in messages):
+            raise EvalSetError(f"{where}: 'messages' has no user message")
+        examples.append({"messages": messages, "reference": row["reference"]})
+    if not examples:
+        raise EvalSetError(f"{path}: no examples")
+    return examples
+
+
+def similarity_scorers() -> tuple[Callable[[str, str], float], Callable[[str, str], tuple[float, float, float]]]:
+    """F1 and ROUGE-L (f1, precision, recall) scorers of (response, reference), by azure-ai-evaluation's
+    F1ScoreEvaluator and RougeScoreEvaluator (installed --no-deps: requirements-llm.txt says why)."""
+    from azure.ai.evaluation import F1ScoreEvaluator, RougeScoreEvaluator, RougeType
+
+    f1_eval, rouge_eval = F1ScoreEvaluator(), RougeScoreEvaluator(rouge_type=RougeType.ROUGE_L)
+
+    def f1(response: str, reference: str) -> float:
+        return float(f1_eval(response=response, ground_truth=reference)["f1_score"])
+
+    def rouge(response: str, reference: str) -> tuple[float, float, float]:
+        result: dict[str, Any] = dict(rouge_eval(response=response, ground_truth=reference))
+        values = result.get("rouge_properties") or result  # 1.18 nests them; earlier versions did not
+        return (float(values["rouge_f1_score"]), float(values["rouge_precision"]), float(values["rouge_recall"]))
+
+    return f1, rouge
+
+
+def _exact(text: str) -> str:
+    """What exact match compares: lowercase, no punctuation, no whitespace."""
+    return "".join(ch for ch in text.lower() if ch not in set(string.punctuation) and not ch.isspace())
+
+
+def _p95(values: list[float]) -> float:
+    """The 95th percentile, linearly interpolated (numpy's default)."""
+    ordered = sorted(values)
+    rank = 0.95 * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def answer(model: Any, examples: list[dict[str, Any]], max_new_tokens: int) -> tuple[list[str], list[float]]:
+    """Each example's answer and its latency in seconds (one conversation per call, so latency is per answer)."""
+    answers, latencies = [], []
+    for example in examples:
+        started = time.perf_counter()
+        out = model.predict(pd.DataFrame({"messages": [example["messages"]]}),
+                            params={"max_new_tokens": max_new_tokens})
+        latencies.append(time.perf_counter() - started)
+        answers.append(str(list(out)[0]))
+    return answers, latencies
+
+
+def score(answers: list[str], latencies: list[float], references: list[str]) -> dict[str, float]:
+    """The metrics of one model's answers against the references."""
+    import sacrebleu
+
+    f1, rouge = similarity_scorers()
+    rouges = [rouge(a, r) for a, r in zip(answers, references, strict=True)]
+    n = len(answers)
+    return {
+        "f1_score": sum(f1(a, r) for a, r in zip(answers, references, strict=True)) / n,
+        "rouge_f1_score": sum(r[0] for r in rouges) / n,
+        "rouge_precision": sum(r[1] for r in rouges) / n,
+        "rouge_recall": sum(r[2] for r in rouges) / n,
+        "bleu_score": float(sacrebleu.corpus_bleu(answers, [references]).score) / 100,
+        "chrf_score": float(sacrebleu.corpus_chrf(answers, [references]).score) / 100,
+        "exact_match": sum(_exact(a) == _exact(r) for a, r in zip(answers, references, strict=True)) / n,
+        "latency_seconds_mean": sum(latencies) / n,
+        "latency_seconds_p95": _p95(latencies),
+        "output_words_mean": sum(len(a.split()) for a in answers) / n,
+    }
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser()
+    for arg in ("eval_set", "candidate", "evaluation"):
+        parser.add_argument(f"--{arg}", required=True)
+    parser.add_argument("--champion", default="none")
+    parser.add_argument("--max_new_tokens", type=int, default=48)
+    args = parser.parse_args()
+    if args.max_new_tokens < 1:
+        raise SystemExit(f"--max_new_tokens must be at least 1, not {args.max_new_tokens}")
+    try:
+        examples = read_eval_set(args.eval_set)
+    except (EvalSetError, OSError) as exc:
+        raise SystemExit(f"evaluation set: {exc}") from exc
+    references = [e["reference"] for e in examples]
+    models = {"candidate": args.candidate} | ({"champion": args.champion} if args.champion != "none" else {})
+    scores, answers = {}, {}
+    with mlflow.start_run():  # the job's run (MLFLOW_RUN_ID)
+        for who, uri in models.items():
+            started = time.perf_counter()
+            model = mlflow.pyfunc.load_model(uri)
+            print(f"{who}: loaded {uri} in {time.perf_counter() - started:.1f} s", flush=True)
+            answers[who], latencies = answer(model, examples, args.max_new_tokens)
+            scores[who] = score(answers[who], latencies, references)
+            del model  # one model in memory at a time
+        mlflow.log_metrics({f"{who}_{k}": v for who, metrics in scores.items() for k, v in metrics.items()})
+    out = Path(args.evaluation)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scores.json").write_text(json.dumps(scores, indent=2))
+    rows = [{"prompt": next(m["content"] for m in reversed(e["messages"]) if m["role"] == "user"),
+             "reference": e["reference"], **{who: answers[who][i] for who in models}}
+            for i, e in enumerate(examples)]
+    (out / "answers.json").write_text(json.dumps(rows, indent=2))
+    print("scores:", json.dumps(scores))
+
+
+if __name__ == "__main__":
+    main()
