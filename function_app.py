@@ -3,8 +3,10 @@
 import azure.durable_functions as df
 
 from activities.lifecycle import bp as activities
+from activities.prompts import bp as prompt_activities
 from activities.runs import bp as run_index
 from orchestrators.lifecycle import bp as lifecycle
+from orchestrators.prompt import bp as prompt
 from orchestrators.release import bp as release
 from orchestrators.retrain import bp as retrain
 from orchestrators.rollback import bp as rollback
@@ -14,5 +16,6 @@ from triggers.monitor import bp as monitor
 from triggers.retention import bp as retention
 
 app = df.DFApp()
-for blueprint in (api, events, monitor, retention, lifecycle, retrain, release, rollback, activities, run_index):
+for blueprint in (api, events, monitor, retention, lifecycle, retrain, release, rollback, prompt, activities,
+                  prompt_activities, run_index):
     app.register_functions(blueprint)

@@ -207,9 +207,9 @@ def tag_version_activity(request: Answer) -> None:
 @bp.activity_trigger(input_name="request", activity=BEGIN_DEPLOYMENT)
 @marks_transient
 def begin_deployment_activity(request: Answer) -> Answer:
-    """Start creating a deployment at 0 % traffic."""
+    """Start creating a deployment at 0 % traffic (a chat model's with its prompt, when the release has one)."""
     ask = DeployInput.from_dict(request)
-    return runtime.platform().begin_deployment(ask.endpoint, ask.deployment, ask.version).to_dict()
+    return runtime.platform().begin_deployment(ask.endpoint, ask.deployment, ask.version, ask.prompt).to_dict()
 
 
 @bp.activity_trigger(input_name="request", activity=GET_OPERATION)

@@ -57,6 +57,7 @@ from mlops.ports import (
     JobStatus,
     ModelVersion,
     Operation,
+    PromptVersion,
     TrafficSplit,
     TrainRequest,
 )
@@ -156,6 +157,11 @@ def validate_split(deployments: set[str], split: TrafficSplit) -> None:
         split_rules.validate_split(deployments, split.traffic, split.mirror_traffic)
     except split_rules.SplitError as exc:
         raise PlatformError(exc.field, exc.message) from exc
+
+
+def _no_prompts() -> PlatformError:
+    """What every prompt call answers here: prompt releases run on the local platform only, for now."""
+    return PlatformError("prompts", "prompt versions are not supported on Azure ML yet: docs/llmops.md")
 
 
 class AzureMLPlatform:
@@ -495,6 +501,24 @@ class AzureMLPlatform:
         existing.tags = {**(existing.tags or {}), **{k: str(v) for k, v in tags.items()}}
         self._call(f"{model} v{version}", lambda: self.ml.models.create_or_update(existing))
 
+    # -- prompts ---------------------------------------------------------------------------
+    def register_prompt(self, model: str, template: list[dict[str, str]], message: str,
+                        tags: dict[str, str]) -> PromptVersion:
+        """Not on Azure ML yet."""
+        raise _no_prompts()
+
+    def get_prompt(self, model: str, version: str = "", alias: str = "") -> PromptVersion | None:
+        """Not on Azure ML yet."""
+        raise _no_prompts()
+
+    def list_prompts(self, model: str) -> list[PromptVersion]:
+        """Not on Azure ML yet."""
+        raise _no_prompts()
+
+    def set_prompt_alias(self, model: str, alias: str, version: str) -> None:
+        """Not on Azure ML yet."""
+        raise _no_prompts()
+
     # -- serving ---------------------------------------------------------------------------
     def deployment_spec(self, endpoint: str, deployment: str, model: ModelVersion) -> Any:
         """The ManagedOnlineDeployment for a model version (MLflow models need no scoring script), with the model
@@ -510,8 +534,12 @@ class AzureMLPlatform:
                                        instance_count=self.config.instance_count, data_collector=collector,
                                        tags={"model": model.name, "version": model.version})
 
-    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
-        """Start creating the deployment at 0 %; the orchestration polls ``get_operation``."""
+    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion,
+                         prompt: PromptVersion | None = None) -> Operation:
+        """Start creating the deployment at 0 %; the orchestration polls ``get_operation``. A prompt is not
+        supported here yet (PlatformError)."""
+        if prompt is not None:
+            raise _no_prompts()
         spec = self.deployment_spec(endpoint, deployment, model)
         self._call(f"deployment {deployment}", lambda: self.ml.online_deployments.begin_create_or_update(spec))
         return Operation(operation_id=f"{endpoint}/{deployment}", state="running")

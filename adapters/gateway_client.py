@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
 from mlops.errors import NotFoundError, PlatformError
-from mlops.ports import DeploymentMetrics, ModelVersion, Operation, TrafficSplit
+from mlops.ports import DeploymentMetrics, ModelVersion, Operation, PromptVersion, TrafficSplit
 
 DEPLOYMENT_HEADER = "azureml-model-deployment"
 
@@ -35,11 +36,16 @@ class GatewayClient:
                                 retryable=resp.status_code >= 500)
         return resp
 
-    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
-        """Start loading the model into a deployment."""
+    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion,
+                         prompt: PromptVersion | None = None) -> Operation:
+        """Start loading the model into a deployment; with ``prompt``, the deployment answers every chat request
+        through it (its default ``prompt`` param, which a client cannot override)."""
+        body: dict[str, Any] = {"model_uri": model.model_uri, "model_name": model.name, "model_version": model.version}
+        if prompt is not None:
+            body |= {"params": {"prompt": json.dumps(prompt.template)}, "prompt_name": prompt.name,
+                     "prompt_version": prompt.version}
         resp = self._call("PUT", f"/endpoints/{quote(endpoint)}/deployments/{quote(deployment)}",
-                          f"deployment {deployment}",
-                          json={"model_uri": model.model_uri, "model_name": model.name, "model_version": model.version})
+                          f"deployment {deployment}", json=body)
         return Operation(operation_id=resp.json()["operation_id"], state="running")
 
     def get_operation(self, operation_id: str) -> Operation:
@@ -66,6 +72,11 @@ class GatewayClient:
     def list_deployments(self, endpoint: str) -> dict[str, str]:
         """Deployment -> model URI."""
         return dict(self._call("GET", f"/endpoints/{quote(endpoint)}/deployments", f"endpoint {endpoint}").json())
+
+    def describe_deployments(self, endpoint: str) -> dict[str, dict[str, Any]]:
+        """Deployment -> its model, default params and prompt (``?detail=true``)."""
+        return dict(self._call("GET", f"/endpoints/{quote(endpoint)}/deployments", f"endpoint {endpoint}",
+                               params={"detail": "true"}).json())
 
     def score(self, endpoint: str, deployment: str, rows: list[dict[str, Any]]) -> list[Any]:
         """Score rows on one deployment (bypassing the split)."""

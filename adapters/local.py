@@ -31,8 +31,10 @@ from mlops.ports import (
     JobStatus,
     ModelVersion,
     Operation,
+    PromptVersion,
     TrafficSplit,
     TrainRequest,
+    prompt_name,
 )
 from mlops.runs import short_hash
 from mlops.split import split_csv
@@ -246,10 +248,16 @@ class LocalPlatform:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         content = eval_set.read_bytes()  # a copy: the set the scores are about, even if the file changes later
         (data_dir / "eval.jsonl").write_bytes(content)
+        prompts: dict[str, str] = {}
+        for who, template in (("candidate_prompt", request.candidate_prompt),
+                              ("champion_prompt", request.champion_prompt)):
+            if template:  # the job reads a template from a file (an input Azure ML would upload)
+                (data_dir / f"{who}.json").write_text(template, encoding="utf-8")
+                prompts[who] = str(data_dir / f"{who}.json")
         outputs = {"evaluation": str(job_dir / "outputs" / "evaluation")}
         inputs = bind_inputs(spec, {}, {"eval_set": str(data_dir / "eval.jsonl"), "candidate": request.candidate_uri,
                                         "champion": request.champion_uri or "none",
-                                        "max_new_tokens": request.max_new_tokens})
+                                        "max_new_tokens": request.max_new_tokens, **prompts})
         lineage = {"eval_set": request.eval_set, "eval_set_sha256": hashlib.sha256(content).hexdigest()}
         run_id, experiment_id = self.tracking.start(request.model, job_id, "evaluation",
                                                     {"training_job": request.training_job, **lineage},
@@ -348,10 +356,84 @@ class LocalPlatform:
             raise NotFoundError(f"baseline of {model} v{version}", f"the training job wrote none at {path}")
         return list(json.loads(path.read_text()))
 
+    # -- prompts (MLflow's prompt registry) -------------------------------------------------
+    # MlflowClient's prompt methods, not mlflow.genai's: those take no tracking or registry URI and use the
+    # process-wide one, which two platforms in one process would share. MLflow keeps prompts beside models in the
+    # registry (https://mlflow.org/docs/latest/genai/prompt-registry/), so a prompt has a name of its own.
+    def _prompt(self, pv: Any) -> PromptVersion:
+        template = pv.template
+        if not isinstance(template, list):  # a text prompt registered by hand: one user message
+            template = [{"role": "user", "content": str(template)}]
+        return PromptVersion(name=pv.name, version=str(pv.version),
+                             template=[{"role": str(m["role"]), "content": str(m["content"])} for m in template],
+                             message=pv.commit_message or "", aliases=sorted(pv.aliases or []),
+                             tags={k: str(v) for k, v in (pv.tags or {}).items()},
+                             created_at=str(pv.creation_timestamp or ""))
+
+    def register_prompt(self, model: str, template: list[dict[str, str]], message: str,
+                        tags: dict[str, str]) -> PromptVersion:
+        """See Platform: a new version of ``prompt_name(model)`` (the prompt is created with its first)."""
+        from mlflow.exceptions import MlflowException
+
+        name = prompt_name(model)
+        try:
+            pv = self._client().register_prompt(name, [dict(m) for m in template], commit_message=message or None,
+                                                tags={k: str(v) for k, v in tags.items()} or None)
+        except MlflowException as exc:
+            raise PlatformError(f"prompt {name}", str(exc.message)) from exc
+        log.info("prompt registered", extra={"model": model, "version": str(pv.version)})
+        return self._prompt(pv)
+
+    def get_prompt(self, model: str, version: str = "", alias: str = "") -> PromptVersion | None:
+        """See Platform: by ``version``, else by ``alias``, else the latest; None when there is none."""
+        from mlflow.exceptions import MlflowException
+
+        name, client = prompt_name(model), self._client()
+        try:
+            if version:
+                pv = client.get_prompt_version(name, version)
+            elif alias:
+                pv = client.get_prompt_version_by_alias(name, alias)
+            else:
+                found = self.list_prompts(model)
+                return found[-1] if found else None
+        except MlflowException:  # no such prompt, version or alias
+            return None
+        return self._prompt(pv) if pv is not None else None
+
+    def list_prompts(self, model: str) -> list[PromptVersion]:
+        """See Platform (each with its aliases: a search's versions carry none, so each is read)."""
+        from mlflow.exceptions import MlflowException
+
+        name, client = prompt_name(model), self._client()
+        try:
+            found, token = [], None
+            for _ in range(10_000):  # bounded: pages of 1000
+                page = client.search_prompt_versions(name, max_results=1000, page_token=token)
+                found.extend(page)
+                token = page.token
+                if not token:
+                    break
+        except MlflowException:  # no prompt of that name yet
+            return []
+        versions = [client.get_prompt_version(name, v.version) for v in found]
+        return sorted((self._prompt(v) for v in versions if v is not None), key=lambda p: int(p.version))
+
+    def set_prompt_alias(self, model: str, alias: str, version: str) -> None:
+        """See Platform; NotFoundError when the version does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        name = prompt_name(model)
+        try:
+            self._client().set_prompt_alias(name, alias, int(version))
+        except (MlflowException, ValueError) as exc:
+            raise NotFoundError(f"prompt {name} v{version}", "no such prompt version") from exc
+
     # -- serving (the local scoring gateway) -------------------------------------------------
-    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
-        """See Platform."""
-        return self.gateway.begin_deployment(endpoint, deployment, model)
+    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion,
+                         prompt: PromptVersion | None = None) -> Operation:
+        """See Platform: the gateway deployment carries the prompt as its default ``prompt`` param."""
+        return self.gateway.begin_deployment(endpoint, deployment, model, prompt)
 
     def get_operation(self, operation_id: str) -> Operation:
         """See Platform."""

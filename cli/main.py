@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from click.core import ParameterSource
 from rich.console import Console
 from rich.table import Table
@@ -233,7 +234,7 @@ def _size(n: int) -> str:
 # -- reading -------------------------------------------------------------------------------------
 @main.command()
 @click.option("--model", "-m")
-@click.option("--kind", type=click.Choice(["retrain", "release", "rollback"]))
+@click.option("--kind", type=click.Choice(["retrain", "release", "rollback", "prompt"]))
 @click.option("--status", "run_status", help="Runtime status(es), comma-separated: Running, Completed, Failed...")
 @click.option("--top", default=25, show_default=True)
 @click.option("--continuation", help="The next page: the token a previous page ended with.")
@@ -411,6 +412,47 @@ def retrain(cli: Cli, model: str, data_url: str | None, etag: str | None, reason
     body = {k: v for k, v in {"data_url": data_url, "etag": etag, "reason": reason}.items() if v}
     answer = _api(cli, "POST", f"models/{model}/retrain", body=body)
     console.print(f"retrain queued as {answer['run_id']} (audit {answer['audit']})")
+
+
+@main.group()
+def prompt() -> None:
+    """A chat model's prompt versions (docs/llmops.md)."""
+
+
+@prompt.command("register")
+@click.argument("model")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The template: a JSON or YAML list of messages {role, content}; {{question}} in a user message "
+                   "stands for the question asked.")
+@click.option("--message", default="", help="Why this prompt: the registry's commit message and the audit trail.")
+@click.pass_obj
+def prompt_register(cli: Cli, model: str, path: Path, message: str) -> None:
+    """Register a prompt version and try it: the evaluation gate against the live prompt, then canary."""
+    try:
+        template = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{path} is not JSON or YAML: {exc}") from exc
+    answer = _api(cli, "POST", f"models/{model}/prompt", body={"template": template, "message": message})
+    console.print(f"prompt registered; its trial is queued as {answer['run_id']} (audit {answer['audit']})")
+
+
+@prompt.command("list")
+@click.argument("model")
+@OUTPUT
+@click.pass_obj
+def prompt_list(cli: Cli, model: str, output: str) -> None:
+    """A chat model's prompt versions, with their aliases."""
+    body = _api(cli, "GET", f"models/{model}/prompts")
+    if output == "json":
+        console.print_json(json.dumps(body))
+        return
+    table = Table(title=f"prompts of {model}")
+    for column in ("version", "aliases", "message", "template"):
+        table.add_column(column)
+    for item in body["prompts"]:
+        table.add_row(item["version"], ", ".join(item["aliases"]), item["message"],
+                      " | ".join(f"{m['role']}: {m['content']}" for m in item["template"])[:120])
+    console.print(table)
 
 
 # -- the story -----------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Parameters: a key the deployment's model declares in its params schema is passed
 its type: a wrong one is a 400). A common generation key the model does not declare
 (``GENERATION_KEYS``, the ones Azure ML's samples send) is ignored, so a client written for Azure ML
 works unchanged. Any other key is refused with a 400 naming it: a typo must not pass unnoticed.
+A deployment's own default params (``gateway.scoring``) are merged over the client's before this check,
+and win where both set a key.
 A message's keys other than ``role`` and ``content`` (``name``, a fine-tuning ``weight``) are dropped.
 """
 

@@ -7,7 +7,9 @@ client. Mirroring is best effort: beyond ``max_mirrored`` mirrored requests runn
 further ones are not mirrored (logged, and counted as ``mirror_skipped``).
 
 A chat request (``gateway.chat``) is one row ``{"messages": [...]}`` with ``params``: it is routed,
-mirrored and logged like tabular rows, its prediction being the reply text.
+mirrored and logged like tabular rows, its prediction being the reply text. Each deployment predicts with its
+own default params (PUT's ``params``, e.g. a prompt) merged over the request's: a key both set is the
+deployment's, so a client cannot answer through another prompt than the deployment's. Rows ignore them.
 """
 
 from __future__ import annotations
@@ -135,7 +137,9 @@ class Scorer:
             if params is None:
                 result = model.predict(pd.DataFrame(rows))
             else:
-                result = model.predict(pd.DataFrame(rows), params=model_params(params, declared_params(model),
+                # the deployment's own params win: a client cannot override the prompt a deployment serves with
+                merged = {**params, **(dep.get("params") or {})}
+                result = model.predict(pd.DataFrame(rows), params=model_params(merged, declared_params(model),
                                                                                deployment))
         except MlflowException as exc:  # MLflow enforces the model's signature: the request is at fault
             if exc.error_code not in _REFUSALS:

@@ -31,7 +31,15 @@ from aiohttp import web
 
 from .chat import CHAT_SHAPE, is_chat, parse_chat
 from .scoring import Scorer, spawn
-from .state import MAX_MIRRORED_IN_FLIGHT, Gateway, GatewayError, normalize, timestamp
+from .state import (
+    DEPLOYMENT_DEFAULTS,
+    DEPLOYMENT_FIELDS,
+    MAX_MIRRORED_IN_FLIGHT,
+    Gateway,
+    GatewayError,
+    normalize,
+    timestamp,
+)
 from .traffic import SplitError
 
 __all__ = ["DEPLOYMENT_HEADER", "MAX_MIRRORED_IN_FLIGHT", "REQUEST_ID_HEADER", "Gateway", "GatewayApi", "GatewayError",
@@ -106,10 +114,7 @@ class GatewayApi:
     async def put_deployment(self, request: web.Request) -> web.Response:
         """``PUT /endpoints/{e}/deployments/{d}``: 202 with an operation; the model loads in the background."""
         name, dep = request.match_info["endpoint"], request.match_info["deployment"]
-        body = await request.json()
-        if not isinstance(body, dict) or not isinstance(body.get("model_uri"), str):
-            raise GatewayError(400, "body must be {\"model_uri\": \"...\", \"model_name\", \"model_version\"}")
-        op = self.gw.begin_deployment(name, dep, body)
+        op = self.gw.begin_deployment(name, dep, await request.json())  # a bad body: 400, nothing recorded
         if op["state"] == "running":
             spawn(self.gw.finish_deployment(op), self._tasks)
         return web.json_response({"operation_id": op["operation_id"]}, status=202)
@@ -122,8 +127,12 @@ class GatewayApi:
         return web.json_response({k: v for k, v in op.items() if k != "request"})
 
     async def list_deployments(self, request: web.Request) -> web.Response:
-        """``GET /endpoints/{e}/deployments``: deployment -> model URI."""
+        """``GET /endpoints/{e}/deployments``: deployment -> model URI; with ``?detail=true``, deployment -> its
+        model, default params and prompt."""
         ep = self.gw.endpoint(request.match_info["endpoint"])
+        if request.query.get("detail", "").lower() in ("true", "1"):
+            return web.json_response({d: {k: v.get(k, DEPLOYMENT_DEFAULTS.get(k)) for k in DEPLOYMENT_FIELDS}
+                                      for d, v in ep["deployments"].items()})
         return web.json_response({d: v["model_uri"] for d, v in ep["deployments"].items()})
 
     async def delete_deployment(self, request: web.Request) -> web.Response:

@@ -50,6 +50,39 @@ class GatewayError(Exception):
         self.status = status
 
 
+# What a deployment is made of (PUT's body, checked by ``deployment_request``), with the defaults of a deployment
+# persisted before params and prompts existed.
+DEPLOYMENT_FIELDS = ("model_uri", "model_name", "model_version", "params", "prompt_name", "prompt_version")
+DEPLOYMENT_DEFAULTS: dict[str, Any] = {"model_name": "", "model_version": "", "params": {}, "prompt_name": "",
+                                       "prompt_version": ""}
+
+
+def deployment_request(body: Any) -> dict[str, Any]:
+    """The deployment a PUT body asks for; GatewayError 400 naming the field that is wrong, before anything changes.
+
+    ``params`` are default predict params for chat requests (an object of strings, numbers or booleans);
+    ``prompt_name`` and ``prompt_version`` only label the deployment in its listing."""
+    if not isinstance(body, dict) or not isinstance(body.get("model_uri"), str):
+        raise GatewayError(400, "body must be {\"model_uri\": \"...\", \"model_name\", \"model_version\", "
+                                "\"params\"?: {...}}")
+    params = body.get("params", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise GatewayError(400, f"params must be an object, got {type(params).__name__}")
+    for key, value in params.items():
+        if not isinstance(value, (str, int, float, bool)):  # bool is an int: allowed either way
+            raise GatewayError(400, f"params.{key} must be a string, a number or a boolean, "
+                                    f"got {type(value).__name__}")
+    labels = {k: body.get(k, "") for k in ("prompt_name", "prompt_version")}
+    for key, value in labels.items():
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise GatewayError(400, f"{key} must be a string, got {type(value).__name__}")
+    return {"model_uri": body["model_uri"], "model_name": str(body.get("model_name", "")),
+            "model_version": str(body.get("model_version", "")), "params": dict(params),
+            **{k: str(v) for k, v in labels.items()}}
+
+
 class Gateway:
     """State, models and the request log."""
 
@@ -139,28 +172,42 @@ class Gateway:
 
     def begin_deployment(self, endpoint: str, deployment: str, body: dict[str, Any]) -> dict[str, Any]:
         """Record a deployment request as an operation: running (``finish_deployment`` carries it out), or
-        succeeded at once when the deployment already serves that model."""
+        succeeded at once when the deployment already serves that model with those params and prompt.
+
+        ``body`` has been checked by ``deployment_request``."""
+        request = {"endpoint": endpoint, "deployment": deployment, **deployment_request(body)}
         existing = self.endpoint(endpoint)["deployments"].get(deployment)
-        if existing and existing["model_uri"] == body["model_uri"] and body["model_uri"] in self.models:
+        same = existing is not None and all(existing.get(k, DEPLOYMENT_DEFAULTS.get(k)) == request[k]
+                                            for k in DEPLOYMENT_FIELDS)
+        if same and body["model_uri"] in self.models:
             op: dict[str, Any] = {"operation_id": uuid.uuid4().hex, "state": "succeeded", "message": "already deployed"}
         else:
             op = {"operation_id": uuid.uuid4().hex, "state": "running", "message": f"loading {body['model_uri']}",
-                  "request": {"endpoint": endpoint, "deployment": deployment, "model_uri": body["model_uri"],
-                              "model_name": body.get("model_name", ""),
-                              "model_version": str(body.get("model_version", ""))}}
+                  "request": request}
         self.set_operation(op)
         return op
 
     async def finish_deployment(self, op: dict[str, Any]) -> None:
-        """Load the model and put the deployment in place; the outcome goes to the operation, as in Azure ML."""
+        """Load the model and put the deployment in place; the outcome goes to the operation, as in Azure ML.
+
+        A deployment whose default params its model does not declare fails: every chat request would be refused."""
         req = op["request"]
         try:
-            await asyncio.get_running_loop().run_in_executor(self.loader, self.load_model, req["model_uri"])
+            model = await asyncio.get_running_loop().run_in_executor(self.loader, self.load_model, req["model_uri"])
+            params = req.get("params") or {}
+            if params:
+                from .chat import declared_params
+
+                undeclared = sorted(set(params) - declared_params(model))
+                if undeclared:
+                    raise GatewayError(400, f"the deployment's params {', '.join(undeclared)} are not declared by "
+                                            f"its model {req['model_uri']} (it declares: "
+                                            f"{', '.join(sorted(declared_params(model))) or 'none'})")
             ep = self.endpoint(req["endpoint"])
             existing = ep["deployments"].get(req["deployment"]) or {}
             ep["deployments"][req["deployment"]] = {
-                "model_uri": req["model_uri"], "model_name": req["model_name"],
-                "model_version": req["model_version"], "faults": existing.get("faults", {})}
+                **{k: req.get(k, DEPLOYMENT_DEFAULTS.get(k)) for k in DEPLOYMENT_FIELDS},
+                "faults": existing.get("faults", {})}
             ep["traffic"].setdefault(req["deployment"], 0)
             self.save(req["endpoint"])
             self.set_operation({**op, "state": "succeeded", "message": "deployed"})

@@ -14,7 +14,7 @@ from typing import Any
 
 from ._json import Json
 from .gates import DataReport
-from .ports import DataRef, JobStatus, ModelVersion
+from .ports import DataRef, JobStatus, ModelVersion, PromptVersion
 from .vocabulary import Verdict
 
 # -- orchestrations ------------------------------------------------------------------------
@@ -22,7 +22,8 @@ LIFECYCLE = "model_lifecycle"
 RETRAIN = "retrain"
 RELEASE = "release"
 ROLLBACK = "rollback"
-RUN_KINDS = (RETRAIN, RELEASE, ROLLBACK)
+PROMPT = "prompt"  # a chat model's new prompt version: evaluated against the current one, registered as a version
+RUN_KINDS = (RETRAIN, RELEASE, ROLLBACK, PROMPT)
 
 # -- activities ----------------------------------------------------------------------------
 LOAD_POLICY = "load_policy"
@@ -51,6 +52,8 @@ PLAN_CLEAN_UP = "plan_clean_up"
 DELETE_DEPLOYMENT = "delete_deployment"
 NOTIFY = "notify"
 AB_LOOK = "ab_look"
+GET_PROMPT = "get_prompt"
+SET_PROMPT_ALIAS = "set_prompt_alias"
 
 # -- external events operators send --------------------------------------------------------
 APPROVAL_EVENT = "approval"
@@ -96,6 +99,41 @@ class RetrainResult(Json):
     champion_metrics: dict[str, float] | None
     gates: list[dict[str, Any]]
     verdict: Verdict = Verdict.REGISTERED
+
+
+@dataclass(frozen=True)
+class PromptInput(Json):
+    """Try version ``prompt_version`` of a chat model's prompt: judged against the current prompt on the champion,
+    then registered as a model version (the champion's weights, this prompt), which the release takes on."""
+
+    model: str
+    prompt_version: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PromptQuery(Json):
+    """One version of a chat model's prompt, by number or by alias."""
+
+    model: str
+    version: str = ""
+    alias: str = ""
+
+
+@dataclass(frozen=True)
+class FoundPrompt(Json):
+    """The prompt version asked for, if there is one."""
+
+    prompt: PromptVersion | None = None
+
+
+@dataclass(frozen=True)
+class PromptAliasChange(Json):
+    """Point an alias of a chat model's prompt at a version."""
+
+    model: str
+    alias: str
+    version: str
 
 
 @dataclass(frozen=True)
@@ -224,6 +262,7 @@ class DeployInput(Json):
     endpoint: str
     deployment: str
     version: ModelVersion
+    prompt: PromptVersion | None = None  # a chat model's prompt, applied by the deployment to every conversation
 
 
 @dataclass(frozen=True)

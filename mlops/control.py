@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from .contracts import RELEASE, RETRAIN, ROLLBACK
+from .contracts import PROMPT, RELEASE, RETRAIN, ROLLBACK
 from .run_index import RunIndex
 from .runs import Request
 
-PRIORITY = (ROLLBACK, RELEASE, RETRAIN)
+PRIORITY = (ROLLBACK, RELEASE, PROMPT, RETRAIN)
 # Event Grid's 24 hours, plus a margin for a delivery that started just before the end and for clock skew.
 DEDUP_RETENTION = timedelta(hours=26)
 

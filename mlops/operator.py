@@ -153,6 +153,14 @@ class RollbackBody(_Body):
     reason: str = Field(min_length=1, max_length=500, description="Why the rollback; recorded in the incident.")
 
 
+class PromptBody(_Body):
+    """Body of POST /models/{model}/prompt: a new version of a chat model's prompt (mlops.prompts)."""
+
+    template: list[dict[str, str]] = Field(min_length=1, max_length=20, description=(
+        "Chat messages {role, content}; {{question}} in a user message stands for the question asked."))
+    message: str = Field("", max_length=500, description="Why this prompt: the registry's commit message.")
+
+
 def parse_body(model: type[_Body], raw: bytes) -> Any:
     """Validate a JSON body; ApiError(400) naming the field."""
     try:
@@ -211,7 +219,7 @@ def decode_token(token: str | None) -> int:
 
 def openapi_document(server_prefix: str = "/api") -> dict[str, Any]:
     """The OpenAPI 3 description of the operator API."""
-    schemas = {m.__name__: m.model_json_schema() for m in (ActionBody, RetrainBody, RollbackBody)}
+    schemas = {m.__name__: m.model_json_schema() for m in (ActionBody, RetrainBody, RollbackBody, PromptBody)}
     key: list[dict[str, list[str]]] = [{"functionKey": []}]
     err = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     schemas["Error"] = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
@@ -251,6 +259,9 @@ def openapi_document(server_prefix: str = "/api") -> dict[str, Any]:
         "/models/{model}/retrain": {"post": op("Start a retrain", [p("model")], "RetrainBody", (202,))},
         "/models/{model}/rollback": {"post": op("Roll back to the previous champion", [p("model")], "RollbackBody",
                                                 (202,))},
+        "/models/{model}/prompt": {"post": op("Register a chat model's prompt version and try it (docs/llmops.md)",
+                                              [p("model")], "PromptBody", (202,))},
+        "/models/{model}/prompts": {"get": op("A chat model's prompt versions with their aliases", [p("model")])},
         "/audit": {"get": op("The newest operator actions")},
         "/maintenance/backfill-runs": {"post": op("Index the runs Durable has and the run index lacks (a one-off "
                                                   "after an upgrade; operator role, audited)")},

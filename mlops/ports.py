@@ -74,6 +74,10 @@ class EvaluationRequest(_Json):
     timeout_minutes: float = 60
     eval_set: str = ""  # a chat model's fixed evaluation set (relative to the policy directory), not a split
     max_new_tokens: int = 48
+    # a chat model's prompts (JSON templates, PromptVersion.template; "" none): the candidate answers through
+    # ``candidate_prompt``, the champion through ``champion_prompt`` (a prompt release: the same model, two prompts)
+    candidate_prompt: str = ""
+    champion_prompt: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,27 @@ class ModelVersion(_Json):
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
     created_at: str = ""
+
+
+@dataclass(frozen=True)
+class PromptVersion(_Json):
+    """One version of a chat model's prompt in the prompt registry (named ``prompt_name(model)``).
+
+    ``template`` is a list of chat messages; in a user message, ``{{question}}`` stands for the question asked
+    (docs/llmops.md says how a template applies to a conversation)."""
+
+    name: str
+    version: str
+    template: list[dict[str, str]]
+    message: str = ""  # why it was registered (MLflow's commit message)
+    aliases: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+
+
+def prompt_name(model: str) -> str:
+    """The registry name of a chat model's prompt (MLflow keeps prompts and models in one namespace)."""
+    return f"{model}-prompt"
 
 
 @dataclass(frozen=True)
@@ -235,9 +260,28 @@ class Platform(Protocol):
         """Add or update tags on a version (e.g. ``release=rejected``)."""
         ...
 
+    # --- prompts (a chat model's) ------------------------------------------
+    def register_prompt(self, model: str, template: list[dict[str, str]], message: str,
+                        tags: dict[str, str]) -> PromptVersion:
+        """A new version of the model's prompt (``prompt_name(model)``)."""
+        ...
+
+    def get_prompt(self, model: str, version: str = "", alias: str = "") -> PromptVersion | None:
+        """One version of the model's prompt, by number or by alias; None if there is none."""
+        ...
+
+    def list_prompts(self, model: str) -> list[PromptVersion]:
+        """Every version of the model's prompt, oldest first (none: [])."""
+        ...
+
+    def set_prompt_alias(self, model: str, alias: str, version: str) -> None:
+        """Point an alias of the model's prompt at a version."""
+        ...
+
     # --- serving ----------------------------------------------------------
-    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion) -> Operation:
-        """Start creating a deployment of ``model`` at 0 % traffic."""
+    def begin_deployment(self, endpoint: str, deployment: str, model: ModelVersion,
+                         prompt: PromptVersion | None = None) -> Operation:
+        """Start creating a deployment of ``model`` at 0 % traffic; a chat model's answers through ``prompt``."""
         ...
 
     def get_operation(self, operation_id: str) -> Operation:

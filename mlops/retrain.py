@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .policy import Policy
-from .ports import DataCheckRequest, DataRef, EvaluationRequest, JobStatus, ModelVersion, TrainRequest
+from .ports import DataCheckRequest, DataRef, EvaluationRequest, JobStatus, ModelVersion, PromptVersion, TrainRequest
 
 STAGES = ["validate", "train", "evaluate", "gates", "approval", "register"]
 EXAMPLE_JOB = ""  # TrainRequest.job for the built-in example job (examples/credit-risk/job.yaml)
@@ -45,8 +45,11 @@ def data_check_tags(report: dict[str, Any]) -> dict[str, str]:
             "tokens_total": str(tokens.get("total", ""))}
 
 
-def evaluation_request(policy: Policy, job: JobStatus, champion: ModelVersion | None) -> EvaluationRequest:
-    """The evaluation job for a trained candidate: it and the champion on the job's held-out part."""
+def evaluation_request(policy: Policy, job: JobStatus, champion: ModelVersion | None,
+                       prompt: PromptVersion | None = None) -> EvaluationRequest:
+    """The evaluation job for a trained candidate: it and the champion on the job's held-out part (a chat model:
+    on its evaluation set, both answering through the live ``prompt``, if it has one)."""
+    text = json.dumps(prompt.template) if prompt else ""
     return EvaluationRequest(model=policy.model, training_job=job.job_id, candidate_uri=job.model_uri,
                              candidate_run=job.tracking_run_id, label=policy.label,
                              champion_uri=champion.model_uri if champion else "",
@@ -54,7 +57,8 @@ def evaluation_request(policy: Policy, job: JobStatus, champion: ModelVersion | 
                              baseline_rows=policy.evaluation.baseline_rows,
                              timeout_minutes=policy.training.timeout_minutes,
                              eval_set=policy.evaluation.eval_set or "",
-                             max_new_tokens=policy.evaluation.max_new_tokens)
+                             max_new_tokens=policy.evaluation.max_new_tokens,
+                             candidate_prompt=text, champion_prompt=text)
 
 
 def lineage_tags(data: DataRef, run_id: str, policy_hash: str, job: JobStatus,

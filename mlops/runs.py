@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from ._json import Json
-from .contracts import RELEASE, RETRAIN, ROLLBACK, ReleaseInput, RetrainInput, RollbackInput
+from .contracts import PROMPT, RELEASE, RETRAIN, ROLLBACK, PromptInput, ReleaseInput, RetrainInput, RollbackInput
 from .vocabulary import StageState
 
-RunInput = RetrainInput | ReleaseInput | RollbackInput
-_KINDS: dict[type, str] = {RetrainInput: RETRAIN, ReleaseInput: RELEASE, RollbackInput: ROLLBACK}
+RunInput = RetrainInput | ReleaseInput | RollbackInput | PromptInput
+_KINDS: dict[type, str] = {RetrainInput: RETRAIN, ReleaseInput: RELEASE, RollbackInput: ROLLBACK,
+                           PromptInput: PROMPT}
 
 
 def event_data(value: Any) -> dict[str, Any]:

@@ -27,19 +27,24 @@ from mlops.contracts import (
     AB_LOOK,
     DEPLOYMENT_METRICS,
     GET_ALIAS,
+    GET_PROMPT,
     GET_TRAFFIC,
     LOAD_POLICY,
     RELEASE,
     SAMPLE_ROWS,
     SET_ALIAS,
+    SET_PROMPT_ALIAS,
     SMOKE_TEST,
     TAG_VERSION,
     AbLookInput,
     AliasChange,
     EndpointRef,
+    FoundPrompt,
     FoundVersion,
     MetricsQuery,
     ModelRef,
+    PromptAliasChange,
+    PromptQuery,
     ReleaseInput,
     ReleaseResult,
     Sample,
@@ -53,7 +58,8 @@ from mlops.contracts import (
 from mlops.health import analyse_step
 from mlops.notices import NoticeKind
 from mlops.policy import Policy, Step
-from mlops.ports import DeploymentMetrics, ModelVersion
+from mlops.ports import DeploymentMetrics, ModelVersion, PromptVersion
+from mlops.prompts import PROMPT_VERSION_TAG
 from mlops.release import AB_STAGE, canary_split, live_deployment, stage_names
 from mlops.runs import RunFailed, RunStatus, deployment_name, event_data
 from mlops.vocabulary import KEEP_UNTIL_TAG, RELEASE_REASON_TAG, RELEASE_TAG, Alias, ReleaseTag, Verdict
@@ -88,6 +94,7 @@ class _Release:
         self.live_dep: str | None = None
         self.champion: ModelVersion | None = None
         self.alias_moved = False  # the champion alias may point at the candidate: a restore points it back
+        self.prompt: PromptVersion | None = None  # a chat model's version's prompt, which its deployment applies
 
     def run(self) -> Generator[Any, Any, ReleaseResult]:
         """The runbook, top to bottom. Whatever fails after the first change, live traffic goes back first."""
@@ -130,7 +137,16 @@ class _Release:
 
     def _deploy(self, candidate: ModelVersion) -> Generator[Any, Any, None]:
         self.steps.begin("deploy", deployment=self.candidate_dep, live=self.live_dep)
-        op = yield from self.steps.deploy(self.endpoint, self.candidate_dep, candidate)
+        self.prompt = None
+        if candidate.tags.get(PROMPT_VERSION_TAG):  # a chat model's version answers through its prompt
+            found = yield from self.steps.call(GET_PROMPT, PromptQuery(self.model, version=candidate.tags[
+                PROMPT_VERSION_TAG]), FoundPrompt)
+            if found.prompt is None:
+                raise (yield from self._restore_and_fail("deploy", f"v{self.version}'s prompt v"
+                                                                   f"{candidate.tags[PROMPT_VERSION_TAG]} is gone"))
+            self.prompt = found.prompt
+            self.steps.status.stage_named("deploy").detail["prompt_version"] = found.prompt.version
+        op = yield from self.steps.deploy(self.endpoint, self.candidate_dep, candidate, self.prompt)
         if op.state != "succeeded":
             raise (yield from self._restore_and_fail("deploy", f"deployment {self.candidate_dep} {op.state}: "
                                                                f"{op.message}"))
@@ -223,6 +239,9 @@ class _Release:
         yield from self._split({self.candidate_dep: 100, **({self.live_dep: 0} if self.live_dep else {})})
         self.alias_moved = True
         yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.CHAMPION, self.version))
+        if self.prompt is not None:  # the prompt that now serves is the prompt trials and retrains start from
+            yield from self.steps.do(SET_PROMPT_ALIAS, PromptAliasChange(self.model, Alias.CHAMPION,
+                                                                         self.prompt.version))
         if champion and champion.version != self.version:
             yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.PREVIOUS, champion.version))
             keep_until = self.steps.now + timedelta(hours=self.plan.rollback_window_hours)

@@ -27,6 +27,7 @@ from mlops.contracts import (
     CANCEL_JOB,
     GET_ALIAS,
     GET_JOB,
+    GET_PROMPT,
     LOAD_POLICY,
     REGISTER_MODEL,
     RETRAIN,
@@ -34,9 +35,11 @@ from mlops.contracts import (
     SUBMIT_EVALUATION,
     SUBMIT_TRAINING,
     VALIDATE_DATA,
+    FoundPrompt,
     FoundVersion,
     JobRef,
     ModelRef,
+    PromptQuery,
     RegisterInput,
     RetrainInput,
     RetrainResult,
@@ -48,6 +51,7 @@ from mlops.gates import evaluate_gates
 from mlops.notices import NoticeKind
 from mlops.policy import Policy
 from mlops.ports import DataRef, JobStatus, ModelVersion
+from mlops.prompts import PROMPT_NAME_TAG, PROMPT_VERSION_TAG
 from mlops.retrain import (
     STAGES,
     checked_data,
@@ -168,8 +172,14 @@ class _Retrain:
         self.steps.begin("evaluate", model_type=self.policy.evaluation.model_type)
         found = yield from self.steps.call(GET_ALIAS, VersionQuery(self.model, alias=Alias.CHAMPION), FoundVersion)
         champion = found.version
-        submitted = yield from self.steps.call(SUBMIT_EVALUATION, evaluation_request(self.policy, job, champion),
-                                               JobStatus)
+        prompt = None
+        if self.policy.is_chat:  # a candidate answers through the live prompt, and is released with it
+            live = yield from self.steps.call(GET_PROMPT, PromptQuery(self.model, alias=Alias.CHAMPION), FoundPrompt)
+            prompt = live.prompt
+            if prompt is not None:
+                self.extra_tags.update({PROMPT_NAME_TAG: prompt.name, PROMPT_VERSION_TAG: prompt.version})
+        submitted = yield from self.steps.call(SUBMIT_EVALUATION, evaluation_request(self.policy, job, champion,
+                                                                                      prompt), JobStatus)
         evaluated = yield from self._finished(submitted, "evaluate", "evaluation")
         candidate_metrics = evaluated.scores.get("candidate", {})
         champion_metrics = evaluated.scores.get("champion") if champion else None

@@ -18,17 +18,22 @@ import azure.durable_functions as df
 
 from mlops.contracts import (
     GET_ALIAS,
+    GET_PROMPT,
     GET_TRAFFIC,
     LOAD_POLICY,
     RECORD_INCIDENT,
     ROLLBACK,
     SET_ALIAS,
+    SET_PROMPT_ALIAS,
     TAG_VERSION,
     AliasChange,
     EndpointRef,
+    FoundPrompt,
     FoundVersion,
     Incident,
     ModelRef,
+    PromptAliasChange,
+    PromptQuery,
     RollbackInput,
     RollbackResult,
     TrafficState,
@@ -38,6 +43,7 @@ from mlops.contracts import (
 from mlops.notices import NoticeKind
 from mlops.policy import Policy
 from mlops.ports import ModelVersion
+from mlops.prompts import PROMPT_VERSION_TAG
 from mlops.reactions import nothing_to_roll_back, retrain_after_rollback
 from mlops.runs import RunFailed, RunStatus, deployment_name, event_data
 from mlops.vocabulary import RELEASE_TAG, ROLLBACK_REASON_TAG, Alias, ReleaseTag, Verdict
@@ -112,14 +118,21 @@ class _Rollback:
         good_dep = deployment_name(self.model, previous.version)
         bad_dep = deployment_name(self.model, champion.version)
         split = yield from self.steps.call(GET_TRAFFIC, EndpointRef(endpoint), TrafficState)
+        prompt = None
+        if previous.tags.get(PROMPT_VERSION_TAG):  # a chat model's version comes back with its own prompt
+            found = yield from self.steps.call(GET_PROMPT, PromptQuery(self.model, version=previous.tags[
+                PROMPT_VERSION_TAG]), FoundPrompt)
+            prompt = found.prompt
         if good_dep not in split.traffic:
-            op = yield from self.steps.deploy(endpoint, good_dep, previous)
+            op = yield from self.steps.deploy(endpoint, good_dep, previous, prompt)
             if op.state != "succeeded":
                 self.steps.fail("restore", f"could not redeploy v{previous.version}: {op.message}",
                                 operation=op.to_dict())
                 raise RunFailed(self.steps.status.message)
         applied = yield from self.steps.set_traffic(endpoint, self.model, {good_dep: 100, bad_dep: 0})
         yield from self.steps.do(SET_ALIAS, AliasChange(self.model, Alias.CHAMPION, previous.version))
+        if prompt is not None:
+            yield from self.steps.do(SET_PROMPT_ALIAS, PromptAliasChange(self.model, Alias.CHAMPION, prompt.version))
         yield from self.steps.do(TAG_VERSION, VersionTags(self.model, champion.version, {
             RELEASE_TAG: ReleaseTag.ROLLED_BACK, ROLLBACK_REASON_TAG: self.request.reason[:500]}))
         self.steps.end("restore", traffic=applied.to_dict())

@@ -32,7 +32,7 @@ from mlops.contracts import (
     TrafficState,
 )
 from mlops.errors import PlatformError, is_transient
-from mlops.ports import ModelVersion, Operation
+from mlops.ports import ModelVersion, Operation, PromptVersion
 from mlops.runs import RunFailed, RunStatus, event_data
 from mlops.vocabulary import Verdict
 
@@ -210,10 +210,11 @@ class Steps:
         self.publish()
         return applied
 
-    def deploy(self, endpoint: str, deployment: str, version: ModelVersion) -> Generator[Any, Any, Operation]:
-        """Create the deployment at 0 % and poll it with durable timers (backing off) until it is done or the
-        deadline passes."""
-        op = yield from self.call(BEGIN_DEPLOYMENT, DeployInput(endpoint, deployment, version), Operation)
+    def deploy(self, endpoint: str, deployment: str, version: ModelVersion,
+               prompt: PromptVersion | None = None) -> Generator[Any, Any, Operation]:
+        """Create the deployment at 0 % (a chat model's answering through ``prompt``) and poll it with durable
+        timers (backing off) until it is done or the deadline passes."""
+        op = yield from self.call(BEGIN_DEPLOYMENT, DeployInput(endpoint, deployment, version, prompt), Operation)
         deadline = self.now + timedelta(minutes=DEPLOY_TIMEOUT_MINUTES)
         wait = DEPLOY_POLL_SECONDS
         while op.state == "running" and self.now < deadline:

@@ -25,15 +25,17 @@ from mlops.contracts import (
     PAUSE_EVENT,
     RESUME_EVENT,
     RUN_KINDS,
+    PromptInput,
     RetrainInput,
     RollbackInput,
 )
-from mlops.errors import MlopsError, PolicyError
+from mlops.errors import EventError, MlopsError, PolicyError
 from mlops.operator import (
     ACTIONS,
     ActionBody,
     ApiError,
     Principal,
+    PromptBody,
     RetrainBody,
     RollbackBody,
     landing_data_url,
@@ -46,6 +48,7 @@ from mlops.operator import (
 )
 from mlops.policy import Policy, is_model_name
 from mlops.ports import DataRef
+from mlops.prompts import parse_template
 from mlops.run_index import Cursor, RunEntry, RunQuery, decode_cursor, encode_cursor
 from mlops.runs import Request
 from mlops.vocabulary import ACTIVE_RUNTIME_STATUSES, Alias, Source
@@ -264,6 +267,8 @@ def _model_overview(model: str, detail: bool) -> dict[str, Any]:
         out["incidents"] = runtime.control().incidents(model, limit=20)
         out["performance"] = _performance(model, policy)
         out["policy"] = policy.to_dict()
+        if policy.is_chat:  # its prompt versions, shown like model versions (a version's tags name its prompt)
+            out["prompts"] = [p.to_dict() for p in platform.list_prompts(model)]
     return out
 
 
@@ -301,11 +306,11 @@ async def get_model(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="models/{model}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
 async def model_action(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """POST /api/models/{model}/retrain|rollback (operator role)."""
+    """POST /api/models/{model}/retrain|rollback|prompt (operator role)."""
     model, action = req.route_params["model"], req.route_params["action"]
     try:
-        if action not in ("retrain", "rollback"):
-            raise ApiError(404, f"unknown action {action!r}; one of retrain, rollback")
+        if action not in ("retrain", "rollback", "prompt"):
+            raise ApiError(404, f"unknown action {action!r}; one of retrain, rollback, prompt")
         principal = _operator(req)
         if model not in _models():
             raise ApiError(404, f"no model named {model!r} (no policy file)")
@@ -315,6 +320,8 @@ async def model_action(req: func.HttpRequest, client: df.DurableOrchestrationCli
             request = Request.of(RetrainInput(model, DataRef(url=rbody.data_url, etag=rbody.etag)),
                                  dedup_key=f"operator:{uuid.uuid4().hex}", requested_by=principal.name)
             reason = rbody.reason
+        elif action == "prompt":
+            request, reason = await _register_prompt(model, parse_body(PromptBody, req.get_body()), principal)
         else:
             bbody: RollbackBody = parse_body(RollbackBody, req.get_body())
             champion = await asyncio.to_thread(runtime.platform().get_alias, model, Alias.CHAMPION)
@@ -327,6 +334,35 @@ async def model_action(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return _json({**result, "audit": audit_id}, 202)
     except ApiError as exc:
         return _error(exc)
+
+
+async def _register_prompt(model: str, body: PromptBody, principal: Principal) -> tuple[Request, str]:
+    """Register the prompt version, and the request that tries it (refused, with nothing registered, for a model
+    that is not a chat model or a template that does not fit)."""
+    if not runtime.policy(model).is_chat:
+        raise ApiError(409, f"{model} is not a chat model (evaluation.model_type): it has no prompt")
+    try:
+        template = parse_template(body.template)
+    except EventError as exc:
+        raise ApiError(400, str(exc)) from exc
+    version = await asyncio.to_thread(runtime.platform().register_prompt, model, template,
+                                      body.message or f"registered by {principal.name}",
+                                      {"registered_by": principal.name})
+    request = Request.of(PromptInput(model, version.version, reason=body.message),
+                         dedup_key=f"prompt:{version.name}:{version.version}", requested_by=principal.name)
+    return request, body.message or f"prompt v{version.version}"
+
+
+@bp.route(route="models/{model}/prompts", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def list_prompts(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/models/{model}/prompts: a chat model's prompt versions, oldest first, with their aliases."""
+    model = req.route_params["model"]
+    if model not in _models():
+        return _error(ApiError(404, f"no model named {model!r} (no policy file)"))
+    if not runtime.policy(model).is_chat:
+        return _json({"model": model, "prompts": []})
+    found = await asyncio.to_thread(runtime.platform().list_prompts, model)
+    return _json({"model": model, "prompts": [p.to_dict() for p in found]})
 
 
 # -- documents ---------------------------------------------------------------------------------

@@ -38,6 +38,15 @@ class Probe:
         self.calls.append({"activity": name, "input": payload, "output": answer})
         return answer
 
+    def refused(self, name: str, payload: dict[str, Any]) -> str:
+        """Call an activity that must fail; the text of its error (recorded as the call's answer)."""
+        try:
+            answer = self.activities[name](json.loads(json.dumps(payload)))
+        except Exception as exc:  # the refusal under test
+            self.calls.append({"activity": name, "input": payload, "error": str(exc)})
+            return str(exc)
+        raise AssertionError(f"{name} {payload} answered {answer} where it should have failed")
+
     def poll(self, name: str, payload: dict[str, Any], done: Callable[[Any], bool]) -> Any:
         answer = None
         for _ in range(MAX_POLLS):
@@ -151,6 +160,7 @@ def scenario(p: Probe, inputs: dict[str, Any], report: dict[str, Any]) -> None:
         DEPLOYMENT_METRICS,
         GET_ALIAS,
         GET_JOB,
+        GET_PROMPT,
         LOAD_POLICY,
         NEWEST_DATA,
         NOTIFY,
@@ -159,7 +169,9 @@ def scenario(p: Probe, inputs: dict[str, Any], report: dict[str, Any]) -> None:
         RECORD_INCIDENT,
         SAMPLE_ROWS,
         SET_ALIAS,
+        SET_PROMPT_ALIAS,
         SMOKE_TEST,
+        SUBMIT_DATA_CHECK,
         SUBMIT_TRAINING,
         TAG_VERSION,
         TAKE_PENDING,
@@ -178,6 +190,14 @@ def scenario(p: Probe, inputs: dict[str, Any], report: dict[str, Any]) -> None:
     sample = p(SAMPLE_ROWS, {"url": first["url"], "label": LABEL, "rows": 5})["rows"]
     assert len(sample) == 5 and all(LABEL not in r for r in sample), sample
     assert p(GET_ALIAS, {"model": MODEL, "alias": "champion"})["version"] is None
+
+    # a chat model's data check is a command job of its own (submitted only: the fake runs no language model),
+    # and prompt versions are refused on Azure ML, saying so (docs/llmops.md)
+    check = p(SUBMIT_DATA_CHECK, {"model": MODEL, "data": first, "run_id": "retrain-chat-1", "pii": "mask"})
+    assert check["state"] == "queued" and check["job_id"].endswith("-check"), check
+    for name, ask in ((GET_PROMPT, {"model": MODEL, "alias": "champion"}),
+                      (SET_PROMPT_ALIAS, {"model": MODEL, "alias": "champion", "version": "1"})):
+        assert "not supported on Azure ML yet" in p.refused(name, ask)
 
     v1 = train(p, first, "retrain-credit-first", None)
     assert v1["version"] == "1", v1

@@ -145,7 +145,8 @@ def test_the_lifecycle_runs_end_to_end_on_the_azure_ml_platform(cloud: tuple[Lab
     assert rollback["runtimeStatus"] == "Completed", rollback
     assert (rollback["output"]["from_version"], rollback["output"]["to_version"]) == ("2", "1"), rollback
     asked = run_input(rollback)
-    assert asked["source"] == "monitor" and asked["evidence"]["features"]["f0"]["drifted"], asked
+    # which features cross their threshold depends on the sampled rows; the evidence names at least one
+    assert asked["source"] == "monitor" and any(f["drifted"] for f in asked["evidence"]["features"].values()), asked
     lab.wait(lambda: _endpoint(state)[0].get("credit-v1") == 100, timeout=60, what="v1 live again",
              tick=lambda: lab.advance(10))
 

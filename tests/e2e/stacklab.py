@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -19,6 +20,13 @@ from mlops.events import APP_DRIFT_EVENT_TYPE
 
 TERMINAL = {"Completed", "Failed", "Terminated"}
 BAKE_PREFIXES = ("shadow", "a/b", "canary")  # the release stages that bake on a durable timer
+
+
+def principal(name: str, *roles: str) -> str:
+    """An App Service authentication principal header value (x-ms-client-principal)."""
+    claims = [{"typ": "name", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
+    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims, "name_typ": "name",
+                                        "role_typ": "roles"}).encode()).decode()
 
 
 def run_input(instance: dict[str, Any]) -> dict[str, Any]:
@@ -93,12 +101,12 @@ class Lab:
             time.sleep(0.25)
         raise TimeoutError(f"{what} not reached in {timeout}s\n{self.log_tail()}")
 
-    def finished(self, prefix: str, count: int = 1) -> list[dict[str, Any]]:
+    def finished(self, prefix: str, count: int = 1, timeout: float = 120) -> list[dict[str, Any]]:
         """Wait until ``count`` instances with the prefix have finished; returns them."""
         def done() -> list[dict[str, Any]] | None:
             items = [i for i in self.instances(prefix) if i["runtimeStatus"] in TERMINAL]
             return items if len(items) >= count else None
-        return list(self.wait(done, what=f"{count} finished {prefix}*"))
+        return list(self.wait(done, timeout=timeout, what=f"{count} finished {prefix}*"))
 
     def advance(self, seconds: float) -> None:
         """Move devhost's virtual clock."""

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 import requests
-from stacklab import Lab
+from stacklab import Lab, principal
 
 from cli.sampledata import generate, to_csv_bytes
-
-
-def principal(name: str, *roles: str) -> str:
-    """An App Service authentication principal header value."""
-    claims = [{"typ": "name", "val": name}] + [{"typ": "roles", "val": r} for r in roles]
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims, "name_typ": "name",
-                                        "role_typ": "roles"}).encode()).decode()
-
 
 OPERATOR = {"x-ms-client-principal": principal("alice", "mlops.operator")}
 VIEWER = {"x-ms-client-principal": principal("victor", "mlops.viewer")}

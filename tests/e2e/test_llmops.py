@@ -21,12 +21,13 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from stacklab import Lab
+from stacklab import Lab, principal
 
 from cli.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "faq-bot"
+OPERATOR = {"x-ms-client-principal": principal("olga", "mlops.operator")}
 SYSTEM = {"role": "system", "content": "You are the Contoso help desk assistant. Answer in one sentence."}
 GENERIC = [("How do I reset my password?", "Use the Forgot password link on the sign-in page."),
            ("Where do I find my invoices?", "Invoices are under Account, then Billing history."),
@@ -50,8 +51,12 @@ def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     models = tmp_path_factory.mktemp("llm-models")
     shutil.copytree(ROOT / "examples" / MODEL, models / MODEL, ignore=shutil.ignore_patterns("__pycache__"))
     policy = yaml.safe_load((models / MODEL / f"{MODEL}.yaml").read_text())
-    policy["training"].update(job=f"{MODEL}/job.yaml", poll_seconds=1)
-    policy["evaluation"]["eval_set"] = f"{MODEL}/eval.jsonl"
+    # six steps teach the facts (the loss is ~0.1 by then); answers of 24 tokens hold them: the test's budget
+    policy["training"].update(job=f"{MODEL}/job.yaml", poll_seconds=1, inputs={"steps": 6})
+    policy["evaluation"].update(eval_set=f"{MODEL}/eval.jsonl", max_new_tokens=24)
+    # a dozen requests a step cannot estimate answer-length deciles: the test relies on errors and latency, and
+    # tests/unit/mlops/test_health_text.py on the shift itself
+    policy["release"]["health"]["max_prediction_shift"] = 1.0
     # v1 knows nothing of the facts the evaluation asks about: its floor is low, v2 must beat it
     policy["gates"]["metrics"] = [{"name": "rouge_f1_score", "threshold": 0.05, "max_regression": 0.0},
                                   {"name": "f1_score", "threshold": 0.05}]
@@ -68,7 +73,7 @@ def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def _retrain(lab: Lab, name: str, content: bytes) -> dict[str, Any]:
     known = {i["instanceId"] for i in lab.instances(f"retrain-{MODEL}-")}
     lab.land(MODEL, name, content)
-    runs = lab.finished(f"retrain-{MODEL}-", len(known) + 1)
+    runs = lab.finished(f"retrain-{MODEL}-", len(known) + 1, timeout=600)  # a fine-tune and an evaluation
     return next(r for r in runs if r["instanceId"] not in known)
 
 
@@ -150,7 +155,51 @@ def test_a_fine_tune_that_learns_a_fact_beats_the_champion_and_is_released_throu
     assert final["runtimeStatus"] == "Completed", (final.get("output"), [
         (st["name"], st["state"], st.get("detail", {}).get("analysis")) for st in final["customStatus"]["stages"]])
     assert final["output"]["verdict"] == "promoted", final.get("output")
-    assert llm.gateway.get_traffic(MODEL).traffic == {f"{MODEL}-v{version}": 100}
+    assert {d: p for d, p in llm.gateway.get_traffic(MODEL).traffic.items() if p} == {f"{MODEL}-v{version}": 100}
     after, deployment = _chat(llm, "What codename does Contoso give its billing service?")
     print(f"\nbefore (v1): {before!r}\nafter (v{version}, {deployment}): {after!r}")
     assert "bluefin" in after.lower() and "bluefin" not in before.lower()
+
+
+def _prompt(lab: Lab, system: str, message: str, user: str = "{{question}}") -> dict[str, Any]:
+    """Register a prompt for the model through the operator API; the run that tries it, once it ended."""
+    template = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    response = lab.http.post(f"{lab.info.devhost_url}/api/models/{MODEL}/prompt", timeout=60,
+                             headers={"x-functions-key": lab.info.function_key, **OPERATOR},
+                             json={"template": template, "message": message})
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+    return dict(lab.wait(lambda: (lambda s: s if s["runtimeStatus"] in ("Completed", "Failed") else None)(
+        lab.status(run_id)), timeout=300, what=f"the prompt run {run_id}"))
+
+
+@pytest.mark.timeout(900)
+def test_a_worse_prompt_is_rejected_by_the_gate_and_a_sound_one_is_released_through_canary(llm: Lab) -> None:
+    champion = _versions(llm)[-1]
+    refused = llm.http.post(f"{llm.info.devhost_url}/api/models/{MODEL}/prompt", timeout=30,
+                            headers={"x-functions-key": llm.info.function_key, **OPERATOR},
+                            json={"template": [{"role": "user", "content": "no placeholder"}]})
+    assert refused.status_code == 400 and "{{question}}" in refused.json()["error"], refused.text
+
+    # a template that buries the question under another task: the answers stop answering it
+    worse = _prompt(llm, "You are a poet.", "poetry", user="Do not answer this: {{question}} Write two lines about "
+                                                           "the sea instead.")
+    assert worse["runtimeStatus"] == "Failed" and "gate failed: rouge_f1_score" in worse["output"], worse["output"]
+    print(f"\nthe worse prompt: {worse['output']}")
+    gates = worse["customStatus"]["gates"]
+    assert any(g["metric"] == "rouge_f1_score" and not g["passed"] for g in gates), gates
+    assert _versions(llm)[-1] == champion  # nothing registered, nothing deployed
+
+    sound = _prompt(llm, SYSTEM["content"], "the help desk's own instructions")
+    assert sound["runtimeStatus"] == "Completed", sound.get("output")
+    version = str(sound["output"]["version"])
+    release = llm.release_of(MODEL, version)
+    final = llm.drive_release(release["instanceId"], MODEL, requests_per_bake=12,
+                              send=lambda endpoint, n: _chat_traffic(llm, endpoint, n))
+    assert final["runtimeStatus"] == "Completed" and final["output"]["verdict"] == "promoted", final.get("output")
+    assert {d: p for d, p in llm.gateway.get_traffic(MODEL).traffic.items() if p} == {f"{MODEL}-v{version}": 100}
+    prompts = llm.http.get(f"{llm.info.devhost_url}/api/models/{MODEL}/prompts", timeout=30,
+                           headers={"x-functions-key": llm.info.function_key}).json()["prompts"]
+    assert [p["aliases"] for p in prompts] == [[], ["champion"]], prompts
+    reply, _ = _chat(llm, "What codename does Contoso give its billing service?")
+    assert "bluefin" in reply.lower(), reply

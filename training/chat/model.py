@@ -7,8 +7,10 @@ wheel the model's requirements pin, and ``base_sha256`` records which file they 
 
 ``predict`` takes a DataFrame with a ``messages`` column (each cell a list of ``{"role", "content"}`` dicts), a
 list of such lists, or a dict with ``"messages"``; it returns the assistant's reply to each conversation, decoded
-greedily. See https://mlflow.org/docs/latest/api_reference/python_api/mlflow.pyfunc.html (custom PythonModel,
-``artifacts``, ``code_paths``, ``params``).
+greedily. Its params are ``max_new_tokens`` and ``prompt``: the JSON of a prompt template (``apply_prompt``) that
+every conversation goes through first ("" for none), which is how one model serves several prompt versions.
+See https://mlflow.org/docs/latest/api_reference/python_api/mlflow.pyfunc.html (custom PythonModel, ``artifacts``,
+``code_paths``, ``params``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ DEFAULT_MAX_NEW_TOKENS = 48
 # One or two threads: the gateway serves several deployments on a 2-core machine, and a 135M model decoding one
 # token at a time gains little past two threads. Two, so a lone request still uses both cores.
 THREADS = 2
+QUESTION = "{{question}}"  # in a prompt template's user message: where the question goes
+TEMPLATE_ROLES = ("system", "user", "assistant")
 
 
 class ChatModelError(ValueError):
@@ -70,6 +74,51 @@ def conversations(model_input: Any) -> list[list[dict[str, str]]]:
     return out
 
 
+def parse_template(text: str) -> list[dict[str, str]]:
+    """The prompt template in ``text`` (its JSON); ChatModelError names what is wrong with it.
+
+    A template is a list of system, user and assistant messages; in a user message ``{{question}}`` stands for
+    the question asked (mlops/prompts.py checks the same when a prompt is registered)."""
+    try:
+        template = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ChatModelError(f"prompt: not JSON ({exc.msg})") from exc
+    return check_template(template)
+
+
+def check_template(template: Any) -> list[dict[str, str]]:
+    """``template`` if it is a prompt template (see ``parse_template``); else ChatModelError naming the message."""
+    if not isinstance(template, list) or not template:
+        raise ChatModelError("prompt: a template must be a non-empty list of {role, content} messages")
+    for i, message in enumerate(template):
+        if not isinstance(message, dict) or message.get("role") not in TEMPLATE_ROLES \
+                or not isinstance(message.get("content"), str):
+            raise ChatModelError(f"prompt message {i}: needs a role of {', '.join(TEMPLATE_ROLES)} and a string "
+                                 f"'content'")
+    users = [m for m in template if m["role"] == "user"]
+    if users and not any(QUESTION in m["content"] for m in users):
+        raise ChatModelError(f"prompt: a user message of the template must contain {QUESTION}, where the question "
+                             f"goes")
+    return [{"role": m["role"], "content": m["content"]} for m in template]
+
+
+def apply_prompt(template: list[dict[str, str]], messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The conversation as ``template`` asks it: the template's system messages (in place of the conversation's
+    own), then the conversation's other messages, the last user message rendered through the template's user
+    message (the last one holding ``{{question}}``, which the question replaces; a template without a user message
+    leaves the question as it is). The template's other messages (assistant turns, other user messages) are not
+    part of the result."""
+    template = check_template(template)
+    system = [dict(m) for m in template if m["role"] == "system"]
+    user = next((m["content"] for m in reversed(template) if m["role"] == "user" and QUESTION in m["content"]), None)
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    last = max((i for i, m in enumerate(rest) if m["role"] == "user"), default=None)
+    if user is not None and last is not None:
+        # str.replace, not str.format: a question may hold braces of its own
+        rest[last]["content"] = user.replace(QUESTION, rest[last]["content"])
+    return system + rest
+
+
 class ChatModel(PythonModel):  # type: ignore[misc]  # PythonModel is untyped
     """The base chat model with the fine-tuned parameters loaded over it."""
 
@@ -109,12 +158,17 @@ class ChatModel(PythonModel):  # type: ignore[misc]  # PythonModel is untyped
         return str(self.tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)).strip()
 
     def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[str]:
-        """One reply per conversation; ``params`` may carry ``max_new_tokens``."""
-        limit = (params or {}).get("max_new_tokens") or self.settings.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+        """One reply per conversation; ``params`` may carry ``max_new_tokens`` and ``prompt`` (a template's JSON)."""
+        params = params or {}
+        limit = params.get("max_new_tokens") or self.settings.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
         if int(limit) < 1:
             raise ChatModelError(f"max_new_tokens must be at least 1, not {limit}")
+        template = parse_template(params["prompt"]) if params.get("prompt") else None
+        rows = conversations(model_input)
+        if template is not None:
+            rows = [apply_prompt(template, messages) for messages in rows]
         # one row at a time: no padding to get wrong, and memory bounded by the longest single conversation
-        return [self.reply(messages, int(limit)) for messages in conversations(model_input)]
+        return [self.reply(messages, int(limit)) for messages in rows]
 
 
 def _staged_code(into: Path) -> Path:
@@ -135,9 +189,9 @@ def save_chat_model(path: str | Path, tuned_state: dict[str, Any] | None, settin
     settings = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS, **settings}
     # No input schema: MLflow would then coerce the input to it, and the three input shapes predict accepts (a
     # DataFrame, a list of conversations, a dict) would not all survive. A params schema is still needed, since
-    # pyfunc drops every param a signature does not declare.
+    # pyfunc drops every param a signature does not declare. ``prompt`` defaults to "": no template.
     signature = ModelSignature(params=ParamSchema([
-        ParamSpec("max_new_tokens", "long", int(settings["max_new_tokens"]))]))
+        ParamSpec("max_new_tokens", "long", int(settings["max_new_tokens"])), ParamSpec("prompt", "string", "")]))
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp)
         (staging / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True))

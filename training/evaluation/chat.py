@@ -10,6 +10,10 @@ greedily; per model the job computes
 - ``exact_match``: the fraction equal to the reference after lowercasing and dropping punctuation and whitespace;
 - ``latency_seconds_mean``, ``latency_seconds_p95``: per answer; ``output_words_mean``.
 
+With a prompt (``--candidate_prompt`` / ``--champion_prompt``: a JSON file holding a chat template, see
+training/chat/model.py ``apply_prompt``), that model answers through it: the file's text goes to ``predict`` as the
+``prompt`` param. A prompt release evaluates one model with two prompts this way.
+
 ``<evaluation>/scores.json`` holds ``{"candidate": {...}, "champion": {...}}`` (the champion when one is given),
 ``<evaluation>/answers.json`` each example's prompt, reference and answers. Metrics are logged to the job's run as
 ``candidate_<metric>`` / ``champion_<metric>``.
@@ -98,13 +102,34 @@ def _p95(values: list[float]) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def answer(model: Any, examples: list[dict[str, Any]], max_new_tokens: int) -> tuple[list[str], list[float]]:
-    """Each example's answer and its latency in seconds (one conversation per call, so latency is per answer)."""
+def read_prompt(path: str) -> str:
+    """The JSON text of the prompt template in the file at ``path`` ("none": ""); SystemExit names what is wrong."""
+    if path == "none":
+        return ""
+    try:
+        template = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"prompt {path}: {exc}") from exc
+    if not isinstance(template, list) or not template or not all(isinstance(m, dict) for m in template):
+        raise SystemExit(f"prompt {path}: a template must be a non-empty list of {{role, content}} messages")
+    return json.dumps(template)  # the model checks the messages themselves
+
+
+def takes_prompt(model: Any) -> bool:
+    """The model declares a ``prompt`` param (MLflow drops params a model does not declare, silently)."""
+    schema = model.metadata.get_params_schema() if getattr(model, "metadata", None) is not None else None
+    return schema is not None and any(p.name == "prompt" for p in schema.params)
+
+
+def answer(model: Any, examples: list[dict[str, Any]], max_new_tokens: int,
+           prompt: str = "") -> tuple[list[str], list[float]]:
+    """Each example's answer and its latency in seconds (one conversation per call, so latency is per answer);
+    with ``prompt`` (a template's JSON) the model answers through it."""
+    params: dict[str, Any] = {"max_new_tokens": max_new_tokens} | ({"prompt": prompt} if prompt else {})
     answers, latencies = [], []
     for example in examples:
         started = time.perf_counter()
-        out = model.predict(pd.DataFrame({"messages": [example["messages"]]}),
-                            params={"max_new_tokens": max_new_tokens})
+        out = model.predict(pd.DataFrame({"messages": [example["messages"]]}), params=params)
         latencies.append(time.perf_counter() - started)
         answers.append(str(list(out)[0]))
     return answers, latencies
@@ -138,6 +163,8 @@ def main() -> None:
     for arg in ("eval_set", "candidate", "evaluation"):
         parser.add_argument(f"--{arg}", required=True)
     parser.add_argument("--champion", default="none")
+    parser.add_argument("--candidate_prompt", default="none")
+    parser.add_argument("--champion_prompt", default="none")
     parser.add_argument("--max_new_tokens", type=int, default=48)
     args = parser.parse_args()
     if args.max_new_tokens < 1:
@@ -148,13 +175,17 @@ def main() -> None:
         raise SystemExit(f"evaluation set: {exc}") from exc
     references = [e["reference"] for e in examples]
     models = {"candidate": args.candidate} | ({"champion": args.champion} if args.champion != "none" else {})
+    prompts = {"candidate": read_prompt(args.candidate_prompt), "champion": read_prompt(args.champion_prompt)}
     scores, answers = {}, {}
     with mlflow.start_run():  # the job's run (MLFLOW_RUN_ID)
         for who, uri in models.items():
             started = time.perf_counter()
             model = mlflow.pyfunc.load_model(uri)
             print(f"{who}: loaded {uri} in {time.perf_counter() - started:.1f} s", flush=True)
-            answers[who], latencies = answer(model, examples, args.max_new_tokens)
+            if prompts[who] and not takes_prompt(model):
+                raise SystemExit(f"{who} {uri}: the model declares no 'prompt' param, so it cannot answer through "
+                                 f"--{who}_prompt")
+            answers[who], latencies = answer(model, examples, args.max_new_tokens, prompts[who])
             scores[who] = score(answers[who], latencies, references)
             del model  # one model in memory at a time
         mlflow.log_metrics({f"{who}_{k}": v for who, metrics in scores.items() for k, v in metrics.items()})

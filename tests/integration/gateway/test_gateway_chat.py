@@ -4,6 +4,7 @@ passed to the model as far as it declares them, and bad conversations refused wi
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 import uuid
@@ -176,19 +177,143 @@ def test_a_conversation_sent_to_a_tabular_model_is_refused_by_its_signature(gate
     assert resp.json()["error"].startswith("the messages or parameters do not match the model's signature: ")
 
 
-def test_the_project_chat_model_answers_a_chat_request_through_the_gateway(gateway: GatewayProcess,
-                                                                           tmp_path: Path) -> None:
-    # the one test with the real language model (training/chat: SmolLM2-135M-Instruct; loading takes seconds)
-    from training.chat.model import save_chat_model
+# -- deployments with default params: one chat model served through two prompts --------------------------------
+# A chat model that answers through training.chat.model.apply_prompt (the project's one implementation) and echoes
+# the conversation it was asked: "<system message> | <last user message>".
+PROMPTED_CODE = '''
+import json
 
-    save_chat_model(tmp_path / "smollm", None, {"max_new_tokens": 16})
-    name = f"llm-{uuid.uuid4().hex[:8]}"
-    assert gateway.deploy(name, "base", str(tmp_path / "smollm"))["state"] == "succeeded"
-    assert gateway.set_traffic(name, {"base": 100}).status_code == 200
+import mlflow
+from mlflow.pyfunc import PythonModel
 
-    resp = _ask(gateway, name, _chat("What is the capital of France?", max_new_tokens=8, temperature=0.0))
+from training.chat.model import apply_prompt, conversations
 
-    assert resp.status_code == 200, resp.text
-    reply = resp.json()["output"]
-    assert isinstance(reply, str) and reply.strip()
-    assert _logged(gateway, name)[0]["__prediction__"] == reply
+
+class Echo(PythonModel):
+    def predict(self, context, model_input, params=None):
+        prompt = (params or {}).get("prompt") or ""
+        replies = []
+        for messages in conversations(model_input):
+            if prompt:
+                messages = apply_prompt(json.loads(prompt), messages)
+            system = [m["content"] for m in messages if m["role"] == "system"]
+            replies.append(" ".join(system) + " | " + [m["content"] for m in messages if m["role"] == "user"][-1])
+        return replies
+
+
+mlflow.models.set_model(Echo())
+'''
+BRIEF = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q: {{question}}"}]
+WARM = [{"role": "system", "content": "Be warm."}, {"role": "user", "content": "Dear desk, {{question}}"}]
+
+
+@pytest.fixture(scope="module")
+def echo_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The echo chat model, declaring the params ``max_new_tokens`` and ``prompt`` as the project's chat model."""
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    root = tmp_path_factory.mktemp("echo-model")
+    (root / "echo.py").write_text(PROMPTED_CODE)
+    signature = ModelSignature(params=ParamSchema([ParamSpec("max_new_tokens", "long", 16),
+                                                   ParamSpec("prompt", "string", "")]))
+    mlflow.pyfunc.save_model(str(root / "echo"), python_model=str(root / "echo.py"), signature=signature,
+                             pip_requirements=["mlflow"])
+    return str(root / "echo")
+
+
+def _deploy_with_prompt(gateway: GatewayProcess, endpoint: str, deployment: str, model_uri: str,
+                        template: list[dict[str, str]] | None, version: str) -> None:
+    from mlops.ports import ModelVersion, PromptVersion
+
+    prompt = PromptVersion(name="faq-prompt", version=version, template=template) if template else None
+    op = gateway.client().begin_deployment(endpoint, deployment, ModelVersion(name="faq", version="3",
+                                                                              model_uri=model_uri), prompt)
+    assert gateway.wait_operation(op.operation_id)["state"] == "succeeded"
+
+
+def test_two_deployments_of_one_model_answer_through_their_own_prompts_under_a_split(
+        gateway: GatewayProcess, echo_model: str) -> None:
+    name = f"prompts-{uuid.uuid4().hex[:8]}"
+    _deploy_with_prompt(gateway, name, "champion", echo_model, BRIEF, "1")
+    _deploy_with_prompt(gateway, name, "canary", echo_model, WARM, "2")
+    assert gateway.set_traffic(name, {"champion": 50, "canary": 50}).status_code == 200
+
+    answers = [_ask(gateway, name, _chat("where is my parcel?")) for _ in range(40)]
+
+    expected = {"champion": "Be brief. | Q: where is my parcel?", "canary": "Be warm. | Dear desk, where is my parcel?"}
+    assert all(r.status_code == 200 for r in answers)
+    assert {r.headers[DEPLOYMENT_HEADER] for r in answers} == {"champion", "canary"}  # both served (1 in 2^39)
+    assert all(r.json()["output"] == expected[r.headers[DEPLOYMENT_HEADER]] for r in answers)
+    # the request log keeps the client's conversation, not the prompted one
+    assert {r["messages"][0]["content"] for r in _logged(gateway, name)} == {"You answer support tickets."}
+    listing = gateway.client().describe_deployments(name)
+    assert listing["canary"] == {"model_uri": echo_model, "model_name": "faq", "model_version": "3",
+                                 "params": {"prompt": json.dumps(WARM)}, "prompt_name": "faq-prompt",
+                                 "prompt_version": "2"}
+    assert listing["champion"]["prompt_version"] == "1"
+    assert gateway.deployments(name) == {"champion": echo_model, "canary": echo_model}  # the plain listing as before
+
+
+def test_a_client_cannot_override_the_prompt_a_deployment_serves_with(gateway: GatewayProcess,
+                                                                      echo_model: str) -> None:
+    name = f"override-{uuid.uuid4().hex[:8]}"
+    _deploy_with_prompt(gateway, name, "prompted", echo_model, BRIEF, "1")
+    _deploy_with_prompt(gateway, name, "plain", echo_model, None, "")
+    assert gateway.set_traffic(name, {"prompted": 100}).status_code == 200
+    theirs = json.dumps(WARM)
+
+    overridden = _ask(gateway, name, _chat("hi", prompt=theirs, max_new_tokens=4))
+    plain = _ask(gateway, name, _chat("hi", prompt=theirs), deployment="plain")
+
+    assert (overridden.status_code, overridden.json()) == (200, {"output": "Be brief. | Q: hi"})
+    # a deployment that sets no prompt takes the client's, as the model declares the param
+    assert (plain.status_code, plain.json()) == (200, {"output": "Be warm. | Dear desk, hi"})
+    # rows (a tabular request) are predicted without the deployment's params
+    rows = gateway.call("POST", f"/endpoints/{name}/score",
+                        json={"input_data": [{"messages": _chat("hi")["input_data"]["input_string"]}]})
+    assert (rows.status_code, rows.json()) == (200, {"predictions": ["You answer support tickets. | hi"]})
+
+
+@pytest.mark.parametrize(("params", "reason"), [
+    ([1], "params must be an object, got list"),
+    ({"prompt": {"role": "user"}}, "params.prompt must be a string, a number or a boolean, got dict"),
+    ({"prompt": None}, "params.prompt must be a string, a number or a boolean, got NoneType"),
+], ids=["a-list", "a-nested-object", "a-null"])
+def test_bad_deployment_params_are_400_and_nothing_is_deployed(gateway: GatewayProcess, echo_model: str,
+                                                               params: Any, reason: str) -> None:
+    name = f"bad-{uuid.uuid4().hex[:8]}"
+    resp = gateway.call("PUT", f"/endpoints/{name}/deployments/A", json={"model_uri": echo_model, "params": params})
+    assert (resp.status_code, resp.json()) == (400, {"error": reason})
+    assert gateway.deployments(name) == {}
+
+
+def test_params_the_model_does_not_declare_fail_the_deployment_with_their_names(gateway: GatewayProcess,
+                                                                               chat_models: dict[str, str]) -> None:
+    name = f"undeclared-{uuid.uuid4().hex[:8]}"
+    resp = gateway.call("PUT", f"/endpoints/{name}/deployments/A",
+                        json={"model_uri": chat_models["brief"], "params": {"prompt": "[]", "tone": "warm"}})
+    assert resp.status_code == 202, resp.text
+
+    op = gateway.wait_operation(resp.json()["operation_id"])
+
+    assert op["state"] == "failed"
+    assert op["message"].startswith("the deployment's params prompt, tone are not declared by its model")
+    assert gateway.deployments(name) == {}
+
+
+def test_a_deployments_prompt_survives_a_restart(own_gateway: GatewayProcess, echo_model: str) -> None:
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    _deploy_with_prompt(own_gateway, name, "A", echo_model, WARM, "2")
+    assert own_gateway.set_traffic(name, {"A": 100}).status_code == 200
+    assert own_gateway.stop() == 0
+    own_gateway.start()
+
+    resp = _ask(own_gateway, name, _chat("hi"))
+
+    assert (resp.status_code, resp.json()) == (200, {"output": "Be warm. | Dear desk, hi"})
+    assert own_gateway.client().describe_deployments(name)["A"]["prompt_version"] == "2"
+    # the same model, prompt and params again: nothing to load; another prompt: a new deployment of it
+    _deploy_with_prompt(own_gateway, name, "A", echo_model, BRIEF, "3")
+    assert _ask(own_gateway, name, _chat("hi")).json() == {"output": "Be brief. | Q: hi"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -167,3 +168,142 @@ def test_f1_and_exact_match_normalise_case_punctuation_and_articles() -> None:
     assert scores["latency_seconds_mean"] == pytest.approx(0.2)
     assert scores["latency_seconds_p95"] == pytest.approx(0.29)
     assert scores["output_words_mean"] == 2.0
+
+
+# -- prompts: one model answering through a chat template ---------------------------------------------------------
+TEMPLATE = [{"role": "system", "content": "Answer in one short sentence."},
+            {"role": "user", "content": "Question: {{question}} Answer:"}]
+
+
+def test_a_prompt_replaces_the_system_messages_and_renders_the_last_question_through_its_user_message() -> None:
+    from training.chat.model import apply_prompt
+
+    conversation = [SYSTEM, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
+                    {"role": "user", "content": "Is {x} a {{placeholder}}?"}]
+
+    assert apply_prompt(TEMPLATE, conversation) == [
+        {"role": "system", "content": "Answer in one short sentence."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Question: Is {x} a {{placeholder}}? Answer:"}]
+    assert conversation[3]["content"] == "Is {x} a {{placeholder}}?"  # the conversation itself is left alone
+    # a template of system messages only: they replace the conversation's, the question stays as asked
+    only_system = [{"role": "system", "content": "Be terse."}, {"role": "system", "content": "Be kind."}]
+    assert apply_prompt(only_system, _chat("Hi")) == only_system + [{"role": "user", "content": "Hi"}]
+    assert apply_prompt([{"role": "user", "content": "> {{question}}"}], _chat("Hi")) == [
+        {"role": "user", "content": "> Hi"}]
+    # a few-shot template: its example turns are not part of the result, its question message is
+    few_shot = [{"role": "user", "content": "Example"}, {"role": "assistant", "content": "Reply"},
+                {"role": "user", "content": "Now: {{question}}"}]
+    assert apply_prompt(few_shot, _chat("Hi")) == [{"role": "user", "content": "Now: Hi"}]
+
+
+@pytest.mark.parametrize(("template", "reason"), [
+    ([], "a template must be a non-empty list"),
+    ([{"role": "robot", "content": "Sure."}], "prompt message 0: needs a role of system, user, assistant"),
+    ([{"role": "user", "content": 3}], "prompt message 0: needs a role of system, user, assistant and a string "
+                                       "'content'"),
+    ([{"role": "user", "content": "Answer this."}], "a user message of the template must contain {{question}}"),
+], ids=["empty", "unknown-role", "content-not-text", "no-placeholder"])
+def test_a_template_that_is_not_one_is_refused_naming_the_problem(template: list[dict[str, str]],
+                                                                   reason: str) -> None:
+    from training.chat.model import ChatModelError, apply_prompt
+
+    with pytest.raises(ChatModelError, match=re.escape(reason)):
+        apply_prompt(template, _chat("Hi"))
+
+
+def test_the_chat_model_declares_a_prompt_param_and_answers_through_it(models: Models) -> None:
+    import mlflow
+
+    from training.chat.model import ChatModelError, apply_prompt
+
+    model = mlflow.pyfunc.load_model(str(models.base))
+    params = {p.name: p.default for p in model.metadata.get_params_schema().params}
+    conversation = _chat("When is the support desk open?")
+
+    prompted = model.predict([conversation], params={"max_new_tokens": 4, "prompt": json.dumps(TEMPLATE)})
+    by_hand = model.predict([apply_prompt(TEMPLATE, conversation)], params={"max_new_tokens": 4})
+
+    assert params == {"max_new_tokens": 4, "prompt": ""}
+    assert prompted == by_hand and prompted[0].strip()  # greedy decoding: the same conversation, the same answer
+    with pytest.raises(ChatModelError, match=r"prompt: not JSON"):
+        model.predict([conversation], params={"prompt": "{not json"})
+
+
+# The chat evaluation job with prompts, on a chat model that echoes the conversation it was asked after the prompt
+# (training.chat.model.apply_prompt): "<system message> | <last user message>", so each answer shows its prompt.
+ECHO_CODE = '''
+import json
+
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+from training.chat.model import apply_prompt, conversations
+
+
+class Echo(PythonModel):
+    def predict(self, context, model_input, params=None):
+        prompt = (params or {}).get("prompt") or ""
+        replies = []
+        for messages in conversations(model_input):
+            if prompt:
+                messages = apply_prompt(json.loads(prompt), messages)
+            system = " ".join(m["content"] for m in messages if m["role"] == "system")
+            replies.append(system + " | " + [m["content"] for m in messages if m["role"] == "user"][-1])
+        return replies
+
+
+mlflow.models.set_model(Echo())
+'''
+
+
+def _echo_model(root: Path, with_prompt: bool) -> Path:
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    (root / "echo.py").write_text(ECHO_CODE)
+    specs = [ParamSpec("max_new_tokens", "long", 8)] + ([ParamSpec("prompt", "string", "")] if with_prompt else [])
+    path = root / ("echo" if with_prompt else "echo-without-prompt")
+    mlflow.pyfunc.save_model(str(path), python_model=str(root / "echo.py"),
+                             signature=ModelSignature(params=ParamSchema(specs)), pip_requirements=["mlflow"])
+    return path
+
+
+def test_the_evaluation_job_answers_each_model_through_its_own_prompt(tmp_path: Path) -> None:
+    echo = _echo_model(tmp_path, with_prompt=True)
+    eval_set = tmp_path / "eval.jsonl"
+    eval_set.write_text(json.dumps({"messages": _chat("When is the desk open?"),
+                                    "reference": "Monday to Thursday."}) + "\n")
+    (tmp_path / "candidate.json").write_text(json.dumps(TEMPLATE))
+    (tmp_path / "champion.json").write_text(json.dumps([{"role": "system", "content": "Be warm."}]))
+
+    done = _run(["chat.py", "--eval_set", str(eval_set), "--candidate", str(echo), "--champion", str(echo),
+                 "--candidate_prompt", str(tmp_path / "candidate.json"), "--champion_prompt",
+                 str(tmp_path / "champion.json"), "--max_new_tokens", "4", "--evaluation", str(tmp_path / "out")],
+                EVALUATION, tmp_path)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads((tmp_path / "out" / "answers.json").read_text())
+    assert answers == [{"prompt": "When is the desk open?", "reference": "Monday to Thursday.",
+                        "candidate": "Answer in one short sentence. | Question: When is the desk open? Answer:",
+                        "champion": "Be warm. | When is the desk open?"}]
+    assert set(json.loads((tmp_path / "out" / "scores.json").read_text())) == {"candidate", "champion"}
+
+
+def test_a_prompt_for_a_model_that_takes_none_fails_the_evaluation_job_naming_it(tmp_path: Path) -> None:
+    old = _echo_model(tmp_path, with_prompt=False)
+    eval_set = tmp_path / "eval.jsonl"
+    eval_set.write_text(json.dumps({"messages": _chat("Hi"), "reference": "Hello."}) + "\n")
+    (tmp_path / "prompt.json").write_text(json.dumps(TEMPLATE))
+
+    done = _run(["chat.py", "--eval_set", str(eval_set), "--candidate", str(old), "--candidate_prompt",
+                 str(tmp_path / "prompt.json"), "--evaluation", str(tmp_path / "out")], EVALUATION, tmp_path)
+
+    assert done.returncode != 0
+    assert "the model declares no 'prompt' param, so it cannot answer through --candidate_prompt" in done.stderr
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "prompt.json").write_text('{"role": "system"}')
+    done = _run(["chat.py", "--eval_set", str(eval_set), "--candidate", str(old), "--candidate_prompt",
+                 str(tmp_path / "prompt.json"), "--evaluation", str(tmp_path / "out")], EVALUATION, tmp_path)
+    assert done.returncode != 0 and "a template must be a non-empty list of {role, content} messages" in done.stderr
