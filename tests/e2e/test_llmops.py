@@ -97,6 +97,8 @@ def _chat(lab: Lab, question: str) -> tuple[str, str]:
     return str(response.json()["output"]), response.headers["azureml-model-deployment"]
 
 
+# A bake's requests split 50/50 at random: with 30 of them the candidate gets fewer than min_requests (5) about
+# 3 times in 100,000 (Binomial(30, 0.5)); with 12 it was 1 time in 5, and the step ended inconclusive.
 def _chat_traffic(lab: Lab, endpoint: str, n: int) -> None:
     questions = [q for q, _ in GENERIC] + ["What is the billing service's codename?"]
     for i in range(n):
@@ -150,7 +152,7 @@ def test_a_fine_tune_that_learns_a_fact_beats_the_champion_and_is_released_throu
     version = str(second["output"]["version"])
 
     release = llm.release_of(MODEL, version)
-    final = llm.drive_release(release["instanceId"], MODEL, requests_per_bake=12,
+    final = llm.drive_release(release["instanceId"], MODEL, requests_per_bake=30,
                               send=lambda endpoint, n: _chat_traffic(llm, endpoint, n))
     assert final["runtimeStatus"] == "Completed", (final.get("output"), [
         (st["name"], st["state"], st.get("detail", {}).get("analysis")) for st in final["customStatus"]["stages"]])
@@ -194,7 +196,7 @@ def test_a_worse_prompt_is_rejected_by_the_gate_and_a_sound_one_is_released_thro
     assert sound["runtimeStatus"] == "Completed", sound.get("output")
     version = str(sound["output"]["version"])
     release = llm.release_of(MODEL, version)
-    final = llm.drive_release(release["instanceId"], MODEL, requests_per_bake=12,
+    final = llm.drive_release(release["instanceId"], MODEL, requests_per_bake=30,
                               send=lambda endpoint, n: _chat_traffic(llm, endpoint, n))
     assert final["runtimeStatus"] == "Completed" and final["output"]["verdict"] == "promoted", final.get("output")
     assert {d: p for d, p in llm.gateway.get_traffic(MODEL).traffic.items() if p} == {f"{MODEL}-v{version}": 100}
