@@ -20,6 +20,7 @@ from mlops.events import APP_DRIFT_EVENT_TYPE
 
 TERMINAL = {"Completed", "Failed", "Terminated"}
 BAKE_PREFIXES = ("shadow", "a/b", "canary")  # the release stages that bake on a durable timer
+FULL = 100  # the last canary step's percent: its bake is not analysed (orchestrators/release.py, _canary)
 
 
 def principal(name: str, *roles: str) -> str:
@@ -165,13 +166,15 @@ class Lab:
     def drive_release(self, iid: str, endpoint: str,
                       on_stage: Callable[[str | None, dict[str, Any]], Any] | None = None,
                       requests_per_bake: int = 150,
-                      send: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
+                      send: Callable[[str, int], Any] | None = None,
+                      skip_full_bake: bool = False) -> dict[str, Any]:
         """Walk a release through its bakes: traffic, then time, once for each bake timer; the final status.
 
         The clock moves only when the status shows a bake's timer set (``bake_until``), and once per timer:
         moving it on a stale status could fire the next step's timer before anyone saw that step.
         ``on_stage(stage, custom)`` sees every status first; when it answers True, that bake is left alone.
-        ``send(endpoint, n)`` sends a bake's traffic (default: ``traffic``, tabular rows).
+        ``send(endpoint, n)`` sends a bake's traffic (default: ``traffic``, tabular rows). ``skip_full_bake``: none
+        to the 100 % step, whose bake the release does not analyse (for traffic that is dear to send).
         """
         driven: set[tuple[str, str]] = set()
         for _ in range(800):  # bounded
@@ -184,7 +187,8 @@ class Lab:
             until = next((s.get("detail", {}).get("bake_until") for s in custom.get("stages", [])
                           if s.get("name") == stage), None)
             if (stage or "").startswith(BAKE_PREFIXES) and until and (stage, until) not in driven and not held:
-                (send or self.traffic)(endpoint, requests_per_bake)
+                if not (skip_full_bake and stage == f"canary {FULL}%"):
+                    (send or self.traffic)(endpoint, requests_per_bake)
                 self.advance(301)
                 driven.add((stage, until))
             time.sleep(0.25)
