@@ -46,7 +46,7 @@ from mlops.prompts import PROMPT_STAGES, prompt_tags
 from mlops.runs import RunStatus, event_data
 from mlops.vocabulary import Alias, Verdict
 
-from .retrain import _Retrain
+from .judge import Judge
 from .steps import Steps
 
 bp = df.Blueprint()
@@ -63,23 +63,27 @@ def prompt(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-
     return result.to_dict()
 
 
-class _Prompt(_Retrain):
-    """One prompt trial; the polling, gates and approval are the retrain's."""
+class _Prompt:
+    """One prompt trial; the polling, gates and approval are the retrain's (``Judge``)."""
 
     def __init__(self, steps: Steps, request: PromptInput, policy_dict: dict[str, Any]) -> None:
         self.steps = steps
         self.model = request.model
         self.prompt_version = request.prompt_version
-        self.policy_dict = policy_dict
         self.policy = Policy.from_dict(policy_dict)
+        self.judge = Judge(steps, self.policy)
         self.approved_by = ""
         self.extra_tags: dict[str, str] = {}
+
+    def run(self) -> Generator[Any, Any, RetrainResult]:
+        """The runbook; whatever fails, the run ends with a verdict and nothing is registered."""
+        return (yield from self.steps.with_verdict(self._steps()))
 
     def _steps(self) -> Generator[Any, Any, RetrainResult]:
         champion, candidate, current = yield from self._find()
         candidate_metrics, current_metrics = yield from self._evaluate_prompts(champion, candidate, current)
-        self._gates(candidate_metrics, current_metrics)
-        yield from self._approval()
+        self.judge.gates(candidate_metrics, current_metrics)
+        self.approved_by = yield from self.judge.approval()
         version = yield from self._register_prompt(champion, candidate, current_metrics, candidate_metrics)
         return RetrainResult(self.model, version.version, candidate_metrics, current_metrics,
                              self.steps.status.gates)
@@ -114,7 +118,7 @@ class _Prompt(_Retrain):
             candidate_prompt=json.dumps(candidate.template),
             champion_prompt=json.dumps(current.template) if current else "")
         submitted = yield from self.steps.call(SUBMIT_EVALUATION, request, JobStatus)
-        evaluated = yield from self._finished(submitted, "evaluate", "evaluation")
+        evaluated = yield from self.judge.finished(submitted, "evaluate", "evaluation")
         candidate_metrics = evaluated.scores.get("candidate", {})
         current_metrics = evaluated.scores.get("champion", {})
         self.evaluation_run = evaluated

@@ -17,16 +17,12 @@ A failed step ends the run Failed with a readable verdict; nothing is registered
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
 
 from mlops.contracts import (
-    APPROVAL_EVENT,
-    CANCEL_JOB,
     GET_ALIAS,
-    GET_JOB,
     GET_PROMPT,
     LOAD_POLICY,
     REGISTER_MODEL,
@@ -37,7 +33,6 @@ from mlops.contracts import (
     VALIDATE_DATA,
     FoundPrompt,
     FoundVersion,
-    JobRef,
     ModelRef,
     PromptQuery,
     RegisterInput,
@@ -47,8 +42,6 @@ from mlops.contracts import (
     ValidationResult,
     VersionQuery,
 )
-from mlops.gates import evaluate_gates
-from mlops.notices import NoticeKind
 from mlops.policy import Policy
 from mlops.ports import DataRef, JobStatus, ModelVersion
 from mlops.prompts import PROMPT_NAME_TAG, PROMPT_VERSION_TAG
@@ -64,6 +57,7 @@ from mlops.retrain import (
 from mlops.runs import RunStatus, event_data
 from mlops.vocabulary import Alias, Verdict
 
+from .judge import Judge
 from .steps import Steps
 
 bp = df.Blueprint()
@@ -89,6 +83,7 @@ class _Retrain:
         self.data = request.data
         self.policy_dict = policy_dict
         self.policy = Policy.from_dict(policy_dict)
+        self.judge = Judge(steps, self.policy)
         self.approved_by = ""
         self.train_data = request.data  # a chat model trains on what its data check wrote
         self.extra_tags: dict[str, str] = {}
@@ -101,8 +96,8 @@ class _Retrain:
         yield from self._validate()
         job = yield from self._train()
         champion, candidate_metrics, champion_metrics = yield from self._evaluate(job)
-        self._gates(candidate_metrics, champion_metrics)
-        yield from self._approval()
+        self.judge.gates(candidate_metrics, champion_metrics)
+        self.approved_by = yield from self.judge.approval()
         version = yield from self._register(job, candidate_metrics)
         return RetrainResult(self.model, version.version, candidate_metrics, champion_metrics,
                              self.steps.status.gates)
@@ -125,7 +120,7 @@ class _Retrain:
         """A chat model's data check job: tokens and PII; the report is the verdict, values never leave it."""
         job = yield from self.steps.call(SUBMIT_DATA_CHECK, data_check_request(
             self.policy, self.data, self.steps.context.instance_id), JobStatus)
-        job = yield from self._finished(job, "validate", "the data check")
+        job = yield from self.judge.finished(job, "validate", "the data check")
         report = job.report
         self.steps.status.stage_named("validate").detail["check"] = report
         if not report.get("passed"):
@@ -141,29 +136,9 @@ class _Retrain:
         self.steps.begin("train", job=training.job or f"built-in example ({training.algorithm})")
         job = yield from self.steps.call(SUBMIT_TRAINING, train_request(
             self.policy, self.train_data, self.steps.context.instance_id), JobStatus)
-        job = yield from self._finished(job, "train", "training")
+        job = yield from self.judge.finished(job, "train", "training")
         self.steps.end("train", job=job.job_id, metrics=job.metrics, lineage=job.lineage,
                        **({"trials": job.trials} if job.trials else {}))  # a sweep's trial table
-        return job
-
-    def _finished(self, job: JobStatus, stage: str, what: str) -> Generator[Any, Any, JobStatus]:
-        """Poll ``job`` with durable timers; past the policy's timeout it is canceled and the run fails."""
-        training = self.policy.training
-        deadline = self.steps.now + timedelta(minutes=training.timeout_minutes)
-        self.steps.status.stage_named(stage).detail["job"] = job.job_id  # the operator can read its log meanwhile
-        polls = 0
-        while not job.done:
-            if self.steps.now >= deadline:
-                reason = f"{what} timed out after {training.timeout_minutes} minutes"
-                yield from self.steps.call(CANCEL_JOB, JobRef(job.job_id, reason), JobStatus)
-                raise self.steps.fail(stage, reason, job=job.job_id)
-            yield self.steps.context.create_timer(self.steps.now + timedelta(seconds=training.poll_seconds))
-            job = yield from self.steps.call(GET_JOB, JobRef(job.job_id), JobStatus)
-            polls += 1
-            self.steps.status.stage_named(stage).detail["polls"] = polls
-            self.steps.publish()
-        if job.state != "succeeded":
-            raise self.steps.fail(stage, f"{what} {job.state}: {job.message}", job=job.job_id)
         return job
 
     def _evaluate(self, job: JobStatus) -> Generator[
@@ -180,7 +155,7 @@ class _Retrain:
                 self.extra_tags.update({PROMPT_NAME_TAG: prompt.name, PROMPT_VERSION_TAG: prompt.version})
         submitted = yield from self.steps.call(SUBMIT_EVALUATION, evaluation_request(self.policy, job, champion,
                                                                                       prompt), JobStatus)
-        evaluated = yield from self._finished(submitted, "evaluate", "evaluation")
+        evaluated = yield from self.judge.finished(submitted, "evaluate", "evaluation")
         candidate_metrics = evaluated.scores.get("candidate", {})
         champion_metrics = evaluated.scores.get("champion") if champion else None
         if evaluated.report:  # a chat evaluation: each question with the reference and both answers
@@ -189,41 +164,6 @@ class _Retrain:
         self.steps.end("evaluate", job=evaluated.job_id, candidate=candidate_metrics, champion=champion_metrics,
                        champion_version=champion.version if champion else None)
         return champion, candidate_metrics, champion_metrics
-
-    def _gates(self, candidate: dict[str, float], champion: dict[str, float] | None) -> None:
-        """A pure decision from mlops.gates."""
-        self.steps.status.begin("gates", self.steps.now)
-        report = evaluate_gates(self.policy.gates, candidate, champion)
-        self.steps.status.gates = [v.to_dict() for v in report.verdicts]
-        if not report.passed:
-            raise self.steps.fail("gates", "gate failed: " + "; ".join(v.reason for v in report.failed))
-        self.steps.end("gates")
-
-    def _approval(self) -> Generator[Any, Any, None]:
-        """The Approval event races a timer; a timeout is a rejection."""
-        approval = self.policy.gates.approval
-        if not approval.required:
-            self.steps.status.skip("approval", "the policy does not require approval")
-            return
-        self.steps.status.message = "waiting for approval"
-        self.steps.begin("approval", timeout_hours=approval.timeout_hours)
-        yield from self.steps.notify("approval", NoticeKind.APPROVAL_REQUIRED,
-                                     f"the candidate passed its gates and waits for an operator's approval; without "
-                                     f"one within {approval.timeout_hours} h it is rejected",
-                                     timeout_hours=approval.timeout_hours, gates=self.steps.status.gates)
-        context = self.steps.context
-        timeout = context.create_timer(self.steps.now + timedelta(hours=approval.timeout_hours))
-        answer = context.wait_for_external_event(APPROVAL_EVENT)
-        winner = yield context.task_any([answer, timeout])
-        if winner == timeout:
-            raise self.steps.fail("approval", f"approval timed out after {approval.timeout_hours} h: rejected")
-        timeout.cancel()
-        decision = event_data(answer.result)
-        if not decision.get("approved"):
-            raise self.steps.fail("approval", f"rejected by {decision.get('by', 'an operator')}: "
-                                              f"{decision.get('reason', 'no reason given')}", decision=decision)
-        self.approved_by = str(decision.get("by", "an operator"))
-        self.steps.end("approval", decision=decision)
 
     def _register(self, job: JobStatus, metrics: dict[str, float]) -> Generator[Any, Any, ModelVersion]:
         """Register with lineage; the platform announces ModelRegistered, which starts the release."""
