@@ -29,6 +29,8 @@ from mlops.errors import NotFoundError, PlatformError
 from mlops.ports import DataRef, JobState, JobStatus, Operation, OperationState, TrainRequest
 from mlops.runs import short_hash
 
+from .identity import WithIdentity
+
 log = logging.getLogger("mlops.platform.azure_openai")
 T = TypeVar("T")
 
@@ -69,7 +71,7 @@ class AzureOpenAIConfig:
     capacity: int = 1  # thousands of tokens per minute
 
 
-class AzureOpenAIFineTuning:
+class AzureOpenAIFineTuning(WithIdentity):
     """Fine-tuning jobs and deployments of one Azure OpenAI resource."""
 
     def __init__(self, config: AzureOpenAIConfig, read_data: Callable[[DataRef], bytes], client: Any = None,
@@ -81,14 +83,6 @@ class AzureOpenAIFineTuning:
         self._credential = credential
 
     # -- clients -----------------------------------------------------------------------------
-    @property
-    def credential(self) -> Any:
-        """DefaultAzureCredential: the app's managed identity in Azure."""
-        if self._credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            self._credential = DefaultAzureCredential()
-        return self._credential
 
     @property
     def client(self) -> Any:

@@ -64,6 +64,8 @@ from mlops.ports import (
 from mlops.runs import short_hash
 from mlops.split import split_csv
 
+from .identity import WithIdentity
+
 log = logging.getLogger("mlops.platform.azureml")
 T = TypeVar("T")
 
@@ -164,7 +166,7 @@ def _no_prompts() -> PlatformError:
     return PlatformError("prompts", "prompt versions are not supported on Azure ML yet: docs/llmops.md")
 
 
-class AzureMLPlatform:
+class AzureMLPlatform(WithIdentity):
     """Implements mlops.ports.Platform on an Azure ML workspace."""
 
     def __init__(self, config: AzureMLConfig, ml_client: Any = None, metrics_client: Any = None,
@@ -187,14 +189,6 @@ class AzureMLPlatform:
                                  policy_dir=settings.policy_dir))
 
     # -- clients ---------------------------------------------------------------------------
-    @property
-    def credential(self) -> Any:
-        """DefaultAzureCredential: the app's managed identity in Azure."""
-        if self._credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            self._credential = DefaultAzureCredential()
-        return self._credential
 
     @property
     def ml(self) -> Any:

@@ -11,6 +11,8 @@ from typing import Any
 from mlops.events import APP_DRIFT_EVENT_TYPE
 from mlops.ports import ModelVersion
 
+from .identity import managed_identity
+
 
 class TopicPublisher:
     """Sends ModelRegistered (in Azure ML's shape), the app's drift events and its notices to one custom topic."""
@@ -50,6 +52,4 @@ def _credential(key: str | None) -> Any:
         from azure.core.credentials import AzureKeyCredential
 
         return AzureKeyCredential(key)
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential()
+    return managed_identity()

@@ -14,6 +14,7 @@ from mlops.ports import Landing, Platform
 from .control_store import BlobControlStore
 from .eventgrid import TopicPublisher
 from .feedback_store import BlobFeedbackStore
+from .identity import managed_identity
 from .landing import BlobLanding
 from .notify import Notifier
 from .policies import load_policy, policy_models
@@ -41,10 +42,8 @@ def blob_service():  # type: ignore[no-untyped-def]
     s = settings()
     if s.storage_connection_string:
         return BlobServiceClient.from_connection_string(s.storage_connection_string)
-    from azure.identity import DefaultAzureCredential
-
     return BlobServiceClient(f"https://{s.storage_account_name}.blob.core.windows.net",
-                             credential=DefaultAzureCredential())
+                             credential=managed_identity())
 
 
 def policy(model: str) -> Policy:
