@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from echo_chat import save_echo_model
 
 from adapters.gateway_client import DEPLOYMENT_HEADER
 
@@ -178,49 +179,14 @@ def test_a_conversation_sent_to_a_tabular_model_is_refused_by_its_signature(gate
 
 
 # -- deployments with default params: one chat model served through two prompts --------------------------------
-# A chat model that answers through training.chat.model.apply_prompt (the project's one implementation) and echoes
-# the conversation it was asked: "<system message> | <last user message>".
-PROMPTED_CODE = '''
-import json
-
-import mlflow
-from mlflow.pyfunc import PythonModel
-
-from training.chat.model import apply_prompt, conversations
-
-
-class Echo(PythonModel):
-    def predict(self, context, model_input, params=None):
-        prompt = (params or {}).get("prompt") or ""
-        replies = []
-        for messages in conversations(model_input):
-            if prompt:
-                messages = apply_prompt(json.loads(prompt), messages)
-            system = [m["content"] for m in messages if m["role"] == "system"]
-            replies.append(" ".join(system) + " | " + [m["content"] for m in messages if m["role"] == "user"][-1])
-        return replies
-
-
-mlflow.models.set_model(Echo())
-'''
 BRIEF = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q: {{question}}"}]
 WARM = [{"role": "system", "content": "Be warm."}, {"role": "user", "content": "Dear desk, {{question}}"}]
 
 
 @pytest.fixture(scope="module")
 def echo_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The echo chat model, declaring the params ``max_new_tokens`` and ``prompt`` as the project's chat model."""
-    import mlflow.pyfunc
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
-    root = tmp_path_factory.mktemp("echo-model")
-    (root / "echo.py").write_text(PROMPTED_CODE)
-    signature = ModelSignature(params=ParamSchema([ParamSpec("max_new_tokens", "long", 16),
-                                                   ParamSpec("prompt", "string", "")]))
-    mlflow.pyfunc.save_model(str(root / "echo"), python_model=str(root / "echo.py"), signature=signature,
-                             pip_requirements=["mlflow"])
-    return str(root / "echo")
+    """The echo chat model (tests/echo_chat.py), declaring ``max_new_tokens`` and ``prompt``."""
+    return str(save_echo_model(tmp_path_factory.mktemp("echo-model") / "echo"))
 
 
 def _deploy_with_prompt(gateway: GatewayProcess, endpoint: str, deployment: str, model_uri: str,

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from echo_chat import save_echo_model
 
 from adapters.local import LocalPlatform
 from mlops.errors import NotFoundError
@@ -77,44 +78,10 @@ def test_two_platforms_in_one_process_keep_their_prompts_apart(tmp_path: Path) -
     assert [p.message for p in two.list_prompts("faq-bot")] == ["two's", "two's second"]
 
 
-# A chat model that echoes the conversation it was asked after the prompt (the project's apply_prompt), so each
-# answer shows the prompt it went through.
-ECHO_CODE = '''
-import json
-
-import mlflow
-from mlflow.pyfunc import PythonModel
-
-from training.chat.model import apply_prompt, conversations
-
-
-class Echo(PythonModel):
-    def predict(self, context, model_input, params=None):
-        prompt = (params or {}).get("prompt") or ""
-        out = []
-        for messages in conversations(model_input):
-            messages = apply_prompt(json.loads(prompt), messages) if prompt else messages
-            system = " ".join(m["content"] for m in messages if m["role"] == "system")
-            out.append(system + " | " + messages[-1]["content"])
-        return out
-
-
-mlflow.models.set_model(Echo())
-'''
-
-
 def test_a_chat_evaluation_answers_candidate_and_champion_through_their_prompts(tmp_path: Path) -> None:
-    import mlflow.pyfunc
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
     from mlops.ports import EvaluationRequest
 
-    (tmp_path / "echo.py").write_text(ECHO_CODE)
-    signature = ModelSignature(params=ParamSchema([ParamSpec("max_new_tokens", "long", 8),
-                                                   ParamSpec("prompt", "string", "")]))
-    mlflow.pyfunc.save_model(str(tmp_path / "echo"), python_model=str(tmp_path / "echo.py"), signature=signature,
-                             pip_requirements=["mlflow"])
+    save_echo_model(tmp_path / "echo")
     (tmp_path / "eval.jsonl").write_text(json.dumps({"messages": [{"role": "system", "content": "Old."},
                                                                   {"role": "user", "content": "Hours?"}],
                                                      "reference": "9 to 5."}) + "\n")

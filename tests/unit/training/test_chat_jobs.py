@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from echo_chat import save_echo_model
 
 ROOT = Path(__file__).resolve().parents[3]
 FAQ = ROOT / "examples" / "faq-bot"
@@ -230,48 +231,9 @@ def test_the_chat_model_declares_a_prompt_param_and_answers_through_it(models: M
         model.predict([conversation], params={"prompt": "{not json"})
 
 
-# The chat evaluation job with prompts, on a chat model that echoes the conversation it was asked after the prompt
-# (training.chat.model.apply_prompt): "<system message> | <last user message>", so each answer shows its prompt.
-ECHO_CODE = '''
-import json
-
-import mlflow
-from mlflow.pyfunc import PythonModel
-
-from training.chat.model import apply_prompt, conversations
-
-
-class Echo(PythonModel):
-    def predict(self, context, model_input, params=None):
-        prompt = (params or {}).get("prompt") or ""
-        replies = []
-        for messages in conversations(model_input):
-            if prompt:
-                messages = apply_prompt(json.loads(prompt), messages)
-            system = " ".join(m["content"] for m in messages if m["role"] == "system")
-            replies.append(system + " | " + [m["content"] for m in messages if m["role"] == "user"][-1])
-        return replies
-
-
-mlflow.models.set_model(Echo())
-'''
-
-
-def _echo_model(root: Path, with_prompt: bool) -> Path:
-    import mlflow.pyfunc
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec
-
-    (root / "echo.py").write_text(ECHO_CODE)
-    specs = [ParamSpec("max_new_tokens", "long", 8)] + ([ParamSpec("prompt", "string", "")] if with_prompt else [])
-    path = root / ("echo" if with_prompt else "echo-without-prompt")
-    mlflow.pyfunc.save_model(str(path), python_model=str(root / "echo.py"),
-                             signature=ModelSignature(params=ParamSchema(specs)), pip_requirements=["mlflow"])
-    return path
-
-
+# The chat evaluation job with prompts, on the echo chat model (tests/echo_chat.py), whose answers show their prompt.
 def test_the_evaluation_job_answers_each_model_through_its_own_prompt(tmp_path: Path) -> None:
-    echo = _echo_model(tmp_path, with_prompt=True)
+    echo = save_echo_model(tmp_path / "echo")
     eval_set = tmp_path / "eval.jsonl"
     eval_set.write_text(json.dumps({"messages": _chat("When is the desk open?"),
                                     "reference": "Monday to Thursday."}) + "\n")
@@ -292,7 +254,7 @@ def test_the_evaluation_job_answers_each_model_through_its_own_prompt(tmp_path: 
 
 
 def test_a_prompt_for_a_model_that_takes_none_fails_the_evaluation_job_naming_it(tmp_path: Path) -> None:
-    old = _echo_model(tmp_path, with_prompt=False)
+    old = save_echo_model(tmp_path / "echo-without-prompt", with_prompt=False)
     eval_set = tmp_path / "eval.jsonl"
     eval_set.write_text(json.dumps({"messages": _chat("Hi"), "reference": "Hello."}) + "\n")
     (tmp_path / "prompt.json").write_text(json.dumps(TEMPLATE))
