@@ -7,9 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stacklab import Lab
-
-from cli.stack import Stack
+from stacklab import Lab, running_stack
 
 POLICIES = Path(__file__).parent / "policies"
 ALERT_KEY = secrets.token_urlsafe(32)
@@ -27,11 +25,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, alert_key: str) -> Iterator[La
 
     A module's tests share it and may build on one another, in order; no module sees another's runs.
     """
-    stack = Stack(tmp_path_factory.mktemp("stack"), virtual_clock=True, policy_dir=POLICIES,
-                  extra_env={"MLOPS_ALERT_KEY": alert_key, "DEVHOST_FUNCTION_KEY_ON_MONITOR_ALERT": alert_key},
-                  die_with_parent=True)  # a killed test runner takes the stack along
-    info = stack.up()
-    try:
-        yield Lab(info)
-    finally:
-        stack.down()
+    with running_stack(tmp_path_factory.mktemp("stack"), POLICIES, extra_env={
+            "MLOPS_ALERT_KEY": alert_key, "DEVHOST_FUNCTION_KEY_ON_MONITOR_ALERT": alert_key}) as lab:
+        yield lab

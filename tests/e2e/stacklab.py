@@ -6,7 +6,8 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from azure.storage.blob import BlobServiceClient
 
 from adapters.gateway_client import GatewayClient
 from cli.sampledata import generate, scoring_rows, to_csv_bytes
-from cli.stack import StackInfo
+from cli.stack import Stack, StackInfo
 from mlops.events import APP_DRIFT_EVENT_TYPE
 
 TERMINAL = {"Completed", "Failed", "Terminated"}
@@ -45,6 +46,17 @@ def drift_event(model: str, version: str) -> dict[str, Any]:
             "eventTime": "2026-11-24T12:00:00Z", "dataVersion": "1.0",
             "data": {"model": model, "version": version,
                      "features": {"f0": {"statistic": "psi", "value": 0.9, "threshold": 0.2}}}}
+
+
+@contextmanager
+def running_stack(state_dir: Path, policy_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Lab]:
+    """A stack of its own on the virtual clock, that a killed test runner takes along; down when the block ends."""
+    stack = Stack(state_dir, virtual_clock=True, policy_dir=policy_dir, extra_env=extra_env, die_with_parent=True)
+    info = stack.up()
+    try:
+        yield Lab(info)
+    finally:
+        stack.down()
 
 
 class Lab:

@@ -11,23 +11,19 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from stacklab import Lab
+from stacklab import Lab, running_stack
 
 from cli.main import main
 from cli.sampledata import generate, to_csv_bytes
-from cli.stack import LOCAL_OPERATOR, Stack
+from cli.stack import LOCAL_OPERATOR
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """This module's own stack, which signs every call in as local-operator, as `mlops up` does."""
-    stack = Stack(tmp_path_factory.mktemp("stack"), virtual_clock=True, policy_dir=Path(__file__).parent / "policies",
-                  extra_env=LOCAL_OPERATOR, die_with_parent=True)
-    info = stack.up()
-    try:
-        yield Lab(info)
-    finally:
-        stack.down()
+    with running_stack(tmp_path_factory.mktemp("stack"), Path(__file__).parent / "policies",
+                       extra_env=LOCAL_OPERATOR) as lab:
+        yield lab
 
 
 def invoke(*args: str) -> Result:

@@ -21,9 +21,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from stacklab import Lab, principal
-
-from cli.stack import Stack
+from stacklab import Lab, principal, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "faq-bot"
@@ -54,20 +52,12 @@ def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     # six steps teach the facts (the loss is ~0.1 by then); answers of 24 tokens hold them: the test's budget
     policy["training"].update(job=f"{MODEL}/job.yaml", poll_seconds=1, inputs={"steps": 6})
     policy["evaluation"].update(eval_set=f"{MODEL}/eval.jsonl", max_new_tokens=24)
-    # a dozen requests a step cannot estimate answer-length deciles: the test relies on errors and latency, and
-    # tests/unit/mlops/test_health_text.py on the shift itself
-    policy["release"]["health"]["max_prediction_shift"] = 1.0
     # v1 knows nothing of the facts the evaluation asks about: its floor is low, v2 must beat it
     policy["gates"]["metrics"] = [{"name": "rouge_f1_score", "threshold": 0.05, "max_regression": 0.0},
                                   {"name": "f1_score", "threshold": 0.05}]
     (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
-    stack = Stack(tmp_path_factory.mktemp("llm-stack"), virtual_clock=True, policy_dir=models,
-                  die_with_parent=True)
-    info = stack.up()
-    try:
-        yield Lab(info)
-    finally:
-        stack.down()
+    with running_stack(tmp_path_factory.mktemp("llm-stack"), models) as lab:
+        yield lab
 
 
 def _retrain(lab: Lab, name: str, content: bytes) -> dict[str, Any]:
@@ -99,8 +89,9 @@ def _chat(lab: Lab, question: str, max_new_tokens: int = 24) -> tuple[str, str]:
 
 # A bake's requests split 50/50 at random: with 30 of them the candidate gets fewer than min_requests (5) about
 # 3 times in 100,000 (Binomial(30, 0.5)); with 12 it was 1 time in 5, and the step ended inconclusive. Short
-# answers (8 tokens; both arms alike) keep them cheap: the bake judges errors and latency, not the answers, and
-# the 100 % step, which is not analysed, gets none (skip_full_bake).
+# answers (8 tokens; both arms alike) keep them cheap: about 15 answers an arm are too few to compare their
+# lengths (mlops.health skips that check below MIN_BINNED, and tests/unit/mlops/test_health_text.py tests it), so
+# the bake judges errors and latency; the 100 % step, which is not analysed, gets none (skip_full_bake).
 def _chat_traffic(lab: Lab, endpoint: str, n: int) -> None:
     questions = [q for q, _ in GENERIC] + ["What is the billing service's codename?"]
     for i in range(n):

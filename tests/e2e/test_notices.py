@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stacklab import Lab
+from stacklab import Lab, running_stack
 
 from cli.sampledata import generate, to_csv_bytes
-from cli.stack import Stack
 
 POLICIES = Path(__file__).parent / "policies"
 
@@ -56,14 +55,9 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Iterator[Lab]:
     """This module's own stack, with the webhook and a public URL for the links set as app settings."""
-    stack = Stack(tmp_path_factory.mktemp("stack"), virtual_clock=True, policy_dir=POLICIES,
-                  extra_env={"MLOPS_NOTIFY_WEBHOOK_URL": receiver.url, "MLOPS_PUBLIC_URL": "https://mlops.example"},
-                  die_with_parent=True)
-    info = stack.up()
-    try:
-        yield Lab(info)
-    finally:
-        stack.down()
+    with running_stack(tmp_path_factory.mktemp("stack"), POLICIES, extra_env={
+            "MLOPS_NOTIFY_WEBHOOK_URL": receiver.url, "MLOPS_PUBLIC_URL": "https://mlops.example"}) as lab:
+        yield lab
 
 
 def _waiting(lab: Lab, name: str) -> dict[str, Any]:

@@ -21,11 +21,10 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from stacklab import Lab
+from stacklab import Lab, running_stack
 
 from adapters.local import LocalPlatform
 from cli.main import main
-from cli.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 # model -> (its folder in examples/, rows of v1, the hyperparameter that makes it worse, the gated metric)
@@ -44,12 +43,8 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Path]]:
         {"traffic_percent": 100, "bake_minutes": 0.01}]})
     tuned["training"] = {**tuned["training"], "job": "house-prices/sweep.yaml", "inputs": {}}
     (models / "houses-tuned.yaml").write_text(yaml.safe_dump(tuned))
-    stack = Stack(tmp_path_factory.mktemp("own-stack"), virtual_clock=True, policy_dir=models, die_with_parent=True)
-    info = stack.up()
-    try:
-        yield Lab(info), models
-    finally:
-        stack.down()
+    with running_stack(tmp_path_factory.mktemp("own-stack"), models) as lab:
+        yield lab, models
 
 
 def _generator(models: Path, name: str) -> ModuleType:
