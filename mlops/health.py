@@ -9,7 +9,8 @@ Checks, each against the release policy's ``health`` thresholds:
     predictions (``prediction_shift``): class labels as they are; numbers with many distinct values
     (a regressor's) binned into the live predictions' deciles; a chat model's replies (``text``, which the
     release knows from the policy) by their length in words, each reply's word count binned into the
-    deciles of the live replies' word counts. Two chat models never give the same replies word for word,
+    deciles of the live replies' word counts (fewer bins for fewer predictions, and none below
+    ``MIN_BINNED`` on a side: the check is then skipped). Two chat models never give the same replies word for word,
     so comparing the texts would always say "disjoint"; a candidate that answers much longer (or shorter)
     than live does shift.
 
@@ -65,6 +66,12 @@ class HealthReport:
 
 _DISTINCT_FOR_NUMBERS = 20  # more distinct numeric predictions than this: a regressor's output, binned
 _BINS = 10
+# Binned comparisons (a regressor's numbers, a chat model's answer lengths) take one bin per _PER_BIN predictions
+# of the smaller side, at most _BINS (deciles) and at least 2 (the median): a bin's share estimated from a handful
+# of predictions is noise, and the Jensen-Shannon distance of noisy histograms is biased up. Fewer than
+# MIN_BINNED predictions on a side and the shift check is skipped, saying so.
+_PER_BIN = 10
+MIN_BINNED = 2 * _PER_BIN
 
 
 def _numbers(labels: list[str]) -> np.ndarray | None:
@@ -75,6 +82,11 @@ def _numbers(labels: list[str]) -> np.ndarray | None:
     return values if len(labels) > _DISTINCT_FOR_NUMBERS and np.isfinite(values).all() else None
 
 
+def _binned_values(labels: list[str], text: bool) -> np.ndarray | None:
+    """What the labels are binned by (answer lengths in words, or numbers), or None: compared as labels."""
+    return np.array([len(str(k).split()) for k in labels], dtype=float) if text else _numbers(labels)
+
+
 def prediction_shift(candidate: Mapping[str, int], live: Mapping[str, int], text: bool = False) -> float:
     """Jensen-Shannon distance (base 2, in [0, 1]) between two prediction histograms; 0 if either is empty.
 
@@ -82,16 +94,18 @@ def prediction_shift(candidate: Mapping[str, int], live: Mapping[str, int], text
     first binned into the live predictions' deciles, so two models that predict near the same prices are
     close, rather than disjoint for never giving exactly the same number. With ``text`` (a chat model's
     replies) the answers are compared by their length in words, binned the same way into the deciles of the
-    live replies' lengths.
+    live replies' lengths. Deciles need 100 predictions on each side; with fewer, the bins are the live values'
+    quantiles at one bin per 10 predictions of the smaller side (2 at least: above or below live's median).
     """
     labels = sorted(set(candidate) | set(live), key=str)
     p = np.array([candidate.get(k, 0) for k in labels], dtype=float)
     q = np.array([live.get(k, 0) for k in labels], dtype=float)
     if p.sum() <= 0 or q.sum() <= 0:
         return 0.0
-    values = np.array([len(str(k).split()) for k in labels], dtype=float) if text else _numbers(labels)
+    values = _binned_values(labels, text)
     if values is not None:
-        edges = np.unique(np.quantile(np.repeat(values, q.astype(int)), np.linspace(0, 1, _BINS + 1)[1:-1]))
+        count = int(max(2, min(_BINS, min(p.sum(), q.sum()) // _PER_BIN)))
+        edges = np.unique(np.quantile(np.repeat(values, q.astype(int)), np.linspace(0, 1, count + 1)[1:-1]))
         bins = np.searchsorted(edges, values, side="right")
         p = np.bincount(bins, weights=p, minlength=len(edges) + 1)
         q = np.bincount(bins, weights=q, minlength=len(edges) + 1)
@@ -125,6 +139,13 @@ def _shift(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics, tex
     if live_n < policy.min_requests or not cand.predictions:
         return HealthCheck("prediction_shift", True, None, limit,
                            f"skipped: {sum(cand.predictions.values())} candidate and {live_n} live predictions", True)
+    cand_n = sum(cand.predictions.values())
+    if min(cand_n, live_n) < MIN_BINNED and _binned_values(sorted(set(cand.predictions) | set(live.predictions),
+                                                                  key=str), text) is not None:
+        what = "answer lengths" if text else "binned predictions"
+        return HealthCheck("prediction_shift", True, None, limit,
+                           f"skipped: {cand_n} candidate and {live_n} live predictions; comparing {what} needs "
+                           f"{MIN_BINNED} on each side", True)
     shift = prediction_shift(cand.predictions, live.predictions, text)
     return HealthCheck("prediction_shift", shift <= limit, shift, limit,
                        "Jensen-Shannon distance of the " + ("answer lengths (words)" if text else
