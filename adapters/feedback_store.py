@@ -19,13 +19,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
-from mlops.feedback import LabelBatch
+from mlops.feedback import FIGURE_SERIES, FigureSeries, LabelBatch
 from mlops.performance import FIGURES_KEPT
 
 log = logging.getLogger("mlops.feedback")
 
 LABELS = "labels/"
-PERFORMANCE = "performance/"
 LABEL_RETENTION = timedelta(days=30)  # policy: monitoring.performance.window_hours is at most 720
 MAX_FILES_READ = 500  # label files one window reads at most (the newest)
 FORGET_PER_FILE = 200
@@ -121,13 +120,19 @@ class BlobFeedbackStore:
         if old:
             log.info("forgot %d feedback files older than %s", len(old), LABEL_RETENTION, extra={"model": model})
 
-    # -- performance figures -------------------------------------------------------------------------
-    def record_figure(self, model: str, figure: dict[str, Any]) -> None:
-        """See FeedbackStore: the newest ``FIGURES_KEPT`` are kept."""
+    # -- the monitor's figures: performance/<model>.json, drift/<model>.json ----------------------------
+    @staticmethod
+    def _series_blob(model: str, series: FigureSeries) -> str:
+        if series not in FIGURE_SERIES:
+            raise ValueError(f"no figure series {series!r}: one of {', '.join(FIGURE_SERIES)}")
+        return f"{series}/{model}.json"
+
+    def record_figure(self, model: str, figure: dict[str, Any], series: FigureSeries = "performance") -> None:
+        """See FeedbackStore: the newest ``FIGURES_KEPT`` of each series are kept."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-        blob = self.container.get_blob_client(f"{PERFORMANCE}{model}.json")
+        blob = self.container.get_blob_client(self._series_blob(model, series))
         for _ in range(WRITE_ATTEMPTS):
             try:
                 download = blob.download_blob()
@@ -143,14 +148,14 @@ class BlobFeedbackStore:
                 return
             except (ResourceExistsError, ResourceModifiedError):
                 continue  # another write came first: read it again
-        raise TimeoutError(f"performance figures of {model}: another writer kept winning")
+        raise TimeoutError(f"{series} figures of {model}: another writer kept winning")
 
-    def figures(self, model: str, limit: int = 100) -> list[dict[str, Any]]:
+    def figures(self, model: str, limit: int = 100, series: FigureSeries = "performance") -> list[dict[str, Any]]:
         """See FeedbackStore."""
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            raw = self.container.get_blob_client(f"{PERFORMANCE}{model}.json").download_blob().readall()
+            raw = self.container.get_blob_client(self._series_blob(model, series)).download_blob().readall()
         except ResourceNotFoundError:
             return []
         return list(json.loads(raw).get("figures") or [])[-limit:]

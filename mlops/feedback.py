@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ._json import Json
 from .errors import FeedbackError
@@ -32,6 +32,8 @@ UNMATCHED_SHOWN = 5  # unmatched ids named in a figure, to look up
 # the ids the gateway hands out or accepts (letters, digits, ._:-, up to 128), and a row suffix
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}(#[0-9]{1,6})?$")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+FigureSeries = Literal["performance", "drift"]  # the monitor's figures over time, one series of each per model
+FIGURE_SERIES: tuple[FigureSeries, ...] = ("performance", "drift")
 
 
 def feedback_model(blob_name: str) -> str | None:
@@ -189,10 +191,11 @@ class FeedbackStore(Protocol):
         """The newest feedback files with their outcome (labels kept, or the reason refused), newest first."""
         ...
 
-    def record_figure(self, model: str, figure: dict[str, Any]) -> None:
-        """Append one monitor tick's performance figure (the store keeps a bounded number, newest)."""
+    def record_figure(self, model: str, figure: dict[str, Any], series: FigureSeries = "performance") -> None:
+        """Append one monitor tick's figure to a series (``performance`` on ground truth, or ``drift``); the store
+        keeps a bounded number of each, the newest."""
         ...
 
-    def figures(self, model: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest performance figures, oldest first (a metric over time)."""
+    def figures(self, model: str, limit: int = 100, series: FigureSeries = "performance") -> list[dict[str, Any]]:
+        """A series' newest figures, oldest first (a metric, or each feature's drift, over time)."""
         ...

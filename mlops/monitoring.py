@@ -25,23 +25,35 @@ ROW_LIMIT = 5000  # the newest scoring rows compared per tick; enough for the te
 PREDICTION_LIMIT = 100_000  # predictions read per tick to join labels to, newest first: bounded in memory
 
 
-def check_drift(platform: Platform, policy: Policy, now: datetime) -> dict[str, Any] | None:
-    """The drift event's data if the champion's recent traffic drifted from its baseline, else None."""
+def assess_drift(platform: Platform, policy: Policy, now: datetime) -> dict[str, Any] | None:
+    """This tick's drift figures of the champion's recent traffic against its baseline, drifted or not:
+    ``{"model", "version", "at", "drifted", "rows", "features": {feature: {statistic, value, threshold, drifted}},
+    "window"}`` (the monitor keeps each tick's for the drift-over-time chart). None when there is no champion or
+    too little traffic to tell drift from noise."""
     champion = platform.get_alias(policy.model, Alias.CHAMPION)
     if champion is None:
         return None
     start = (now - timedelta(minutes=policy.monitoring.window_minutes)).isoformat()
     rows = platform.recent_inputs(policy.release.endpoint, deployment_name(policy.model, champion.version), start,
                                   now.isoformat(), limit=ROW_LIMIT)
-    if len(rows) < policy.monitoring.min_rows:  # too little traffic to tell drift from noise
+    if len(rows) < policy.monitoring.min_rows:
         log.info("not enough traffic for drift", extra={"model": policy.model, "rows": len(rows)})
         return None
     baseline = platform.baseline(policy.model, champion.version)
     report = drift_report(baseline, rows, policy.monitoring, label=policy.label)
-    if not report.drifted:
-        return None
-    return {"model": policy.model, "version": champion.version, "features": report.features_dict(),
-            "window": {"start": start, "end": now.isoformat()}}
+    return {"model": policy.model, "version": champion.version, "at": now.isoformat(), "drifted": report.drifted,
+            "rows": len(rows), "features": report.features_dict(), "window": {"start": start, "end": now.isoformat()}}
+
+
+def drift_event_data(figure: dict[str, Any]) -> dict[str, Any]:
+    """The app's drift event data from a drifted tick's figures (``assess_drift``)."""
+    return {k: figure[k] for k in ("model", "version", "features", "window")}
+
+
+def check_drift(platform: Platform, policy: Policy, now: datetime) -> dict[str, Any] | None:
+    """The drift event's data if the champion's recent traffic drifted from its baseline, else None."""
+    figure = assess_drift(platform, policy, now)
+    return drift_event_data(figure) if figure is not None and figure["drifted"] else None
 
 
 def check_performance(platform: Platform, feedback: FeedbackStore, policy: Policy,

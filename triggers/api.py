@@ -266,13 +266,14 @@ def _model_overview(model: str, detail: bool) -> dict[str, Any]:
             out["deployments"] = {"error": str(exc)}
         out["incidents"] = runtime.control().incidents(model, limit=20)
         out["performance"] = _performance(model, policy)
+        out["drift"] = _drift(model)
         out["policy"] = policy.to_dict()
         if policy.is_chat:  # its prompt versions, shown like model versions (a version's tags name its prompt)
             out["prompts"] = [p.to_dict() for p in platform.list_prompts(model)]
     return out
 
 
-FIGURES_SHOWN = 100  # the newest performance figures in a model's detail (the store keeps a day's worth)
+FIGURES_SHOWN = 100  # the newest performance (and drift) figures in a model's detail (the store keeps a day's worth)
 
 
 def _performance(model: str, policy: Policy) -> dict[str, Any]:
@@ -282,6 +283,13 @@ def _performance(model: str, policy: Policy) -> dict[str, Any]:
     store = runtime.feedback()
     return {"enabled": section is not None, "metric": policy.performance_metric if section else None,
             "figures": store.figures(model, limit=FIGURES_SHOWN), "feedback": store.files(model, limit=20)}
+
+
+def _drift(model: str) -> dict[str, Any]:
+    """Each feature's drift statistic over time, against its threshold: the monitor's ticks, oldest first, each
+    ``{at, version, drifted, rows, features: {name: {statistic, value, threshold, drifted}}}``."""
+    figures = runtime.feedback().figures(model, limit=FIGURES_SHOWN, series="drift")
+    return {"figures": [{k: f.get(k) for k in ("at", "version", "drifted", "rows", "features")} for f in figures]}
 
 
 @bp.route(route="models", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -36,7 +36,7 @@ from adapters.eventgrid import TopicPublisher
 from mlops.contracts import Notice
 from mlops.errors import SettingError
 from mlops.events import APP_PERFORMANCE_EVENT_TYPE
-from mlops.monitoring import check_drift, check_performance, clean_up_due
+from mlops.monitoring import assess_drift, check_performance, clean_up_due, drift_event_data
 from mlops.notices import NoticeKind
 from mlops.performance import PerformanceFigure, event_data
 
@@ -73,8 +73,15 @@ def _each_model(what: str, check: Callable[[str], T | None]) -> dict[str, T]:
 
 
 def scan_and_publish(now: datetime) -> list[str]:
-    """Check every model with a policy; publish a drift event for each that drifted. Blocking I/O."""
-    drifted = _each_model("drift check", lambda model: check_drift(runtime.platform(), runtime.policy(model), now))
+    """Check every model with a policy and keep each tick's figures (the drift-over-time chart); publish a drift
+    event for each that drifted. Blocking I/O."""
+    assessed = _each_model("drift check", lambda model: assess_drift(runtime.platform(), runtime.policy(model), now))
+    for model, figure in assessed.items():
+        try:
+            runtime.feedback().record_figure(model, figure, series="drift")
+        except Exception:  # the event below matters more; a figure not kept shows as a gap in the chart
+            log.exception("keeping the drift figures failed", extra={"model": model})
+    drifted = {model: drift_event_data(figure) for model, figure in assessed.items() if figure["drifted"]}
     for model, drift in drifted.items():
         _publisher().drift_detected(drift)
         log.warning("drift detected", extra={"model": model, "version": drift["version"]})
@@ -136,15 +143,15 @@ def _announce_decay(model: str, figure: PerformanceFigure, now: datetime) -> boo
 @bp.durable_client_input(client_name="client")
 async def monitor(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
     """Drift and performance checks (in a worker thread: they block on I/O), then the reconciler."""
-    now = datetime.now(UTC)
+    now, tick = datetime.now(UTC), tick_time(timer)  # tick: on the host's clock, which stamps the instances
     await asyncio.to_thread(scan_and_publish, now)
     await asyncio.to_thread(scan_performance, now)
     for model in await asyncio.to_thread(models_to_reconcile, now):
         try:
-            await ensure_lifecycle(client, model)
+            await ensure_lifecycle(client, model, unless_ended_since=tick)
         except Exception:
             log.exception("lifecycle start failed", extra={"model": model})
-    await purge_finished_runs(client, tick_time(timer))  # retention: at most hourly; never raises
+    await purge_finished_runs(client, tick)  # retention: at most hourly; never raises
 
 
 def models_to_reconcile(now: datetime) -> list[str]:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
-from stacklab import Lab
+from stacklab import Lab, running_stack
 
 from cli.sampledata import generate, to_csv_bytes
-from cli.stack import LOCAL_OPERATOR, Stack
+from cli.stack import LOCAL_OPERATOR
 
 POLICIES = Path(__file__).parent / "policies"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
@@ -31,13 +31,8 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def operator_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A stack where devhost signs API calls in as a local operator (no App Service auth locally)."""
-    stack = Stack(tmp_path_factory.mktemp("ui-stack"), virtual_clock=True, policy_dir=POLICIES,
-                  extra_env=LOCAL_OPERATOR, die_with_parent=True)
-    info = stack.up()
-    try:
-        yield Lab(info)
-    finally:
-        stack.down()
+    with running_stack(tmp_path_factory.mktemp("ui-stack"), POLICIES, extra_env=LOCAL_OPERATOR) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +201,31 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     assert _shows(driver, "#lineage [data-tag='data_url']")
     _screenshot(driver, "#run-detail", "dashboard-retrain-gates.png")
 
-    # the model: versions with their aliases and what serves them; Roll back acts, asks why, is audited
+    # the monitor's drift check on live traffic, each tick kept, whether it drifted or not
+    def drift_ticks() -> list[dict[str, Any]] | None:
+        detail = lab.http.get(f"{lab.info.devhost_url}/api/models/{CANARY}", timeout=30,
+                              headers={"x-functions-key": lab.info.function_key}).json()
+        return detail["drift"]["figures"] or None
+
+    lab.traffic(CANARY, 60)
+    ticks = lab.wait(drift_ticks, timeout=120, what="the monitor's drift figures",
+                     tick=lambda: lab.advance(10))  # monitor ticks (every 10 s on the virtual clock)
+    assert ticks[-1]["version"] == v2 and not ticks[-1]["drifted"] and ticks[-1]["rows"] >= 40, ticks[-1]
+    features = sorted(ticks[-1]["features"])
+    assert {"f0", "segment"} <= set(features), features
+
+    # the model: versions with their aliases and what serves them; each feature's drift over time against its
+    # threshold; Roll back acts, asks why, is audited
     driver.get(f"{url}#model={CANARY}")
     _shows(driver, "#versions tr[data-version]", 2)
+    _shows(driver, "#drift-chart svg .line-graph-path", len(features))
+    drift = _drawn(driver, "#drift-chart")
+    assert [d["name"] for d in drift["data"]["datasets"]] == features
+    assert drift["data"]["yMarkers"] == [{"label": "threshold", "value": 1}]
+    first = ticks[0]["features"][features[0]]
+    assert drift["data"]["datasets"][0]["values"][0] == pytest.approx(first["value"] / first["threshold"], abs=1e-3)
+    assert "no feature drifts now" in driver.find_element(By.ID, "drift-notes").text
+    assert "no monitoring.performance section" in driver.find_element(By.ID, "performance-notes").text
     assert driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}'] [data-alias='champion']")
     assert driver.find_element(By.CSS_SELECTOR, "#versions tr[data-version='1'] [data-alias='previous']")
     assert f"{CANARY}-v{v2} 100%" in driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}']").text

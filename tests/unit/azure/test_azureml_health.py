@@ -24,7 +24,7 @@ from adapters.azureml import AzureMLConfig, AzureMLPlatform
 from adapters.policies import load_policy
 from mlops.errors import NotFoundError
 from mlops.health import analyse_step
-from mlops.monitoring import check_drift
+from mlops.monitoring import assess_drift, check_drift, drift_event_data
 from mlops.ports import ModelVersion
 from mlops.runs import deployment_name
 
@@ -252,6 +252,21 @@ def test_undrifted_inputs_in_azure_raise_no_drift_and_the_baseline_is_read_once(
     assert check_drift(platform, POLICY, NOW) is None
     assert check_drift(platform, POLICY, NOW) is None
     assert len(workspace.downloads) == 1  # a version's baseline never changes
+    # the tick's figures are there all the same, for the drift-over-time chart
+    figure = assess_drift(platform, POLICY, NOW)
+    assert figure is not None and not figure["drifted"] and figure["rows"] == 100 and figure["at"] == NOW.isoformat()
+    assert set(figure["features"]) >= {"f0"} and not any(f["drifted"] for f in figure["features"].values())
+
+
+def test_a_drifted_ticks_figures_are_the_drift_events_data_and_more() -> None:
+    baseline = [{**r, "__prediction__": by_sign(r)} for r in credit_rows(400, 10)]
+    collector = Collector()
+    traffic(collector, deployment_name("credit", "3"), credit_rows(100, 11, shift=1.5), by_sign)
+    platform = azure(collector, workspace=Workspace(baseline))
+    figure = assess_drift(platform, POLICY, NOW)
+    assert figure is not None and figure["drifted"]
+    assert drift_event_data(figure) == check_drift(platform, POLICY, NOW)
+    assert set(drift_event_data(figure)) == {"model", "version", "features", "window"}
 
 
 def test_a_version_whose_run_logged_no_baseline_is_a_clear_not_found_error() -> None:
