@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -22,13 +23,29 @@ def _status_name(status: Any) -> str | None:
     return None if runtime_status is None else str(getattr(runtime_status, "value", runtime_status))
 
 
-async def ensure_lifecycle(client: df.DurableOrchestrationClient, model: str) -> str:
-    """Start the model's lifecycle unless it is running. Returns 'started' or 'running'."""
+def _ended_since(status: Any, since: datetime) -> bool:
+    """The instance ended at ``since`` or later (its last update, on the host's clock)."""
+    updated = getattr(status, "last_updated_time", None)
+    if _status_name(status) is None or not isinstance(updated, datetime):
+        return False
+    return (updated if updated.tzinfo else updated.replace(tzinfo=UTC)) >= since
+
+
+async def ensure_lifecycle(client: df.DurableOrchestrationClient, model: str, unless_ended_since: datetime | None = None
+                           ) -> str:
+    """Start the model's lifecycle unless it is running. Returns 'started', 'running' or 'ended since'.
+
+    ``unless_ended_since`` (the monitor's tick): a lifecycle that ended after the tick began has done what the tick
+    found to do, or more (it takes every pending request and cleans up as it ends), so the tick's reading is stale
+    and starting it again would only add an idle execution, whose empty output would hide what the last one did.
+    What comes due after it ended, the next tick starts; a request queued meanwhile starts it itself (``submit``)."""
     iid = lifecycle_id(model)
     for _ in range(3):  # bounded: a start can race another trigger's start
         status = await client.get_status(iid)
         if _status_name(status) in ACTIVE_RUNTIME_STATUSES:
             return "running"
+        if unless_ended_since is not None and _ended_since(status, unless_ended_since):
+            return "ended since"
         try:
             await client.start_new(LIFECYCLE, iid, {"model": model})
             return "started"
