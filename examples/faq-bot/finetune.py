@@ -111,7 +111,7 @@ def main() -> None:
 
     examples = read_examples(args.training_data)
     torch.manual_seed(args.seed)
-    torch.set_num_threads(2)  # the job's two cores; more threads than cores only contend
+    torch.set_num_threads(base.torch_threads())  # $OMP_NUM_THREADS, else two
     tokenizer, model = base.load_tokenizer(), base.load_model()
     names = trainable(model, args.layers) if args.steps > 0 else []
     settings = {"max_new_tokens": args.max_new_tokens, "base_sha256": base.base_sha256(), "base": base.BASE_NAME,

@@ -56,8 +56,12 @@ def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     policy["gates"]["metrics"] = [{"name": "rouge_f1_score", "threshold": 0.05, "max_regression": 0.0},
                                   {"name": "f1_score", "threshold": 0.05}]
     (models / f"{MODEL}.yaml").write_text(yaml.safe_dump(policy))
-    with running_stack(tmp_path_factory.mktemp("llm-stack"), models) as lab:
-        yield lab
+    # one torch thread in the fine-tune and evaluation jobs and the gateway's chat deployments: the suite's other
+    # worker keeps its core, and one thread does the same work in less CPU time than two (training.chat.base)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OMP_NUM_THREADS", "1")
+        with running_stack(tmp_path_factory.mktemp("llm-stack"), models) as lab:
+            yield lab
 
 
 def _retrain(lab: Lab, name: str, content: bytes) -> dict[str, Any]:

@@ -28,6 +28,16 @@ class BaseModelMissing(RuntimeError):
     """The package that ships the base model's weights is not installed."""
 
 
+DEFAULT_THREADS = 2  # a 135M model decoding one token at a time gains little past two threads
+
+
+def torch_threads() -> int:
+    """The threads torch computes with: ``$OMP_NUM_THREADS`` when set (the usual knob, which the test stacks set
+    to 1 so that a fine-tune or a chat deployment leaves the other tests a core), else two."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_THREADS
+
+
 def gguf_path() -> Path:
     """Where the packaged GGUF file lies."""
     spec = importlib.util.find_spec(PACKAGE)

@@ -27,9 +27,6 @@ from mlflow.pyfunc import PythonModel
 
 CHAT_DIR = Path(__file__).resolve().parent
 DEFAULT_MAX_NEW_TOKENS = 48
-# One or two threads: the gateway serves several deployments on a 2-core machine, and a 135M model decoding one
-# token at a time gains little past two threads. Two, so a lone request still uses both cores.
-THREADS = 2
 QUESTION = "{{question}}"  # in a prompt template's user message: where the question goes
 TEMPLATE_ROLES = ("system", "user", "assistant")
 
@@ -128,7 +125,7 @@ class ChatModel(PythonModel):  # type: ignore[misc]  # PythonModel is untyped
 
         from training.chat import base
 
-        torch.set_num_threads(THREADS)
+        torch.set_num_threads(base.torch_threads())
         artifacts = dict(context.artifacts or {})
         self.settings: dict[str, Any] = {}
         if "settings" in artifacts:
