@@ -58,7 +58,7 @@ def _generator(models: Path, name: str) -> ModuleType:
 def _retrain(lab: Lab, model: str, name: str, content: bytes) -> dict[str, Any]:
     known = {i["instanceId"] for i in lab.instances(f"retrain-{model}-")}
     lab.land(model, name, content)
-    runs = lab.finished(f"retrain-{model}-", len(known) + 1)
+    runs = lab.finished(f"retrain-{model}-", len(known) + 1, timeout=300)  # a bound: a sweep took 2 min under load
     return next(r for r in runs if r["instanceId"] not in known)
 
 
