@@ -45,6 +45,16 @@ def assess_drift(platform: Platform, policy: Policy, now: datetime) -> dict[str,
             "rows": len(rows), "features": report.features_dict(), "window": {"start": start, "end": now.isoformat()}}
 
 
+CHART_FIELDS = ("statistic", "value", "threshold", "drifted")  # of a feature, in the figures kept over time
+
+
+def drift_series_point(figure: dict[str, Any]) -> dict[str, Any]:
+    """What the monitor keeps of a tick's drift figures for the chart: per feature only ``CHART_FIELDS`` (the
+    event carries the rest). The store rewrites a model's series on every tick, so a point stays small."""
+    return {"at": figure["at"], "version": figure["version"], "drifted": figure["drifted"], "rows": figure["rows"],
+            "features": {name: {k: f[k] for k in CHART_FIELDS if k in f} for name, f in figure["features"].items()}}
+
+
 def drift_event_data(figure: dict[str, Any]) -> dict[str, Any]:
     """The app's drift event data from a drifted tick's figures (``assess_drift``)."""
     return {k: figure[k] for k in ("model", "version", "features", "window")}

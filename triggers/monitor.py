@@ -36,7 +36,13 @@ from adapters.eventgrid import TopicPublisher
 from mlops.contracts import Notice
 from mlops.errors import SettingError
 from mlops.events import APP_PERFORMANCE_EVENT_TYPE
-from mlops.monitoring import assess_drift, check_performance, clean_up_due, drift_event_data
+from mlops.monitoring import (
+    assess_drift,
+    check_performance,
+    clean_up_due,
+    drift_event_data,
+    drift_series_point,
+)
 from mlops.notices import NoticeKind
 from mlops.performance import PerformanceFigure, event_data
 
@@ -78,7 +84,7 @@ def scan_and_publish(now: datetime) -> list[str]:
     assessed = _each_model("drift check", lambda model: assess_drift(runtime.platform(), runtime.policy(model), now))
     for model, figure in assessed.items():
         try:
-            runtime.feedback().record_figure(model, figure, series="drift")
+            runtime.feedback().record_figure(model, drift_series_point(figure), series="drift")
         except Exception:  # the event below matters more; a figure not kept shows as a gap in the chart
             log.exception("keeping the drift figures failed", extra={"model": model})
     drifted = {model: drift_event_data(figure) for model, figure in assessed.items() if figure["drifted"]}

@@ -160,6 +160,19 @@ class Lab:
             answered.append(deployment)
         return answered
 
+    def score_as(self, endpoint: str, rows: list[dict[str, Any]], request_id: str) -> list[Any]:
+        """Score through the live split with our own request id (the gateway answers with it): the predictions."""
+        resp = self.http.post(f"{self.info.gateway_url}/endpoints/{endpoint}/score", json={"input_data": rows},
+                              headers={"x-gateway-key": self.info.gateway_key, "x-request-id": request_id}, timeout=30)
+        resp.raise_for_status()
+        assert resp.headers["x-request-id"] == request_id
+        return list(resp.json()["predictions"])
+
+    def model_detail(self, model: str) -> dict[str, Any]:
+        """The operator API's detail of a model."""
+        return dict(self.http.get(f"{self.info.devhost_url}/api/models/{model}",
+                                  headers={"x-functions-key": self.info.function_key}, timeout=30).json())
+
     def release_of(self, model: str, version: str) -> dict[str, Any]:
         """The release run of ``model`` ``version`` (waits until it exists)."""
         return dict(self.wait(lambda: next((i for i in self.instances(f"release-{model}-")

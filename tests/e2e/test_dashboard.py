@@ -20,7 +20,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from stacklab import Lab, running_stack
 
-from cli.sampledata import generate, to_csv_bytes
+from cli.sampledata import generate, scoring_rows, to_csv_bytes
 from cli.stack import LOCAL_OPERATOR
 
 POLICIES = Path(__file__).parent / "policies"
@@ -116,6 +116,7 @@ def test_dashboard_shows_live_stages_and_traffic_and_approves_a_run(operator_lab
 
 # -- the pictures, from a real release -------------------------------------------------------------------
 CANARY = "canary"  # tests/e2e/policies/canary.yaml: shadow 20 %, then 10 -> 50 -> 100 %
+JUDGE = "judge"  # tests/e2e/policies/judge.yaml: performance on ground truth
 VIEWER = base64.b64encode(json.dumps({"auth_typ": "aad", "name_typ": "name", "role_typ": "roles", "claims": [
     {"typ": "name", "val": "viewer"}]}).encode()).decode()  # signed in, without the operator role
 
@@ -202,10 +203,9 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     _screenshot(driver, "#run-detail", "dashboard-retrain-gates.png")
 
     # the monitor's drift check on live traffic, each tick kept, whether it drifted or not
-    def drift_ticks() -> list[dict[str, Any]] | None:
-        detail = lab.http.get(f"{lab.info.devhost_url}/api/models/{CANARY}", timeout=30,
-                              headers={"x-functions-key": lab.info.function_key}).json()
-        return detail["drift"]["figures"] or None
+    def drift_ticks() -> list[dict[str, Any]] | None:  # a line needs two points
+        figures = lab.model_detail(CANARY)["drift"]["figures"]
+        return figures if len(figures) >= 2 else None
 
     lab.traffic(CANARY, 60)
     ticks = lab.wait(drift_ticks, timeout=120, what="the monitor's drift figures",
@@ -255,3 +255,33 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
         assert len(lab.instances(f"rollback-{CANARY}-")) == 1  # no second rollback was started
     finally:
         driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+
+
+def test_the_model_view_draws_the_champions_metric_on_ground_truth_over_time(operator_lab: Lab, browser: Any) -> None:
+    """tests/e2e/policies/judge.yaml: performance on ground truth; the labels here agree with every answer."""
+    driver, lab = browser, operator_lab
+    lab.land_and_promote(JUDGE, "one.csv", 31)
+    lab.idle(JUDGE)
+    answered = {f"seen-{i}": lab.score_as(JUDGE, [row], f"seen-{i}")[0] for i, row in
+                enumerate(scoring_rows(25, seed=8))}
+    lab.land("feedback", f"{JUDGE}/labels.csv",
+             ("request_id,label\n" + "".join(f"{rid},{int(p)}\n" for rid, p in answered.items())).encode())
+    def two_figures() -> list[dict[str, Any]] | None:  # a line needs two points
+        figures = [f for f in lab.model_detail(JUDGE)["performance"]["figures"] if f["value"] is not None]
+        return figures if len(figures) >= 2 else None
+
+    figures = lab.wait(two_figures, timeout=120, what="the monitor's performance figures",
+                       tick=lambda: lab.advance(10))  # monitor ticks (every 10 s on the virtual clock)
+    first = figures[0]
+    assert (first["metric"], first["value"], first["matched"], first["degraded"]) == ("accuracy_score", 1.0, 25,
+                                                                                      False)
+
+    driver.get(f"{lab.info.devhost_url}/api/dashboard?code={lab.info.function_key}#model={JUDGE}")
+    _shows(driver, "#performance-chart svg .line-graph-path")
+    drawn = _drawn(driver, "#performance-chart")
+    assert [d["name"] for d in drawn["data"]["datasets"]] == ["accuracy_score"]
+    assert drawn["data"]["datasets"][0]["values"][0] == first["value"]
+    assert drawn["data"]["yMarkers"] == [{"label": "at registration", "value": first["registered"]}]
+    notes = driver.find_element(By.ID, "performance-notes").text
+    assert notes.startswith("✔ within bounds: accuracy_score 1.00 on 25 labels"), notes
+    _screenshot(driver, "#model-detail", "dashboard-model-performance.png")

@@ -13,17 +13,11 @@ MODEL = "judge"  # tests/e2e/policies/judge.yaml: max_decay 0.2, min_labels 20, 
 
 
 def _score(lab: Lab, rows: list[dict[str, Any]], request_id: str) -> list[Any]:
-    """Score through the live split with our own request id; the gateway answers with it."""
-    resp = lab.http.post(f"{lab.info.gateway_url}/endpoints/{MODEL}/score", json={"input_data": rows},
-                         headers={"x-gateway-key": lab.info.gateway_key, "x-request-id": request_id}, timeout=30)
-    resp.raise_for_status()
-    assert resp.headers["x-request-id"] == request_id
-    return list(resp.json()["predictions"])
+    return lab.score_as(MODEL, rows, request_id)
 
 
 def _detail(lab: Lab) -> dict[str, Any]:
-    return dict(lab.http.get(f"{lab.info.devhost_url}/api/models/{MODEL}",
-                             headers={"x-functions-key": lab.info.function_key}, timeout=30).json())
+    return lab.model_detail(MODEL)
 
 
 def test_labels_that_make_the_champion_look_bad_raise_performance_degraded_and_a_retrain(lab: Lab) -> None:

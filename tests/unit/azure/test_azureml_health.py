@@ -24,7 +24,7 @@ from adapters.azureml import AzureMLConfig, AzureMLPlatform
 from adapters.policies import load_policy
 from mlops.errors import NotFoundError
 from mlops.health import analyse_step
-from mlops.monitoring import assess_drift, check_drift, drift_event_data
+from mlops.monitoring import assess_drift, check_drift, drift_event_data, drift_series_point
 from mlops.ports import ModelVersion
 from mlops.runs import deployment_name
 
@@ -267,6 +267,11 @@ def test_a_drifted_ticks_figures_are_the_drift_events_data_and_more() -> None:
     assert figure is not None and figure["drifted"]
     assert drift_event_data(figure) == check_drift(platform, POLICY, NOW)
     assert set(drift_event_data(figure)) == {"model", "version", "features", "window"}
+    point = drift_series_point(figure)  # what the monitor keeps for the chart: the verdict and the four figures
+    assert set(point) == {"at", "version", "drifted", "rows", "features"} and set(point["features"]) == set(
+        figure["features"])
+    assert point["features"]["f0"] == {k: figure["features"]["f0"][k] for k in ("statistic", "value", "threshold",
+                                                                                  "drifted")}
 
 
 def test_a_version_whose_run_logged_no_baseline_is_a_clear_not_found_error() -> None:
