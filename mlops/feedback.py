@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from ._json import Json
 from .errors import FeedbackError
@@ -33,7 +33,7 @@ UNMATCHED_SHOWN = 5  # unmatched ids named in a figure, to look up
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}(#[0-9]{1,6})?$")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 FigureSeries = Literal["performance", "drift"]  # the monitor's figures over time, one series of each per model
-FIGURE_SERIES: tuple[FigureSeries, ...] = ("performance", "drift")
+FIGURE_SERIES: tuple[FigureSeries, ...] = get_args(FigureSeries)
 
 
 def feedback_model(blob_name: str) -> str | None:

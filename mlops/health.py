@@ -135,13 +135,12 @@ def _latency(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics) -
 
 def _shift(policy: Health, cand: DeploymentMetrics, live: DeploymentMetrics, text: bool) -> HealthCheck:
     limit = policy.max_prediction_shift
-    live_n = sum(live.predictions.values())
+    live_n, cand_n = sum(live.predictions.values()), sum(cand.predictions.values())
     if live_n < policy.min_requests or not cand.predictions:
         return HealthCheck("prediction_shift", True, None, limit,
-                           f"skipped: {sum(cand.predictions.values())} candidate and {live_n} live predictions", True)
-    cand_n = sum(cand.predictions.values())
-    if min(cand_n, live_n) < MIN_BINNED and _binned_values(sorted(set(cand.predictions) | set(live.predictions),
-                                                                  key=str), text) is not None:
+                           f"skipped: {cand_n} candidate and {live_n} live predictions", True)
+    if min(cand_n, live_n) < MIN_BINNED and _binned_values([*{**cand.predictions, **live.predictions}],
+                                                           text) is not None:
         what = "answer lengths" if text else "binned predictions"
         return HealthCheck("prediction_shift", True, None, limit,
                            f"skipped: {cand_n} candidate and {live_n} live predictions; comparing {what} needs "

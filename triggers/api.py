@@ -287,9 +287,9 @@ def _performance(model: str, policy: Policy) -> dict[str, Any]:
 
 def _drift(model: str) -> dict[str, Any]:
     """Each feature's drift statistic over time, against its threshold: the monitor's ticks, oldest first, each
-    ``{at, version, drifted, rows, features: {name: {statistic, value, threshold, drifted}}}``."""
-    figures = runtime.feedback().figures(model, limit=FIGURES_SHOWN, series="drift")
-    return {"figures": [{k: f.get(k) for k in ("at", "version", "drifted", "rows", "features")} for f in figures]}
+    ``{at, version, drifted, rows, features: {name: {statistic, value, threshold, drifted}}}`` as the monitor
+    kept them (``mlops.monitoring.drift_series_point``)."""
+    return {"figures": runtime.feedback().figures(model, limit=FIGURES_SHOWN, series="drift")}
 
 
 @bp.route(route="models", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
