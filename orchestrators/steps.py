@@ -42,7 +42,7 @@ T = TypeVar("T", bound=Json)
 R = TypeVar("R")
 Step = Generator[Any, Any, T]
 
-DEPLOY_POLL_SECONDS = 5  # first poll; a local deployment is ready by then
+DEPLOY_POLL_SECONDS = 1  # first poll, doubling: a local deployment is ready in a second or two (its model's load)
 DEPLOY_POLL_MAX_SECONDS = 120  # polls back off to this: an Azure ML deployment takes 5-15 minutes, and every
 # poll adds two events to a history that each replay reads in full
 DEPLOY_TIMEOUT_MINUTES = 30

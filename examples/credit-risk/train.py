@@ -29,7 +29,11 @@ NULLS = ["", "na", "n/a", "nan", "null", "none"]  # what the control plane's val
 NA_VALUES = sorted({s for v in NULLS for s in (v, v.upper(), v.title())})
 # What the saved model needs to load, stated rather than inferred: MLflow infers it by loading the model in a
 # subprocess, which took 8 of this job's 13 seconds.
-REQUIREMENTS = [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "skops", "pandas")]
+# cloudpickle, not MLflow's default skops: importing skops walks every scikit-learn module (and imports torch when
+# it is installed), which cost 4.5 s in every process that saves or loads the model (docs/decisions.md). Whoever
+# can write this model can already run code through this job, so a pickle adds no way in.
+FORMAT = "cloudpickle"
+REQUIREMENTS = [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "cloudpickle", "pandas")]
 
 
 def main() -> None:
@@ -55,9 +59,8 @@ def main() -> None:
         mlflow.log_params({"algorithm": args.algorithm, **params, "rows": len(frame)})
         pipe.fit(x, y)
         mlflow.log_metric("training_accuracy_score", float(accuracy_score(y, pipe.predict(x))))
-        # skops refuses types it does not know at load time; the imputers keep the numpy dtype they were fit on
         mlflow.sklearn.save_model(pipe, args.model, signature=infer_signature(x, pipe.predict(x)),
-                                  input_example=x.head(3), skops_trusted_types=["numpy.dtype"],
+                                  input_example=x.head(3), serialization_format=FORMAT,
                                   pip_requirements=REQUIREMENTS)
 
 

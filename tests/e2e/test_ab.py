@@ -14,6 +14,7 @@ import random
 import uuid
 from typing import Any
 
+import pytest
 from stacklab import Lab
 
 from cli.sampledata import scoring_rows
@@ -66,6 +67,7 @@ def _experiment(lab: Lab, version: str, right: dict[str, float], labels_kept: di
     return {"status": final, "report": stage["detail"]["experiment"], "looks": stage["detail"]["looks"]}
 
 
+@pytest.mark.timeout(900)  # three retrains and two experiments: it has taken more than 300 s under the suite's load
 def test_the_statistics_ship_a_better_challenger_and_halt_a_broken_split(lab: Lab) -> None:
     lab.land_and_promote(MODEL, "v1.csv", 41)
     every = {"champion": 1.0, "challenger": 1.0}

@@ -148,9 +148,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     for constant in (0, 1):
         model = DummyClassifier(strategy="constant", constant=constant).fit(x, y)
         path = root / f"always-{constant}"
-        # explicit requirements: mlflow would otherwise spend seconds inferring them in a subprocess
+        # explicit requirements: mlflow would otherwise spend seconds inferring them in a subprocess; cloudpickle
+        # as the examples save (a skops model costs each gateway 4.5 s to import skops)
         mlflow.sklearn.save_model(model, str(path), signature=infer_signature(x, model.predict(x)),
-                                  pip_requirements=["scikit-learn"])
+                                  pip_requirements=["scikit-learn"], serialization_format="cloudpickle")
         paths[constant] = str(path)
     return Models(zero=paths[0], one=paths[1])
 
