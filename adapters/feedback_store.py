@@ -6,8 +6,9 @@ What it keeps and why is in ``mlops.feedback``; this is the blob I/O behind the 
   redelivered BlobCreated finds it there. Its metadata (when it arrived, kept or refused, how many labels, the
   reason) comes back with the listing: the monitor reads only the files of its window, the API only the listing.
   Entries older than ``LABEL_RETENTION`` are deleted when the model's next file arrives.
-* ``performance/<model>.json``: the newest ``FIGURES_KEPT`` figures of the monitor's performance check, written
-  with the document's ETag (one writer per model at a time: the monitor).
+* ``performance/<model>/<day>.jsonl`` and ``drift/<model>/<day>.jsonl``: the monitor's figures, one JSON line per
+  tick appended to the day's append blob (a tick writes one small block, whatever the history), for
+  ``FIGURE_DAYS`` days. A ``<series>/<model>.json`` written by an earlier version is read as the oldest part.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
-from mlops.feedback import FIGURE_SERIES, FigureSeries, LabelBatch
-from mlops.performance import FIGURES_KEPT
+from mlops.feedback import FIGURE_DAYS, FIGURE_SERIES, FigureSeries, LabelBatch
 
 log = logging.getLogger("mlops.feedback")
 
@@ -28,7 +28,6 @@ LABELS = "labels/"
 LABEL_RETENTION = timedelta(days=30)  # policy: monitoring.performance.window_hours is at most 720
 MAX_FILES_READ = 500  # label files one window reads at most (the newest)
 FORGET_PER_FILE = 200
-WRITE_ATTEMPTS = 5  # a figure write that loses an ETag race reads again; bounded
 
 
 class BlobFeedbackStore:
@@ -120,42 +119,59 @@ class BlobFeedbackStore:
         if old:
             log.info("forgot %d feedback files older than %s", len(old), LABEL_RETENTION, extra={"model": model})
 
-    # -- the monitor's figures: performance/<model>.json, drift/<model>.json ----------------------------
+    # -- the monitor's figures: <series>/<model>/<day>.jsonl -----------------------------------------------
     @staticmethod
-    def _series_blob(model: str, series: FigureSeries) -> str:
+    def _series_prefix(model: str, series: FigureSeries) -> str:
         if series not in FIGURE_SERIES:
             raise ValueError(f"no figure series {series!r}: one of {', '.join(FIGURE_SERIES)}")
-        return f"{series}/{model}.json"
+        return f"{series}/{model}/"
 
     def record_figure(self, model: str, figure: dict[str, Any], series: FigureSeries = "performance") -> None:
-        """See FeedbackStore: the newest ``FIGURES_KEPT`` of each series are kept."""
+        """See FeedbackStore: one line appended to the day's append blob; a new day forgets the days past
+        ``FIGURE_DAYS``. Writers do not race: each append is atomic, and readers order lines by ``at``."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-        blob = self.container.get_blob_client(self._series_blob(model, series))
-        for _ in range(WRITE_ATTEMPTS):
-            try:
-                download = blob.download_blob()
-                figures, etag = list(json.loads(download.readall()).get("figures") or []), download.properties.etag
-            except ResourceNotFoundError:
-                figures, etag = [], None
-            body = json.dumps({"figures": (figures + [figure])[-FIGURES_KEPT:]})
-            try:
-                if etag is None:
-                    blob.upload_blob(body, overwrite=False)
-                else:
-                    blob.upload_blob(body, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified)
-                return
-            except (ResourceExistsError, ResourceModifiedError):
-                continue  # another write came first: read it again
-        raise TimeoutError(f"{series} figures of {model}: another writer kept winning")
+        day = str(figure["at"])[:10]
+        blob = self.container.get_blob_client(f"{self._series_prefix(model, series)}{day}.jsonl")
+        line = (json.dumps(figure, separators=(",", ":")) + "\n").encode()
+        try:
+            blob.append_block(line)
+            return
+        except ResourceNotFoundError:
+            pass
+        try:
+            blob.create_append_blob(match_condition=MatchConditions.IfMissing)
+        except (ResourceExistsError, ResourceModifiedError):
+            pass  # another writer began the day
+        blob.append_block(line)
+        self._forget_days(model, series, datetime.fromisoformat(day) - timedelta(days=FIGURE_DAYS))
+
+    def _series_blobs(self, model: str, series: FigureSeries) -> list[Any]:
+        """The series' blobs, oldest first: the days, after a ``<series>/<model>.json`` an earlier version kept."""
+        prefix = self._series_prefix(model, series)
+        legacy = f"{prefix[:-1]}.json"
+        found = [b for b in self.container.list_blobs(name_starts_with=prefix[:-1])
+                 if b.name == legacy or b.name.startswith(prefix)]
+        return sorted(found, key=lambda b: (b.name != legacy, b.name))
+
+    def _forget_days(self, model: str, series: FigureSeries, before: datetime) -> None:
+        cutoff = before.date().isoformat()
+        for blob in self._series_blobs(model, series):
+            day = blob.name.rsplit("/", 1)[-1].removesuffix(".jsonl")
+            if (day < cutoff) if blob.name.endswith(".jsonl") else (blob.last_modified.date().isoformat() < cutoff):
+                self.container.delete_blob(blob.name)
 
     def figures(self, model: str, limit: int = 100, series: FigureSeries = "performance") -> list[dict[str, Any]]:
-        """See FeedbackStore."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            raw = self.container.get_blob_client(self._series_blob(model, series)).download_blob().readall()
-        except ResourceNotFoundError:
-            return []
-        return list(json.loads(raw).get("figures") or [])[-limit:]
+        """See FeedbackStore: the newest days are read until ``limit`` figures are found."""
+        found: list[dict[str, Any]] = []
+        for blob in reversed(self._series_blobs(model, series)):
+            raw = self.container.get_blob_client(blob.name).download_blob().readall()
+            if blob.name.endswith(".json"):
+                day = list(json.loads(raw).get("figures") or [])
+            else:
+                day = [json.loads(line) for line in raw.splitlines() if line.strip()]
+            found = sorted(day, key=lambda f: str(f.get("at"))) + found
+            if len(found) >= limit:
+                break
+        return found[-limit:]

@@ -34,6 +34,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}(#[0-9]{1,6})?$")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 FigureSeries = Literal["performance", "drift"]  # the monitor's figures over time, one series of each per model
 FIGURE_SERIES: tuple[FigureSeries, ...] = get_args(FigureSeries)
+FIGURE_DAYS = 30  # days of each series kept (the labels are kept as long: adapters.feedback_store)
 
 
 def feedback_model(blob_name: str) -> str | None:
@@ -192,8 +193,8 @@ class FeedbackStore(Protocol):
         ...
 
     def record_figure(self, model: str, figure: dict[str, Any], series: FigureSeries = "performance") -> None:
-        """Append one monitor tick's figure to a series (``performance`` on ground truth, or ``drift``); the store
-        keeps a bounded number of each, the newest."""
+        """Append one monitor tick's figure (with its ``at``) to a series (``performance`` on ground truth, or
+        ``drift``); the store keeps the last ``FIGURE_DAYS`` days of each."""
         ...
 
     def figures(self, model: str, limit: int = 100, series: FigureSeries = "performance") -> list[dict[str, Any]]:

@@ -50,7 +50,7 @@ CHART_FIELDS = ("statistic", "value", "threshold", "drifted")  # of a feature, i
 
 def drift_series_point(figure: dict[str, Any]) -> dict[str, Any]:
     """What the monitor keeps of a tick's drift figures for the chart: per feature only ``CHART_FIELDS`` (the
-    event carries the rest). The store rewrites a model's series on every tick, so a point stays small."""
+    event carries the rest): every tick adds a point, and the chart reads a day of them."""
     return {"at": figure["at"], "version": figure["version"], "drifted": figure["drifted"], "rows": figure["rows"],
             "features": {name: {k: f[k] for k in CHART_FIELDS if k in f} for name, f in figure["features"].items()}}
 

@@ -27,7 +27,6 @@ from .feedback import Joined
 from .policy import HIGHER_IS_BETTER, Performance
 
 METRIC_TAG = "metric.{}"  # mlops.retrain.lineage_tags: the version's held-out metrics
-FIGURES_KEPT = 288  # performance figures kept per model: a day of the default 5-minute ticks
 
 
 def as_class(value: Any) -> str:
