@@ -233,7 +233,8 @@ def set_traffic_activity(request: Answer) -> Answer:
     """Start replacing the split; ``at`` is when it was applied, or, while the platform is still ``updating``,
     when it was asked (the orchestrator then polls GET_TRAFFIC until the platform reports it done)."""
     ask = TrafficChange.from_dict(request)
-    applied = runtime.platform().set_traffic(ask.endpoint, TrafficSplit(ask.traffic, ask.mirror_traffic))
+    applied = runtime.platform().set_traffic(ask.endpoint, TrafficSplit(ask.traffic, ask.mirror_traffic,
+                                                                        sticky=ask.sticky))
     telemetry.emit("TrafficChanged", model=ask.model, endpoint=ask.endpoint, traffic=applied.traffic,
                    mirror=applied.mirror_traffic)
     return TrafficState(applied.traffic, applied.mirror_traffic, _now(), applied.updating).to_dict()
@@ -276,7 +277,9 @@ def ab_look_activity(request: Answer) -> Answer:
     champion, challenger = (platform.predictions_by_id(ask.endpoint, deployment, ask.start, now, AB_ANSWERS_READ)
                             for deployment in (ask.champion, ask.challenger))
     labels = runtime.feedback().labels(ask.model, ask.start, now)
-    return abtest.judge(AbTest.model_validate(ask.plan), champion, challenger, labels, ask.guardrails)
+    plan = AbTest.model_validate(ask.plan)
+    units = platform.units_by_id(ask.endpoint, ask.start, now, 2 * AB_ANSWERS_READ) if plan.unit_header else {}
+    return abtest.judge(plan, champion, challenger, labels, ask.guardrails, units)
 
 
 # -- the lifecycle's own bookkeeping -----------------------------------------------------------

@@ -56,13 +56,14 @@ class GatewayClient:
     def get_traffic(self, endpoint: str) -> TrafficSplit:
         """The live split."""
         body = self._call("GET", f"/endpoints/{quote(endpoint)}/traffic", f"endpoint {endpoint}").json()
-        return TrafficSplit(traffic=body["traffic"], mirror_traffic=body["mirror_traffic"])
+        return TrafficSplit(traffic=body["traffic"], mirror_traffic=body["mirror_traffic"], sticky=body.get("sticky"))
 
     def set_traffic(self, endpoint: str, split: TrafficSplit) -> TrafficSplit:
         """Replace the split atomically."""
         body = self._call("PUT", f"/endpoints/{quote(endpoint)}/traffic", f"endpoint {endpoint}",
-                          json=split.to_dict()).json()
-        return TrafficSplit(traffic=body["traffic"], mirror_traffic=body["mirror_traffic"])
+                          json={"traffic": split.traffic, "mirror_traffic": split.mirror_traffic,
+                                "sticky": split.sticky}).json()
+        return TrafficSplit(traffic=body["traffic"], mirror_traffic=body["mirror_traffic"], sticky=body.get("sticky"))
 
     def delete_deployment(self, endpoint: str, deployment: str) -> None:
         """Remove a deployment with no traffic."""

@@ -484,6 +484,11 @@ class LocalPlatform:
         return {keyed_by_row(rid, i, len(answers)): answer
                 for rid, answers in by_request.items() for i, answer in enumerate(answers)}
 
+    def units_by_id(self, endpoint: str, start: str, end: str, limit: int) -> dict[str, str]:
+        """See Platform: the gateway logs the unit header's value with each request while the endpoint is sticky."""
+        return {str(row["__request_id__"]): str(row["__unit__"]) for row in self.gateway.recent_inputs(
+            endpoint, start, end, limit) if row.get("__request_id__") and row.get("__unit__")}
+
 
 def running_jobs(state_dir: Path) -> dict[str, int]:
     """The jobs under a local platform's ``state_dir`` still running: job id -> pid of its supervisor (and group).

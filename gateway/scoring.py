@@ -6,6 +6,9 @@ threads of their own: their answers are logged, never returned, and a slow shado
 client. Mirroring is best effort: beyond ``max_mirrored`` mirrored requests running or queued,
 further ones are not mirrored (logged, and counted as ``mirror_skipped``).
 
+While an A/B experiment makes the endpoint sticky (``gateway.sticky``), a request carrying the unit header goes
+to the deployment its unit hashes to, under the same live split; a request without it is routed at random.
+
 A chat request (``gateway.chat``) is one row ``{"messages": [...]}`` with ``params``: it is routed,
 mirrored and logged like tabular rows, its prediction being the reply text. Each deployment predicts with its
 own default params (PUT's ``params``, e.g. a prompt) merged over the request's: a key both set is the
@@ -25,6 +28,7 @@ import numpy as np
 
 from .chat import declared_params, model_params
 from .state import Gateway, GatewayError
+from .sticky import MAX_UNIT, assign
 
 # MLflow error codes for a request the model refuses (schema enforcement): the client's fault, a 400
 _REFUSALS = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
@@ -53,20 +57,23 @@ class Scorer:
         self.mirroring: set[asyncio.Task[Any]] = set()  # mirrored requests running or queued
 
     async def score(self, name: str, rows: Rows, pinned: str | None, request_id: str = "",
-                    params: dict[str, Any] | None = None) -> tuple[str, int, Any]:
+                    params: dict[str, Any] | None = None, unit: str = "") -> tuple[str, int, Any]:
         """(deployment, status, predictions or error) for ``rows`` sent to endpoint ``name``; ``pinned``
         routes straight to one deployment, and such a request is never mirrored. ``request_id`` is logged with
         the request and its mirrored copies. ``params`` (a chat request's parameters; None for tabular rows)
-        go to each deployment's model as far as it understands them."""
+        go to each deployment's model as far as it understands them. ``unit`` (the value of the endpoint's sticky
+        header) picks the deployment by its hash while the endpoint is sticky, and is logged."""
         ep = self.gw.endpoints[name]
-        traffic, mirror = ep["traffic"], ep["mirror_traffic"]  # one consistent snapshot for this request
-        dep = pinned or self.choose(traffic)
+        # one consistent snapshot for this request
+        traffic, mirror, sticky = ep["traffic"], ep["mirror_traffic"], ep.get("sticky")
+        unit = unit if sticky and 0 < len(unit) <= MAX_UNIT else ""
+        dep = pinned or (assign(traffic, sticky["salt"], unit) if unit and sticky else self.choose(traffic))
         if dep is None or dep not in ep["deployments"]:
             raise GatewayError(404 if dep else 503, f"no deployment to serve: {dep or 'traffic is 0 everywhere'}")
         if not pinned:
             self._mirror(name, ep["deployments"], mirror, rows, request_id, params)
         status, out = await self._run(name, dep, ep["deployments"][dep], rows, mirrored=False, request_id=request_id,
-                                      params=params)
+                                      params=params, unit=unit)
         return dep, status, out
 
     def choose(self, traffic: dict[str, int]) -> str | None:
@@ -101,7 +108,7 @@ class Scorer:
         self.gw.mirror_skipped[(name, shadow)] = skipped + 1
 
     async def _run(self, name: str, dep: str, spec: dict[str, Any], rows: Rows, mirrored: bool,
-                   request_id: str = "", params: dict[str, Any] | None = None) -> tuple[int, Any]:
+                   request_id: str = "", params: dict[str, Any] | None = None, unit: str = "") -> tuple[int, Any]:
         """Score on one deployment in a worker thread and log the request; (status, predictions or error)."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -114,7 +121,7 @@ class Scorer:
         except Exception as exc:  # the model failed on this input: a 500 for the client, logged
             out, status = {"error": f"{type(exc).__name__}: {exc}"}, 500
         self.gw.record(name, dep, (time.perf_counter() - started) * 1000, status, mirrored, rows,
-                       out if status == 200 else None, request_id)
+                       out if status == 200 else None, request_id, unit)
         return status, out
 
     def predict(self, deployment: str, dep: dict[str, Any], rows: Rows,

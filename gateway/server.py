@@ -40,6 +40,7 @@ from .state import (
     normalize,
     timestamp,
 )
+from .sticky import StickyError
 from .traffic import SplitError
 
 __all__ = ["DEPLOYMENT_HEADER", "MAX_MIRRORED_IN_FLIGHT", "REQUEST_ID_HEADER", "Gateway", "GatewayApi", "GatewayError",
@@ -84,7 +85,7 @@ class GatewayApi:
             return await handler(request)
         except GatewayError as exc:
             return web.json_response({"error": str(exc)}, status=exc.status)
-        except SplitError as exc:  # a split Azure ML would refuse
+        except (SplitError, StickyError) as exc:  # a split Azure ML would refuse, a sticky setting the gateway would
             return web.json_response({"error": str(exc)}, status=400)
         # AttributeError: a body of the wrong JSON shape, e.g. a list where an object belongs
         except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -154,14 +155,15 @@ class GatewayApi:
     async def get_traffic(self, request: web.Request) -> web.Response:
         """``GET /endpoints/{e}/traffic``: the live split and the mirrored share."""
         ep = self.gw.endpoint(request.match_info["endpoint"])
-        return web.json_response({"traffic": ep["traffic"], "mirror_traffic": ep["mirror_traffic"]})
+        return web.json_response({"traffic": ep["traffic"], "mirror_traffic": ep["mirror_traffic"],
+                                  "sticky": ep.get("sticky")})
 
     async def put_traffic(self, request: web.Request) -> web.Response:
         """``PUT /endpoints/{e}/traffic``: a split Azure ML would refuse is a 400 and changes nothing."""
         body = await request.json()
         # no coercion: Azure ML takes whole percents only, and 99.9 must be refused, not rounded
         traffic, mirror = dict(body.get("traffic") or {}), dict(body.get("mirror_traffic") or {})
-        await self.gw.set_traffic(request.match_info["endpoint"], traffic, mirror)
+        await self.gw.set_traffic(request.match_info["endpoint"], traffic, mirror, body.get("sticky"))
         return await self.get_traffic(request)
 
     # -- scoring and what it logged ----------------------------------------------------------
@@ -183,8 +185,10 @@ class GatewayApi:
                 raise GatewayError(400, "body must be {\"input_data\": [ {column: value}, ... ]} or a chat request "
                                         + CHAT_SHAPE)
         request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+        sticky = self.gw.endpoints[name].get("sticky")
+        unit = request.headers.get(sticky["header"], "") if sticky else ""
         dep, status, out = await self.scorer.score(name, rows, request.headers.get(DEPLOYMENT_HEADER) or None,
-                                                   request_id, params)
+                                                   request_id, params, unit)
         # a chat request is answered in Azure ML's chat shape: the one reply as "output"
         payload = out if status != 200 else {"predictions": out} if params is None else {"output": out[0]}
         return web.json_response(payload, status=status, headers={DEPLOYMENT_HEADER: dep,

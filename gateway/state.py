@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .sticky import validate_sticky
 from .traffic import validate_split
 
 log = logging.getLogger("gateway")
@@ -106,6 +107,8 @@ class Gateway:
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(requests)")}
         if "request_id" not in columns:  # a state folder from before request ids keeps its log; old rows have none
             self.db.execute("ALTER TABLE requests ADD COLUMN request_id TEXT")
+        if "unit" not in columns:  # the sticky unit id (gateway.sticky); old rows have none
+            self.db.execute("ALTER TABLE requests ADD COLUMN unit TEXT")
         self.db.execute("CREATE INDEX IF NOT EXISTS requests_by_id ON requests(request_id)")
         # operations are kept like Azure ML keeps them: a client polling across a restart still finds its own
         self.db.execute("CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, state TEXT NOT NULL)")
@@ -148,16 +151,19 @@ class Gateway:
             ep["mirror_traffic"] = {k: v for k, v in ep["mirror_traffic"].items() if k != deployment}
             self.save(name)
 
-    async def set_traffic(self, name: str, traffic: dict[str, Any], mirror_traffic: dict[str, Any]) -> None:
-        """Check a split with Azure ML's rules (SplitError), then put it in place in one swap."""
+    async def set_traffic(self, name: str, traffic: dict[str, Any], mirror_traffic: dict[str, Any],
+                          sticky: Any = None) -> None:
+        """Check a split with Azure ML's rules (SplitError) and the sticky setting (StickyError: the gateway's
+        own, ``gateway.sticky``), then put them in place in one swap; a split without ``sticky`` ends it."""
         ep = self.endpoint(name)
         full = {**{d: 0 for d in ep["deployments"]}, **traffic}
         validate_split(set(ep["deployments"]), full, mirror_traffic)
+        checked = validate_sticky(sticky)
         mirror = {k: v for k, v in mirror_traffic.items() if v > 0}
         async with self._lock:
-            ep["traffic"], ep["mirror_traffic"] = full, mirror  # one swap: atomic for readers
+            ep["traffic"], ep["mirror_traffic"], ep["sticky"] = full, mirror, checked  # one swap each: atomic
             self.save(name)
-        log.info("traffic set", extra={"endpoint": name, "traffic": full, "mirror": mirror})
+        log.info("traffic set", extra={"endpoint": name, "traffic": full, "mirror": mirror, "sticky": checked})
 
     def set_faults(self, name: str, deployment: str, faults: dict[str, float]) -> None:
         """Inject errors or latency into one deployment (a local testing aid)."""
@@ -239,17 +245,17 @@ class Gateway:
 
     # -- the request log ---------------------------------------------------------------------
     def record(self, endpoint: str, deployment: str, latency_ms: float, status: int, mirrored: bool,
-               inputs: Any, outputs: Any, request_id: str = "") -> None:
+               inputs: Any, outputs: Any, request_id: str = "", unit: str = "") -> None:
         """Queue a request-log row (written in batches off the request path)."""
         self.log_queue.append((timestamp(), endpoint, deployment, latency_ms, status, int(mirrored),
-                               json.dumps(inputs), json.dumps(outputs), request_id or None))
+                               json.dumps(inputs), json.dumps(outputs), request_id or None, unit or None))
 
     def flush(self) -> None:
         """Write queued log rows."""
         rows, self.log_queue = self.log_queue, []
         if rows:
             self.db.executemany("INSERT INTO requests (ts, endpoint, deployment, latency_ms, status, mirrored, "
-                                "inputs, outputs, request_id) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                                "inputs, outputs, request_id, unit) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
 
     def metrics(self, endpoint: str, deployment: str, start: str, end: str) -> dict[str, Any]:
         """One deployment's request count, errors, latency percentiles and prediction counts in [start, end]."""
@@ -272,15 +278,16 @@ class Gateway:
 
     def answered_rows(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
         """The newest input rows clients were answered in [start, end] (never mirrored ones), each with
-        ``__prediction__``, ``__deployment__`` and ``__request_id__``: the drift monitor's view."""
+        ``__prediction__``, ``__deployment__``, ``__request_id__`` and ``__unit__`` (the sticky unit id, or None):
+        the drift monitor's and the A/B look's view."""
         self.flush()
-        rows = self.db.execute("SELECT deployment, inputs, outputs, request_id FROM requests WHERE endpoint=? "
+        rows = self.db.execute("SELECT deployment, inputs, outputs, request_id, unit FROM requests WHERE endpoint=? "
                                "AND ts>=? AND ts<=? AND status=200 AND mirrored=0 ORDER BY ts DESC LIMIT ?",
                                (endpoint, start, end, limit)).fetchall()
         out = []
-        for dep, inputs, outputs, request_id in rows:
+        for dep, inputs, outputs, request_id, unit in rows:
             preds = json.loads(outputs) or []
             for i, row in enumerate(json.loads(inputs)):
                 out.append({**row, "__prediction__": preds[i] if i < len(preds) else None, "__deployment__": dep,
-                            "__request_id__": request_id})
+                            "__request_id__": request_id, "__unit__": unit})
         return out[:limit]

@@ -287,6 +287,7 @@ class TrafficChange(Json):
     model: str
     traffic: dict[str, int]
     mirror_traffic: dict[str, int] = field(default_factory=dict)
+    sticky: dict[str, str] | None = None  # see mlops.ports.TrafficSplit; None ends a sticky assignment
 
 
 @dataclass(frozen=True)

@@ -263,6 +263,8 @@ class AbTest(_Strict):
 
     Each request with ground truth (``feedback/<model>/``, joined by request id) is one unit; its outcome is
     ``accuracy`` (1 when the answer equals the label) or ``absolute_error`` (|answer - label|, lower is better).
+    With ``unit_header`` (e.g. ``x-user-id``) a unit is the header's value instead: the same user always gets the
+    same arm (hashed with the experiment), and counts once, with the outcome of their first labelled answer.
     The guardrails are the health thresholds of ``release.health``, checked at every look."""
 
     enabled: bool = False
@@ -277,6 +279,8 @@ class AbTest(_Strict):
     look_minutes: float = Field(default=30, gt=0)  # time between looks (a durable timer)
     max_hours: float = Field(default=72, gt=0)  # then the champion stays: the experiment is inconclusive
     then: Literal["canary", "promote"] = "canary"  # after a ship decision: the canary steps, or straight to 100 %
+    # the request header naming the unit (gateway.sticky assigns by it); requests without it are assigned at random
+    unit_header: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9-]{0,63})?$")
 
     @property
     def higher_is_better(self) -> bool:

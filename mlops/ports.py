@@ -173,6 +173,9 @@ class TrafficSplit(_Json):
     traffic: dict[str, int] = field(default_factory=dict)
     mirror_traffic: dict[str, int] = field(default_factory=dict)
     updating: bool = False  # the platform is still applying a change (Azure ML: the endpoint is "Updating")
+    # an A/B phase's sticky assignment, {"header": <request header naming the unit>, "salt": <experiment id>}: the
+    # local gateway routes by it (gateway.sticky); an Azure ML endpoint cannot, its callers pin (docs/release.md)
+    sticky: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,11 @@ class Platform(Protocol):
         """What one deployment answered in [start, end), by request id (``x-request-id``; the data collector's
         ``correlationid``): id -> prediction, or ``<id>#<row>`` -> prediction for each row of a request that
         scored several (``mlops.feedback``). Requests without an id are left out; at most ``limit``, newest."""
+        ...
+
+    def units_by_id(self, endpoint: str, start: str, end: str, limit: int) -> dict[str, str]:
+        """The sticky unit (``release.ab.unit_header``) of each request answered in [start, end) that carried one:
+        request id -> unit id. Empty where the platform does not keep it (each request is then its own unit)."""
         ...
 
     # --- monitoring data --------------------------------------------------

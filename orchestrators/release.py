@@ -188,7 +188,10 @@ class _Release:
         assert self.live_dep is not None
         ab = self.plan.ab
         self.steps.begin(AB_STAGE, percent=ab.percent, metric=ab.metric)
-        applied = yield from self._split(canary_split(self.live_dep, self.candidate_dep, ab.percent))
+        # sticky by a unit header: hashed with this release's instance id, so the next experiment shuffles anew
+        sticky = {"header": ab.unit_header, "salt": self.steps.context.instance_id} if ab.unit_header else None
+        applied = yield from self.steps.set_traffic(self.endpoint, self.model, canary_split(
+            self.live_dep, self.candidate_dep, ab.percent), sticky=sticky)
         stage = self.steps.status.stage_named(AB_STAGE)
         stage.detail["traffic"] = dict(applied.traffic)
         deadline = self.steps.now + timedelta(hours=ab.max_hours)

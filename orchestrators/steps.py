@@ -190,12 +190,12 @@ class Steps:
         self.publish()
 
     # -- serving -------------------------------------------------------------------------
-    def set_traffic(self, endpoint: str, model: str, traffic: dict[str, int],
-                    mirror: dict[str, int] | None = None) -> Generator[Any, Any, TrafficState]:
+    def set_traffic(self, endpoint: str, model: str, traffic: dict[str, int], mirror: dict[str, int] | None = None,
+                    sticky: dict[str, str] | None = None) -> Generator[Any, Any, TrafficState]:
         """Replace the endpoint's split and wait, with durable timers, until the platform has applied it (Azure ML
         updates an endpoint as a long-running operation); ``at`` of the answer is when it was seen applied,
         which is where a bake's metrics window starts. The status shows what is live."""
-        applied = yield from self.call(SET_TRAFFIC, TrafficChange(endpoint, model, traffic, mirror or {}),
+        applied = yield from self.call(SET_TRAFFIC, TrafficChange(endpoint, model, traffic, mirror or {}, sticky),
                                        TrafficState)
         deadline = self.now + timedelta(minutes=TRAFFIC_TIMEOUT_MINUTES)
         wait = TRAFFIC_POLL_SECONDS

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from browser import chromium
 from stacklab import Lab, running_stack
 
 POLICIES = Path(__file__).parent / "policies"
@@ -28,3 +30,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, alert_key: str) -> Iterator[La
     with running_stack(tmp_path_factory.mktemp("stack"), POLICIES, extra_env={
             "MLOPS_ALERT_KEY": alert_key, "DEVHOST_FUNCTION_KEY_ON_MONITOR_ALERT": alert_key}) as lab:
         yield lab
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Headless Chromium for the module's dashboard checks (tests/e2e/browser.py)."""
+    with chromium(tmp_path_factory.mktemp("chromium")) as driver:
+        yield driver

@@ -1,5 +1,6 @@
-"""A release's A/B phase on the real stack: traffic through the gateway's live split, ground truth landed as
-feedback files and joined by request id, the statistics deciding at each look on the virtual clock.
+"""A release's A/B phase on the real stack: traffic through the gateway's live split, sticky by user (an x-user-id
+header), ground truth landed as feedback files and joined by request id, the statistics deciding at each look on
+the virtual clock.
 
 Outcomes are simulated: for each answered request the test writes a label that agrees with the answer with the
 arm's chance (the challenger's and the champion's), which is what "the challenger is truly better" means to an
@@ -19,13 +20,15 @@ from stacklab import Lab
 
 from cli.sampledata import scoring_rows
 
-MODEL = "abtest"  # tests/e2e/policies/abtest.yaml: 50/50, min_effect 0.15, 450 units planned, looks every 5 min
+MODEL = "abtest"  # tests/e2e/policies/abtest.yaml: 50/50 by user, min_effect 0.15, 450 units planned, looks every 5 min
 PER_LOOK = 150
+REPEAT = 0.1  # the share of requests from the user before (sticky: the same arm, and not a new unit)
 
 
-def _score(lab: Lab, row: dict[str, Any], request_id: str) -> tuple[Any, str]:
+def _score(lab: Lab, row: dict[str, Any], request_id: str, user: str) -> tuple[Any, str]:
     resp = lab.http.post(f"{lab.info.gateway_url}/endpoints/{MODEL}/score", json={"input_data": [row]},
-                         headers={"x-gateway-key": lab.info.gateway_key, "x-request-id": request_id}, timeout=30)
+                         headers={"x-gateway-key": lab.info.gateway_key, "x-request-id": request_id,
+                                  "x-user-id": user}, timeout=30)
     resp.raise_for_status()
     return resp.json()["predictions"][0], resp.headers["azureml-model-deployment"]
 
@@ -40,6 +43,7 @@ def _experiment(lab: Lab, version: str, right: dict[str, float], labels_kept: di
     """Drive the release of ``version``: at each A/B look, PER_LOOK requests and their simulated labels."""
     rng = random.Random(int(version))
     looked: set[str] = set()
+    served: dict[str, set[str]] = {}  # user -> the deployments that answered them
 
     def each_look(stage: str | None, custom: dict[str, Any]) -> bool:
         if stage != "a/b":
@@ -49,9 +53,12 @@ def _experiment(lab: Lab, version: str, right: dict[str, float], labels_kept: di
             return True
         looked.add(until)
         lines = ["request_id,label"]
+        user = ""
         for row in scoring_rows(PER_LOOK, seed=rng.randrange(10_000)):
             request_id = uuid.UUID(int=rng.getrandbits(128), version=4).hex
-            answer, deployment = _score(lab, row, request_id)
+            user = user if user and rng.random() < REPEAT else f"user-{rng.getrandbits(48):x}"
+            answer, deployment = _score(lab, row, request_id, user)
+            served.setdefault(user, set()).add(deployment)
             arm = "challenger" if deployment.endswith(f"-v{version}") else "champion"
             label = int(answer) if rng.random() < right[arm] else 1 - int(answer)
             if rng.random() < labels_kept[arm]:
@@ -64,7 +71,8 @@ def _experiment(lab: Lab, version: str, right: dict[str, float], labels_kept: di
 
     final = lab.drive_release(lab.release_of(MODEL, version)["instanceId"], MODEL, each_look)
     stage = next(s for s in final["customStatus"]["stages"] if s["name"] == "a/b")
-    return {"status": final, "report": stage["detail"]["experiment"], "looks": stage["detail"]["looks"]}
+    return {"status": final, "report": stage["detail"]["experiment"], "looks": stage["detail"]["looks"],
+            "served": served}
 
 
 @pytest.mark.timeout(900)  # three retrains and two experiments: it has taken more than 300 s under the suite's load
@@ -77,6 +85,10 @@ def test_the_statistics_ship_a_better_challenger_and_halt_a_broken_split(lab: La
     assert shipped["report"]["decision"] == "ship", shipped["report"]
     assert shipped["status"]["output"]["verdict"] == "promoted"
     assert shipped["report"]["lower"] > 0 and shipped["report"]["unmatched_labels"] == 0
+    # sticky by user (the policy's unit_header): each user was answered by one arm, and counted once
+    assert all(len(deployments) == 1 for deployments in shipped["served"].values())
+    assert shipped["report"]["unit"] == "header x-user-id" and shipped["report"]["crossed_units"] == 0
+    assert shipped["report"]["repeat_labels"] > 0
     assert lab.gateway.get_traffic(MODEL).traffic == {f"{MODEL}-v1": 0, f"{MODEL}-v{better}": 100}
 
     broken = lab.land_and_register(MODEL, "v3.csv", 43)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import OUTPUT, chart_config, click_when_fresh, screenshot, shows
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from stacklab import Lab, running_stack
@@ -24,8 +24,6 @@ from cli.sampledata import generate, scoring_rows, to_csv_bytes
 from cli.stack import LOCAL_OPERATOR
 
 POLICIES = Path(__file__).parent / "policies"
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -33,39 +31,6 @@ def operator_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """A stack where devhost signs API calls in as a local operator (no App Service auth locally)."""
     with running_stack(tmp_path_factory.mktemp("ui-stack"), POLICIES, extra_env=LOCAL_OPERATOR) as lab:
         yield lab
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Headless Chromium from the distribution, never a downloaded browser."""
-    if not (CHROMIUM and DRIVER):
-        pytest.fail("chromium and chromedriver are required (./dev setup installs Debian's chromium and "
-                    "chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def click_when_fresh(driver: object, selector: str, attempts: int = 20) -> None:
-    """Click the element `selector` names, looking it up again if a refresh replaced it meanwhile."""
-    for _ in range(attempts):
-        try:
-            driver.find_element(By.CSS_SELECTOR, selector).click()  # type: ignore[attr-defined]
-            return
-        except StaleElementReferenceException:
-            time.sleep(0.1)
-    raise AssertionError(f"{selector} kept being replaced; could not click it")
 
 
 def test_dashboard_shows_live_stages_and_traffic_and_approves_a_run(operator_lab: Lab, browser: object) -> None:
@@ -121,38 +86,6 @@ VIEWER = base64.b64encode(json.dumps({"auth_typ": "aad", "name_typ": "name", "ro
     {"typ": "name", "val": "viewer"}]}).encode()).decode()  # signed in, without the operator role
 
 
-def _drawn(driver: Any, selector: str) -> dict[str, Any]:
-    """What the page gave the chart library for the chart at ``selector`` (it keeps it on the element)."""
-    raw = driver.find_element(By.CSS_SELECTOR, selector).get_attribute("data-drawn")
-    return json.loads(raw) if raw else {}
-
-
-def _shows(driver: Any, selector: str, minimum: int = 1) -> Any:
-    """The elements ``selector`` names once there are at least ``minimum`` of them (the page refreshes every 2 s)."""
-    def found() -> Any:
-        try:
-            items = driver.find_elements(By.CSS_SELECTOR, selector)
-            return items if len(items) >= minimum else None
-        except StaleElementReferenceException:
-            return None
-    for _ in range(120):  # bounded: about 30 s
-        items = found()
-        if items:
-            return items
-        time.sleep(0.25)
-    raise AssertionError(f"the page never showed {minimum} of {selector}")
-
-
-def _screenshot(driver: Any, selector: str, name: str) -> None:
-    """A screenshot of the view ``selector`` names (docs/operator.md shows them), the whole view in a tall window."""
-    driver.set_window_size(1400, 1900)
-    driver.execute_script("document.querySelector(arguments[0]).scrollIntoView({block: 'start'})", selector)
-    time.sleep(0.3)  # the scroll settles before the capture
-    OUTPUT.mkdir(exist_ok=True)
-    driver.save_screenshot(str(OUTPUT / name))
-    driver.set_window_size(1400, 900)
-
-
 def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(operator_lab: Lab, browser: Any) -> None:
     driver, lab = browser, operator_lab
     lab.land_and_register(CANARY, "v1.csv", 1)
@@ -164,17 +97,17 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
 
     # the release: traffic at each stage (stacked: champion, candidate, shadow copy), from the run's own record
     driver.get(f"{url}#run={release['instanceId']}")
-    bars = _shows(driver, "#traffic-chart svg g.dataset-bars rect", 3 * 4)
+    bars = shows(driver, "#traffic-chart svg g.dataset-bars rect", 3 * 4)
     assert len(bars) == 3 * 4  # three datasets over shadow and the three canary steps
-    drawn = _drawn(driver, "#traffic-chart")
+    drawn = chart_config(driver, "#traffic-chart")
     assert [d["values"] for d in drawn["data"]["datasets"]] == [[100, 90, 50, 0], [0, 10, 50, 100], [20, 0, 0, 0]]
     assert drawn["data"]["labels"] == ["shadow ✔", "canary 10% ✔", "canary 50% ✔", "canary 100% ✔"]
     candidate = driver.find_elements(By.CSS_SELECTOR, "#traffic-chart svg g.dataset-bars.dataset-1 rect")
     heights = [float(r.get_attribute("height")) for r in candidate]
     assert heights[0] < heights[1] < heights[2] < heights[3], heights  # 0 -> 10 -> 50 -> 100 % drawn so
     # health: each analysed step's four checks against the threshold line
-    _shows(driver, "#health-chart svg g.dataset-bars rect", 4 * 3)
-    health = _drawn(driver, "#health-chart")
+    shows(driver, "#health-chart svg g.dataset-bars rect", 4 * 3)
+    health = chart_config(driver, "#health-chart")
     assert health["data"]["labels"] == ["shadow", "canary 10%", "canary 50%"]
     assert [d["name"] for d in health["data"]["datasets"]] == ["error_rate", "refused_requests", "p95_latency_ratio",
                                                                "prediction_shift"]
@@ -183,24 +116,24 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     latency = [next(c for c in s["detail"]["analysis"]["checks"] if c["name"] == "p95_latency_ratio") for s in stages]
     assert health["data"]["datasets"][2]["values"] == [round(c["value"] / c["threshold"], 3) for c in latency]
     # the timeline: a bar per stage, the activities and the bake timers in them
-    assert len(_shows(driver, "#timeline .row", 7)) == len(release["customStatus"]["stages"])
+    assert len(shows(driver, "#timeline .row", 7)) == len(release["customStatus"]["stages"])
     assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline .timer")) >= 4  # one bake timer per bake at least
     assert driver.find_elements(By.CSS_SELECTOR, "#timeline .activity[data-activity='set_traffic']")
-    _screenshot(driver, "#run-detail", "dashboard-release.png")
+    screenshot(driver, "#run-detail", "dashboard-release.png")
 
     # the retrain: candidate against champion on the gated metric, with the gate's bound drawn
     retrain = next(i for i in lab.instances(f"retrain-{CANARY}-") if i["output"]["version"] == v2)
     driver.get(f"{url}#run={retrain['instanceId']}")
-    _shows(driver, "#gate-charts [data-metric='accuracy_score'] svg g.dataset-bars rect", 2)
-    gate = _drawn(driver, "#gate-charts [data-metric='accuracy_score']")
+    shows(driver, "#gate-charts [data-metric='accuracy_score'] svg g.dataset-bars rect", 2)
+    gate = chart_config(driver, "#gate-charts [data-metric='accuracy_score']")
     gates = retrain["customStatus"]["gates"]
     assert gate["data"]["labels"] == ["candidate", "champion"]
     assert gate["data"]["datasets"][0]["values"] == [gates[0]["value"], next(g["champion_value"] for g in gates
                                                                            if g["champion_value"] is not None)]
     assert sorted(m["value"] for m in gate["data"]["yMarkers"]) == sorted(g["threshold"] for g in gates)
     assert "≥" in driver.find_element(By.CSS_SELECTOR, "#gate-charts svg .y-markers").text
-    assert _shows(driver, "#lineage [data-tag='data_url']")
-    _screenshot(driver, "#run-detail", "dashboard-retrain-gates.png")
+    assert shows(driver, "#lineage [data-tag='data_url']")
+    screenshot(driver, "#run-detail", "dashboard-retrain-gates.png")
 
     # the monitor's drift check on live traffic, each tick kept, whether it drifted or not
     def drift_ticks() -> list[dict[str, Any]] | None:  # a line needs two points
@@ -217,9 +150,9 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     # the model: versions with their aliases and what serves them; each feature's drift over time against its
     # threshold; Roll back acts, asks why, is audited
     driver.get(f"{url}#model={CANARY}")
-    _shows(driver, "#versions tr[data-version]", 2)
-    _shows(driver, "#drift-chart svg .line-graph-path", len(features))
-    drift = _drawn(driver, "#drift-chart")
+    shows(driver, "#versions tr[data-version]", 2)
+    shows(driver, "#drift-chart svg .line-graph-path", len(features))
+    drift = chart_config(driver, "#drift-chart")
     assert [d["name"] for d in drift["data"]["datasets"]] == features
     assert drift["data"]["yMarkers"] == [{"label": "threshold", "value": 1}]
     first = ticks[0]["features"][features[0]]
@@ -229,7 +162,7 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     assert driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}'] [data-alias='champion']")
     assert driver.find_element(By.CSS_SELECTOR, "#versions tr[data-version='1'] [data-alias='previous']")
     assert f"{CANARY}-v{v2} 100%" in driver.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v2}']").text
-    _screenshot(driver, "#model-detail", "dashboard-model.png")
+    screenshot(driver, "#model-detail", "dashboard-model.png")
     click_when_fresh(driver, "#model-actions button[data-model-act='rollback']")
     driver.switch_to.alert.accept()
     prompt = driver.switch_to.alert
@@ -277,11 +210,11 @@ def test_the_model_view_draws_the_champions_metric_on_ground_truth_over_time(ope
                                                                                       False)
 
     driver.get(f"{lab.info.devhost_url}/api/dashboard?code={lab.info.function_key}#model={JUDGE}")
-    _shows(driver, "#performance-chart svg .line-graph-path")
-    drawn = _drawn(driver, "#performance-chart")
+    shows(driver, "#performance-chart svg .line-graph-path")
+    drawn = chart_config(driver, "#performance-chart")
     assert [d["name"] for d in drawn["data"]["datasets"]] == ["accuracy_score"]
     assert drawn["data"]["datasets"][0]["values"][0] == first["value"]
     assert drawn["data"]["yMarkers"] == [{"label": "at registration", "value": first["registered"]}]
     notes = driver.find_element(By.ID, "performance-notes").text
     assert notes.startswith("✔ within bounds: accuracy_score 1.00 on 25 labels"), notes
-    _screenshot(driver, "#model-detail", "dashboard-model-performance.png")
+    screenshot(driver, "#model-detail", "dashboard-model-performance.png")

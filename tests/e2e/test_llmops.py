@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from browser import screenshot, shows
+from selenium.webdriver.common.by import By
 from stacklab import Lab, principal, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,7 +175,8 @@ def _prompt(lab: Lab, system: str, message: str, user: str = "{{question}}") -> 
 
 
 @pytest.mark.timeout(900)
-def test_a_worse_prompt_is_rejected_by_the_gate_and_a_sound_one_is_released_through_canary(llm: Lab) -> None:
+def test_a_worse_prompt_is_rejected_by_the_gate_and_a_sound_one_is_released_through_canary(llm: Lab,
+                                                                                          browser: Any) -> None:
     champion = _versions(llm)[-1]
     refused = llm.http.post(f"{llm.info.devhost_url}/api/models/{MODEL}/prompt", timeout=30,
                             headers={"x-functions-key": llm.info.function_key, **OPERATOR},
@@ -200,5 +203,14 @@ def test_a_worse_prompt_is_rejected_by_the_gate_and_a_sound_one_is_released_thro
     prompts = llm.http.get(f"{llm.info.devhost_url}/api/models/{MODEL}/prompts", timeout=30,
                            headers={"x-functions-key": llm.info.function_key}).json()["prompts"]
     assert [p["aliases"] for p in prompts] == [[], ["champion"]], prompts
+    # the dashboard's model view lists the prompt versions, newest first, and the model version answering through each
+    browser.get(f"{llm.info.devhost_url}/api/dashboard?code={llm.info.function_key}#model={MODEL}")
+    rows = shows(browser, "#prompts tr[data-prompt-version]", len(prompts))
+    assert [r.get_attribute("data-prompt-version") for r in rows] == [p["version"] for p in reversed(prompts)]
+    newest = rows[0]
+    assert newest.find_element(By.CSS_SELECTOR, "[data-used-by]").get_attribute("data-used-by") == f"v{version}"
+    assert [c.text for c in newest.find_elements(By.CSS_SELECTOR, "[data-alias]")] == ["champion"]
+    assert SYSTEM["content"] in newest.text
+    screenshot(browser, "#model-detail", "dashboard-prompt-versions.png")
     reply, _ = _chat(llm, "What codename does Contoso give its billing service?")
     assert "bluefin" in reply.lower(), reply

@@ -28,3 +28,30 @@ def test_labels_join_each_arm_by_request_id_in_arrival_order_and_the_rest_is_cou
 def test_no_labels_yet_is_a_look_that_continues() -> None:
     report = judge(AbTest(enabled=True), {"a": "1"}, {"b": "0"}, {})
     assert report["units"] == 0 and report["decision"] == "continue"
+
+
+def test_with_a_unit_header_each_unit_counts_once_with_its_first_scored_label() -> None:
+    ab = AbTest(enabled=True, min_units=2, unit_header="x-user-id")
+    champion = {"a1": "1", "a2": "0", "a3": "1"}
+    challenger = {"b1": "1", "b2#0": "1", "b2#1": "0", "b3": "1", "stray": "1"}
+    units = {"a1": "ann", "a2": "ann", "a3": "bob", "b1": "cy", "b2": "cy", "b3": "ann"}
+    labels = {"a1": "0", "a2": "0", "b1": "1", "b2#1": "0", "a3": "1", "b3": "1", "stray": "0"}
+    report = judge(ab, champion, challenger, labels, units=units)
+    # ann: a1 counts (wrong), a2 repeats her, b3 repeats her on the other arm (stickiness broken); cy: b1 counts
+    # (right), b2#1 repeats; bob: a3 counts (right); "stray" has no unit: it is a unit of its own (wrong)
+    assert report["unit"] == "header x-user-id" and report["units"] == 4
+    assert report["arms"] == {"A": {"n": 2, "mean": 0.5}, "B": {"n": 2, "mean": 0.5}}
+    assert (report["repeat_labels"], report["crossed_units"], report["unscored_labels"]) == (3, 1, 0)
+
+
+def test_a_units_unscored_first_label_leaves_it_to_its_next() -> None:
+    ab = AbTest(enabled=True, metric="absolute_error", min_units=2, unit_header="x-user-id")
+    report = judge(ab, {"a1": "n/a", "a2": 2.0}, {}, {"a1": 1.0, "a2": 1.5}, units={"a1": "ann", "a2": "ann"})
+    assert (report["units"], report["unscored_labels"], report["repeat_labels"]) == (1, 1, 0)
+    assert report["arms"]["A"] == {"n": 1, "mean": 0.5}
+
+
+def test_without_a_unit_header_the_units_given_are_ignored_and_each_request_is_a_unit() -> None:
+    report = judge(AbTest(enabled=True, min_units=2), {"a1": "1", "a2": "1"}, {}, {"a1": "1", "a2": "1"},
+                   units={"a1": "ann", "a2": "ann"})
+    assert report["unit"] == "request" and report["units"] == 2 and report["repeat_labels"] == 0

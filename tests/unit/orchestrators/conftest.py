@@ -92,6 +92,7 @@ class World:
     ab_units_per_look: int = 200
     ab_labelled: tuple[float, float] = (1.0, 1.0)
     ab_looks: list[dict[str, Any]] = field(default_factory=list)  # what each AB_LOOK was asked
+    sticky_history: list[dict[str, str] | None] = field(default_factory=list)  # each SET_TRAFFIC's sticky setting
     _ab_seen: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}, {}))
     # activity -> how many more calls fail: transiently (a platform outage), or with a plain error
     outages: dict[str, int] = field(default_factory=dict)
@@ -206,6 +207,7 @@ class World:
 
     def _set_traffic(self, req: dict[str, Any]) -> dict[str, Any]:
         self.traffic, self.mirror = dict(req["traffic"]), dict(req["mirror_traffic"])
+        self.sticky_history.append(req.get("sticky"))
         self.traffic_history.append({**self.traffic, **{f"mirror:{k}": v for k, v in self.mirror.items()}})
         self._updating = self.update_polls + 1 if self.update_polls else 0  # this answer, then the polls
         self._awaiting = True

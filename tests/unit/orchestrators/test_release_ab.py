@@ -112,3 +112,16 @@ def test_a_shipped_challenger_can_go_straight_to_promote(lab: Lab, ab_release: W
     assert {s: stages(result)[s] for s in ("a/b", "canary 10%", "canary 50%")} == {
         "a/b": "succeeded", "canary 10%": "skipped", "canary 50%": "skipped"}
     assert {LIVE: 90, CAND: 10} not in ab_release.traffic_history and ab_release.live() == {CAND: 100}
+
+
+def test_a_unit_header_makes_the_ab_split_sticky_for_this_release_and_the_canary_ends_it(
+        lab: Lab, ab_release: World) -> None:
+    ab_release.policy["release"]["ab"]["unit_header"] = "x-user-id"
+    ab_release.ab_right = (0.6, 0.8)
+    result = lab.run(RELEASE, ReleaseInput(MODEL, "2"))
+    assert result.runtime_status == "Completed", result.failure
+    ab_split = ab_release.traffic_history.index({LIVE: 50, CAND: 50})
+    assert ab_release.sticky_history[ab_split] == {"header": "x-user-id", "salt": result.instance_id}
+    assert [s for i, s in enumerate(ab_release.sticky_history) if i != ab_split] == [None] * (
+        len(ab_release.sticky_history) - 1)  # shadow before, the canary steps after: routed by weight alone
+    assert experiment(result)["unit"] == "header x-user-id"
