@@ -78,10 +78,10 @@ def test_approval_through_the_api_resumes_the_waiting_run_and_is_audited(lab: La
 
 
 def test_runs_filter_by_model_and_kind_and_page_with_a_continuation_token(lab: Lab) -> None:
-    for i in range(3):
-        lab.land("bursty", f"page-{i}.csv", to_csv_bytes(generate(100, seed=300 + i)))
+    for i in range(3):  # runs that fail validation (no training, no release) page like any others
+        lab.land("bursty", f"page-{i}.csv", to_csv_bytes(generate(10, seed=300 + i)))  # under min_rows (40)
         lab.finished("retrain-bursty-", i + 1)
-        lab.idle("bursty")  # its release done, so the next file starts a run of its own (not coalesced)
+        lab.idle("bursty")  # its run ended, so the next file starts a run of its own (not coalesced)
     everything = api(lab, "GET", "runs?top=200").json()
     assert everything["total"] >= 3
     filtered = api(lab, "GET", "runs?model=bursty&kind=retrain&top=200").json()["runs"]

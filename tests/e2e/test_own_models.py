@@ -27,6 +27,7 @@ from adapters.local import LocalPlatform
 from cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
+TRIALS = 3
 # model -> (its folder in examples/, rows of v1, the hyperparameter that makes it worse, the gated metric)
 MODELS = {"house-prices": ("house-prices", 800, {"max_iter": 2, "learning_rate": 0.01}, "root_mean_squared_error"),
           "support-tickets": ("support-tickets", 600, {"C": 0.001}, "f1_score")}
@@ -41,7 +42,11 @@ def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Path]]:
     tuned = yaml.safe_load((models / "house-prices" / "house-prices.yaml").read_text())
     tuned.update(model="houses-tuned", release={"endpoint": "houses-tuned", "steps": [
         {"traffic_percent": 100, "bake_minutes": 0.01}]})
-    tuned["training"] = {**tuned["training"], "job": "house-prices/sweep.yaml", "inputs": {}}
+    # the example's sweep with three trials, not six: tests/integration/platform/test_local_sweep.py runs all six
+    sweep = yaml.safe_load((models / "house-prices" / "sweep.yaml").read_text())
+    sweep["limits"]["max_total_trials"] = TRIALS
+    (models / "house-prices" / "sweep-e2e.yaml").write_text(yaml.safe_dump(sweep))
+    tuned["training"] = {**tuned["training"], "job": "house-prices/sweep-e2e.yaml", "inputs": {}}
     (models / "houses-tuned.yaml").write_text(yaml.safe_dump(tuned))
     with running_stack(tmp_path_factory.mktemp("own-stack"), models) as lab:
         yield lab, models
@@ -110,7 +115,7 @@ def test_a_sweep_shows_its_trials_and_its_candidate_is_the_best_trial(own: tuple
     assert run["runtimeStatus"] == "Completed" and run["output"]["verdict"] == "registered", run.get("output")
     train = next(s for s in run["customStatus"]["stages"] if s["name"] == "train")
     trials, metric = train["detail"]["trials"], "validation_root_mean_squared_error"
-    assert len(trials) == 6 and {t["state"] for t in trials} <= {"completed", "early terminated"}
+    assert len(trials) == TRIALS and {t["state"] for t in trials} <= {"completed", "early terminated"}
     completed = [t for t in trials if t["state"] == "completed"]
     (best,) = [t for t in trials if t.get("best")]
     assert best is min(completed, key=lambda t: t[metric])
