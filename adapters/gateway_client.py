@@ -85,10 +85,12 @@ class GatewayClient:
                           json={"input_data": rows}, headers={DEPLOYMENT_HEADER: deployment})
         return list(resp.json()["predictions"])
 
-    def score_via_endpoint(self, endpoint: str, rows: list[dict[str, Any]]) -> tuple[list[Any], str]:
-        """Score through the live split: (predictions, the deployment that answered)."""
+    def score_via_endpoint(self, endpoint: str, rows: list[dict[str, Any]],
+                           request_id: str = "") -> tuple[list[Any], str]:
+        """Score through the live split, as a client would (with its own request id, to send labels for it later):
+        (predictions, the deployment that answered)."""
         resp = self._call("POST", f"/endpoints/{quote(endpoint)}/score", f"endpoint {endpoint}",
-                          json={"input_data": rows})
+                          json={"input_data": rows}, headers={"x-request-id": request_id} if request_id else {})
         return list(resp.json()["predictions"]), resp.headers[DEPLOYMENT_HEADER]
 
     def deployment_metrics(self, endpoint: str, deployment: str, start: str, end: str) -> DeploymentMetrics:

@@ -4,8 +4,10 @@
   2. better data lands: v2 goes through shadow and the canary steps under live scoring
      traffic, and is promoted;
   3. the traffic drifts: the monitor raises drift, and the model is rolled back to v1;
-  4. a broken dataset lands and is rejected by validation;
-  5. a regression model someone else wrote (examples/house-prices: its own job YAML and train.py) lands
+  4. labels arrive for v1's answers and contradict them: its accuracy on ground truth decays, the monitor raises
+     ModelPerformanceDegraded, and a retrain on the newest data follows, released through the canary steps;
+  5. a broken dataset lands and is rejected by validation;
+  6. a regression model someone else wrote (examples/house-prices: its own job YAML and train.py) lands
      its first data: trained by its job, gated on RMSE and R², registered and released.
 
 Short bake times come from the demo policy (policies/credit.yaml), not a virtual clock.
@@ -30,6 +32,7 @@ from .sampledata import generate, scoring_rows, to_csv_bytes
 from .stack import LANDING_CONTAINER, LOCAL_OPERATOR, Stack, StackInfo, call
 
 MODEL = "credit"
+LABELLED = 80  # answers labelled in step 4 (the policy's performance check needs 50)
 REGRESSOR = "house-prices"  # examples/house-prices, through policies/house-prices.yaml
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -195,11 +198,28 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
         story.step("3. the traffic drifts: the monitor raises drift and rolls back to v1", "rollback",
                    lambda r: r.get("verdict") == "rolled back", 180, drift)
         traffic.drift = 0.0
-        story.step("4. a broken dataset lands: rejected by validation", "retrain",
+
+        def wrong_labels() -> None:
+            """Answers a client got, each with its request id, and labels that contradict every one of them."""
+            from adapters.gateway_client import GatewayClient
+
+            client, lines = GatewayClient(info.gateway_url, info.gateway_key), ["request_id,label"]
+            for i, row in enumerate(scoring_rows(LABELLED, seed=7)):
+                request_id = f"demo-label-{i}"
+                (answer,), _ = client.score_via_endpoint("scoring", [row], request_id)
+                lines.append(f"{request_id},{1 - int(answer)}")
+            blobs.get_blob_client(LANDING_CONTAINER, f"feedback/{MODEL}/labels.csv").upload_blob(
+                ("\n".join(lines) + "\n").encode(), overwrite=True)
+
+        story.step("4. labels contradict v1's answers: its accuracy on ground truth decays and a retrain follows",
+                   "retrain", lambda r: r["status"] == "Completed", 240, wrong_labels)
+        story.step("   the retrained version goes through shadow and the canary steps", "release",
+                   lambda r: r.get("verdict") == "promoted", 240, None)
+        story.step("5. a broken dataset lands: rejected by validation", "retrain",
                    lambda r: r["status"] == "Failed" and "missing columns" in str(r.get("output")), 120,
                    land("broken.csv", to_csv_bytes(generate(500, seed=3, schema_break=True))))
         houses = _house_prices()
-        story.step("5. a regression model from its own job (house prices): train, gate on RMSE and R², register",
+        story.step("6. a regression model from its own job (house prices): train, gate on RMSE and R², register",
                    "retrain", lambda r: r["status"] == "Completed", 240,
                    land("houses.csv", houses.to_csv(houses.rows(800, 1)).encode(), REGRESSOR), model=REGRESSOR)
         story.step("   house-prices v1 is released", "release", lambda r: r.get("verdict") == "promoted", 180, None,
@@ -218,7 +238,7 @@ def run_demo(state: Path, console: Console, keep: bool = False) -> bool:
         console.print(f"dashboard: {info.devhost_url}/api/dashboard?code={info.function_key}")
         if not keep:
             stack.down()
-    return len(story.steps) == 8 and all(s.ok for s in story.steps)
+    return len(story.steps) == 10 and all(s.ok for s in story.steps)
 
 
 def _house_prices() -> Any:

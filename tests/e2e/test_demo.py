@@ -19,6 +19,7 @@ def test_demo_tells_the_whole_story_and_exits_0(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     for line in ("1. first data lands", "v2 goes through shadow and the canary steps", "rolls back to v1",
+                 "its accuracy on ground truth decays and a retrain follows",
                  "rejected by validation", "demo finished"):
         assert line in output, output[-6000:]
     assert "✘" not in output
