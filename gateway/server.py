@@ -155,8 +155,9 @@ class GatewayApi:
     async def get_traffic(self, request: web.Request) -> web.Response:
         """``GET /endpoints/{e}/traffic``: the live split and the mirrored share."""
         ep = self.gw.endpoint(request.match_info["endpoint"])
-        return web.json_response({"traffic": ep["traffic"], "mirror_traffic": ep["mirror_traffic"],
-                                  "sticky": ep.get("sticky")})
+        # Azure ML's shape; "sticky" (the gateway's own) only while a split is sticky
+        sticky = {"sticky": ep["sticky"]} if ep.get("sticky") else {}
+        return web.json_response({"traffic": ep["traffic"], "mirror_traffic": ep["mirror_traffic"], **sticky})
 
     async def put_traffic(self, request: web.Request) -> web.Response:
         """``PUT /endpoints/{e}/traffic``: a split Azure ML would refuse is a 400 and changes nothing."""

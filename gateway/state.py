@@ -278,8 +278,8 @@ class Gateway:
 
     def answered_rows(self, endpoint: str, start: str, end: str, limit: int) -> list[dict[str, Any]]:
         """The newest input rows clients were answered in [start, end] (never mirrored ones), each with
-        ``__prediction__``, ``__deployment__``, ``__request_id__`` and ``__unit__`` (the sticky unit id, or None):
-        the drift monitor's and the A/B look's view."""
+        ``__prediction__``, ``__deployment__``, ``__request_id__`` and, for a request routed by its sticky unit,
+        ``__unit__``: the drift monitor's and the A/B look's view."""
         self.flush()
         rows = self.db.execute("SELECT deployment, inputs, outputs, request_id, unit FROM requests WHERE endpoint=? "
                                "AND ts>=? AND ts<=? AND status=200 AND mirrored=0 ORDER BY ts DESC LIMIT ?",
@@ -289,5 +289,5 @@ class Gateway:
             preds = json.loads(outputs) or []
             for i, row in enumerate(json.loads(inputs)):
                 out.append({**row, "__prediction__": preds[i] if i < len(preds) else None, "__deployment__": dep,
-                            "__request_id__": request_id, "__unit__": unit})
+                            "__request_id__": request_id, **({"__unit__": unit} if unit else {})})
         return out[:limit]

@@ -600,8 +600,7 @@ def test_a_request_log_from_before_request_ids_is_kept_and_extended(
     db.close()
     gw = gateway_factory()
     assert gw.metrics("old", "A")["request_count"] == 1  # nothing lost
-    assert _logged(gw, "old") == [{"x": 1, "__prediction__": 0, "__deployment__": "A", "__request_id__": None,
-                                   "__unit__": None}]
+    assert _logged(gw, "old") == [{"x": 1, "__prediction__": 0, "__deployment__": "A", "__request_id__": None}]
     name = _new_endpoint()
     assert gw.deploy(name, "A", models.zero)["state"] == "succeeded"
     assert gw.set_traffic(name, {"A": 100}).status_code == 200

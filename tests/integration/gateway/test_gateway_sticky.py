@@ -42,7 +42,7 @@ def test_each_unit_always_gets_the_deployment_its_hash_picks_and_the_units_divid
     shares = Counter(assign(traffic, STICKY["salt"], f"user-{i}") for i in range(60))
     assert set(shares) == {"A", "B"}  # both arms get units; the share itself is tested on 20,000 (unit tests)
     logged = gateway.call("GET", f"/endpoints/{endpoint}/requests", params={"start": "2000-01-01T00:00:00Z"}).json()
-    assert Counter(r["__unit__"] for r in logged if r["__unit__"]) == {f"user-{i}": 3 for i in range(60)}
+    assert Counter(r["__unit__"] for r in logged if "__unit__" in r) == {f"user-{i}": 3 for i in range(60)}
 
 
 def test_requests_without_the_header_are_assigned_at_random_and_a_split_without_sticky_ends_it(
@@ -50,10 +50,10 @@ def test_requests_without_the_header_are_assigned_at_random_and_a_split_without_
     assert _sticky_split(gateway, endpoint, STICKY).status_code == 200
     assert {_as(gateway, endpoint, None) for _ in range(40)} == {"A", "B"}
     assert gateway.set_traffic(endpoint, {"A": 50, "B": 50}).status_code == 200  # the canary's next split
-    assert gateway.traffic(endpoint)["sticky"] is None
+    assert "sticky" not in gateway.traffic(endpoint)  # Azure ML's shape again
     assert {_as(gateway, endpoint, "user-1") for _ in range(40)} == {"A", "B"}  # no longer sticky
     logged = gateway.call("GET", f"/endpoints/{endpoint}/requests", params={"start": "2000-01-01T00:00:00Z"}).json()
-    assert {r["__unit__"] for r in logged[:40]} == {None}  # a unit is logged only while the endpoint is sticky
+    assert not any("__unit__" in r for r in logged[:40])  # a unit is logged only while the endpoint is sticky
 
 
 def test_a_sticky_setting_the_gateway_would_not_take_is_400_with_the_reason_and_changes_nothing(
