@@ -564,7 +564,7 @@ class AzureMLPlatform(WithIdentity):
         ep.traffic = {d: split.traffic.get(d, 0) for d in deployments}
         ep.mirror_traffic = {k: v for k, v in split.mirror_traffic.items() if v > 0}
         if split.sticky:  # an endpoint routes by weight alone; a sticky unit is pinned by its caller
-            log.info("sticky assignment by %s is the callers' on Azure ML (docs/release.md)", split.sticky["header"],
+            log.info("sticky assignment by %s is the callers' on Azure ML (docs/gateway.md)", split.sticky["header"],
                      extra={"endpoint": endpoint})
         # a long-running operation: started here, never waited for in the activity; the orchestrator polls
         # get_traffic with durable timers until the endpoint is no longer updating
@@ -718,7 +718,7 @@ class AzureMLPlatform(WithIdentity):
 
     def units_by_id(self, endpoint: str, start: str, end: str, limit: int) -> dict[str, str]:
         """See Platform: the data collector keeps payloads, not request headers, so no unit is known here and each
-        request is a unit (docs/release.md: callers that pin a unit's deployment)."""
+        request is a unit (docs/gateway.md: callers that pin a unit's deployment)."""
         return {}
 
     def baseline(self, model: str, version: str) -> list[dict[str, Any]]:

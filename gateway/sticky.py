@@ -3,7 +3,7 @@
 A unit's bucket is the first 8 bytes of SHA-256(``salt|unit``) as a fraction of 2**64; the live deployments, in
 name order, take consecutive shares of [0, 1) by their percents. The same unit and salt give the same deployment
 wherever the hash is computed (this gateway, or an Azure caller that pins the ``azureml-model-deployment``
-header, docs/release.md), and a new salt (the next experiment) shuffles the units again. Assignment follows the
+header, docs/gateway.md), and a new salt (the next experiment) shuffles the units again. Assignment follows the
 weights: over many units each deployment gets its percent of them, which the experiment's sample-ratio check
 counts.
 

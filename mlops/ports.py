@@ -174,7 +174,7 @@ class TrafficSplit(_Json):
     mirror_traffic: dict[str, int] = field(default_factory=dict)
     updating: bool = False  # the platform is still applying a change (Azure ML: the endpoint is "Updating")
     # an A/B phase's sticky assignment, {"header": <request header naming the unit>, "salt": <experiment id>}: the
-    # local gateway routes by it (gateway.sticky); an Azure ML endpoint cannot, its callers pin (docs/release.md)
+    # local gateway routes by it (gateway.sticky); an Azure ML endpoint cannot, its callers pin (docs/gateway.md)
     sticky: dict[str, str] | None = None
 
 

@@ -190,8 +190,7 @@ class _Release:
         self.steps.begin(AB_STAGE, percent=ab.percent, metric=ab.metric)
         # sticky by a unit header: hashed with this release's instance id, so the next experiment shuffles anew
         sticky = {"header": ab.unit_header, "salt": self.steps.context.instance_id} if ab.unit_header else None
-        applied = yield from self.steps.set_traffic(self.endpoint, self.model, canary_split(
-            self.live_dep, self.candidate_dep, ab.percent), sticky=sticky)
+        applied = yield from self._split(canary_split(self.live_dep, self.candidate_dep, ab.percent), sticky=sticky)
         stage = self.steps.status.stage_named(AB_STAGE)
         stage.detail["traffic"] = dict(applied.traffic)
         deadline = self.steps.now + timedelta(hours=ab.max_hours)
@@ -258,9 +257,9 @@ class _Release:
                              champion.version if champion else None, self.steps.status.traffic)
 
     # -- helpers -------------------------------------------------------------------------
-    def _split(self, traffic: dict[str, int],
-               mirror: dict[str, int] | None = None) -> Generator[Any, Any, TrafficState]:
-        return (yield from self.steps.set_traffic(self.endpoint, self.model, traffic, mirror))
+    def _split(self, traffic: dict[str, int], mirror: dict[str, int] | None = None,
+               sticky: dict[str, str] | None = None) -> Generator[Any, Any, TrafficState]:
+        return (yield from self.steps.set_traffic(self.endpoint, self.model, traffic, mirror, sticky))
 
     def _tag(self, version: str, tags: dict[str, str]) -> Generator[Any, Any, None]:
         yield from self.steps.do(TAG_VERSION, VersionTags(self.model, version, tags))

@@ -6,7 +6,6 @@ screenshot goes to test-output/devhost-monitor.png.
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from browser import chromium
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -25,7 +25,6 @@ from devhost.testing import DevHostProcess
 
 APP = Path(__file__).resolve().parents[1] / "apps" / "monitor" / "function_app.py"
 OUTPUT = Path(__file__).resolve().parents[3] / "test-output"
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ROUTE = "/admin/devhost/monitor"
 # showHistory's events that the page draws as bars, by the kind of bar (docs/devhost.md, "Monitor page").
 BAR_KIND = {"TaskCompleted": "activity", "TaskFailed": "activity", "TaskScheduled": "activity",
@@ -37,25 +36,9 @@ BAR_KIND = {"TaskCompleted": "activity", "TaskFailed": "activity", "TaskSchedule
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Headless Chromium from the distribution, never a downloaded browser."""
-    if not (CHROMIUM and DRIVER):
-        pytest.fail("chromium and chromedriver are required (./dev setup installs Debian's chromium and "
-                    "chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1500,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to see CSP violations, if any
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    try:
+    """Headless Chromium from the distribution (tests/browser.py), its console log kept to see CSP violations."""
+    with chromium(tmp_path_factory.mktemp("chromium"), window="1500,1000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = 20) -> Any:

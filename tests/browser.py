@@ -1,5 +1,6 @@
-"""The dashboard in a real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium): starting
-it, and reading what the page drew. The ``browser`` fixture (tests/e2e/conftest.py) is built on ``chromium``."""
+"""Pages in a real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium): starting it, and
+reading what a page drew. The e2e ``browser`` fixture (tests/e2e/conftest.py) and devhost's monitor-page test
+are built on ``chromium``."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+OUTPUT = Path(__file__).resolve().parents[1] / "test-output"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @contextmanager
-def chromium(user_data_dir: Path) -> Iterator[Any]:
-    """Headless Chromium from the distribution, never a downloaded browser; quit when the block ends."""
+def chromium(user_data_dir: Path, window: str = "1400,900") -> Iterator[Any]:
+    """Headless Chromium from the distribution, never a downloaded browser, keeping the page's console log (to see
+    CSP violations); quit when the block ends."""
     if not (CHROMIUM and DRIVER):
         pytest.fail("chromium and chromedriver are required (./dev setup installs Debian's chromium and "
                     "chromium-driver)")
@@ -32,8 +34,9 @@ def chromium(user_data_dir: Path) -> Iterator[Any]:
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,900", f"--user-data-dir={user_data_dir}"):
+                 f"--window-size={window}", f"--user-data-dir={user_data_dir}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     try:
         yield driver
