@@ -12,8 +12,9 @@ Mapping of the port onto Azure ML:
     ``report`` output's report.json comes back through ``jobs.download``, and the data it wrote is handed on as
     an ``azureml://jobs/<job>/outputs/data/paths/train.jsonl`` URI, which the fine-tune job takes as its
     ``uri_file`` ``training_data`` as it is (no split, no label). The chat evaluation job
-    (training/evaluation/chat_job.yaml) gets a copy of the fixed evaluation set from the policy directory, and
-    its scores.json and answers.json come back the same way, with the set's sha256;
+    (training/evaluation/chat_job.yaml) gets a copy of the fixed evaluation set from the policy directory and the
+    judge model (MLOPS_JUDGE_*) with the policy's judge metrics as literal inputs, and its scores.json and
+    answers.json come back the same way, with the set's sha256;
   * registry: MLflow-format model assets with lineage tags. Azure ML's registry has no aliases,
     so an alias is a tag ``alias.<name>=true`` kept on exactly one version;
   * serving: ``ManagedOnlineDeployment`` on a managed online endpoint, ``traffic`` and
@@ -62,9 +63,11 @@ from mlops.ports import (
     TrainRequest,
 )
 from mlops.runs import short_hash
+from mlops.scores import read_scores
 from mlops.split import split_csv
 
 from .identity import WithIdentity
+from .judge import JudgeModel, judge_inputs
 
 log = logging.getLogger("mlops.platform.azureml")
 T = TypeVar("T")
@@ -128,6 +131,7 @@ class AzureMLConfig:
     policy_dir: str = "policies"  # where a policy's training.job is relative to
     retries: int = 3  # azure-core's retry policy inside the SDK clients: throttling and 5xx, Retry-After honoured
     region: str = "westeurope"  # the workspace's region: Azure Monitor's regional metrics endpoint
+    judge: JudgeModel | None = None  # the Azure OpenAI deployment the chat evaluation job judges answers with
 
 
 RETRYABLE_STATUS = (408, 429, 500, 502, 503, 504)  # azure-core's RetryPolicy's own list
@@ -186,7 +190,7 @@ class AzureMLPlatform(WithIdentity):
         """Build from adapters.settings.Settings (the azureml settings are required there)."""
         return cls(AzureMLConfig(settings.azureml_subscription_id, settings.azureml_resource_group,
                                  settings.azureml_workspace, settings.azureml_compute, settings.azureml_environment,
-                                 policy_dir=settings.policy_dir))
+                                 policy_dir=settings.policy_dir, judge=settings.judge))
 
     # -- clients ---------------------------------------------------------------------------
 
@@ -346,7 +350,8 @@ class AzureMLPlatform(WithIdentity):
 
     def _submit_chat_evaluation(self, request: EvaluationRequest) -> JobStatus:
         """training/evaluation/chat_job.yaml on a copy of the evaluation set (uploaded beside the job, its sha256
-        recorded), candidate and champion as MLflow models."""
+        recorded), candidate and champion as MLflow models, and the judge (when configured) with the metrics the
+        policy asks of it; the job calls the judge as its compute's managed identity."""
         eval_set = (Path(self.config.policy_dir) / request.eval_set).resolve()
         if not eval_set.is_file():
             raise NotFoundError(f"evaluation set {request.eval_set}", f"no such file under {self.config.policy_dir}")
@@ -360,7 +365,8 @@ class AzureMLPlatform(WithIdentity):
         self._upload(f"{folder}/eval.jsonl", content)
         inputs: dict[str, Any] = {"eval_set": {"type": "uri_file", "path": f"{folder}/eval.jsonl"},
                                   "candidate": {"type": "mlflow_model", "path": request.candidate_uri},
-                                  "max_new_tokens": request.max_new_tokens}
+                                  "max_new_tokens": request.max_new_tokens,
+                                  **judge_inputs(self.config.judge, request.judge_metrics)}
         if request.champion_uri:
             inputs["champion"] = {"type": "mlflow_model", "path": request.champion_uri}
         tags = {KIND_TAG: "chat-evaluation", "training_job": request.training_job, "eval_set": request.eval_set,
@@ -395,12 +401,15 @@ class AzureMLPlatform(WithIdentity):
         report: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as tmp:
             folder = self._output(job_id, "evaluation", tmp)
-            scores = dict(_json_file(job_id, folder, "scores.json"))
+            try:
+                scores, skipped = read_scores(_json_file(job_id, folder, "scores.json"))
+            except ValueError as exc:
+                raise PlatformError(f"job {job_id}", str(exc)) from exc
             if tags.get(KIND_TAG) == "chat-evaluation":
                 report = {"eval_set": tags.get("eval_set", ""), "eval_set_sha256": tags.get("eval_set_sha256", ""),
                           "answers": _json_file(job_id, folder, "answers.json")}
         return JobStatus(job_id=job_id, state="succeeded", message=status, tracking_run_id=job_id, scores=scores,
-                         report=report)
+                         report=report, skipped=skipped)
 
     def _checked(self, job_id: str, status: str) -> JobStatus:
         """A finished data check job: its report, and the data it wrote to train on (none when it blocked)."""

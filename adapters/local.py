@@ -45,6 +45,7 @@ from .eventgrid import TopicPublisher
 from .jobs import JobPlan, JobSpecError, LocalJobRunner, bind_inputs, load_spec, resolve_command
 from .jobs.spec import JobSpec
 from .jobs.tracking import JobTracking
+from .judge import JudgeModel, judge_inputs
 from .landing import head_of_blob
 
 log = logging.getLogger("mlops.platform.local")
@@ -62,10 +63,12 @@ class LocalPlatform:
 
     def __init__(self, state_dir: Path, blob_service: Any = None, tracking_uri: str | None = None,
                  gateway_url: str = "http://127.0.0.1:7081", gateway_key: str | None = None,
-                 publisher: TopicPublisher | None = None, policy_dir: Path | str = "policies") -> None:
+                 publisher: TopicPublisher | None = None, policy_dir: Path | str = "policies",
+                 judge: JudgeModel | None = None) -> None:
         self.state_dir = _private_dir(Path(state_dir).resolve())
         self.jobs_dir = _private_dir(self.state_dir / "jobs")
         self.policy_dir = Path(policy_dir)
+        self.judge = judge  # none by default: the chat evaluation skips the judge metrics and says why
         self.tracking_uri = tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
         if self.tracking_uri.startswith("sqlite:///"):  # SQLite keeps a file's mode, and gives it to its -wal/-shm
             _private_file(Path(self.tracking_uri.removeprefix("sqlite:///")))
@@ -97,7 +100,7 @@ class LocalPlatform:
         if settings.eventgrid_topic_endpoint and settings.eventgrid_topic_key:
             publisher = TopicPublisher(settings.eventgrid_topic_endpoint, settings.eventgrid_topic_key)
         return cls(Path(settings.state_dir), blob_service, settings.mlflow_tracking_uri, settings.gateway_url,
-                   settings.gateway_key, publisher, settings.policy_dir)
+                   settings.gateway_key, publisher, settings.policy_dir, judge=settings.judge)
 
     def _client(self) -> Any:
         from mlflow.tracking import MlflowClient
@@ -260,7 +263,8 @@ class LocalPlatform:
         outputs = {"evaluation": str(job_dir / "outputs" / "evaluation")}
         inputs = bind_inputs(spec, {}, {"eval_set": str(data_dir / "eval.jsonl"), "candidate": request.candidate_uri,
                                         "champion": request.champion_uri or "none",
-                                        "max_new_tokens": request.max_new_tokens, **prompts})
+                                        "max_new_tokens": request.max_new_tokens, **prompts,
+                                        **judge_inputs(self.judge, request.judge_metrics)})
         lineage = {"eval_set": request.eval_set, "eval_set_sha256": hashlib.sha256(content).hexdigest()}
         run_id, experiment_id = self.tracking.start(request.model, job_id, "evaluation",
                                                     {"training_job": request.training_job, **lineage},

@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 
 from mlops.errors import SettingError
 
+from .judge import DEFAULT_API_VERSION, JudgeModel
+
 Platform = Literal["local", "azureml"]
 Scope = Literal["all", "local", "azureml"]
 
@@ -85,6 +87,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "found; it holds a token: a Key Vault reference in Azure. Empty: events on the topic only."),
     SettingSpec("MLOPS_PUBLIC_URL", False, None,
                 "The app's base URL, for the links in notices (default: https://$WEBSITE_HOSTNAME in Azure)."),
+    SettingSpec("MLOPS_JUDGE_ENDPOINT", False, None,
+                "Azure OpenAI resource (https://<resource>.openai.azure.com) whose deployment judges chat models' "
+                "answers (evaluation.judge); with MLOPS_JUDGE_DEPLOYMENT, or neither: unset, judge metrics are "
+                "skipped with the reason. The evaluation job signs in as its compute's identity (no key)."),
+    SettingSpec("MLOPS_JUDGE_DEPLOYMENT", False, None,
+                "The chat model deployment on MLOPS_JUDGE_ENDPOINT that judges (e.g. a gpt-4o deployment)."),
+    SettingSpec("MLOPS_JUDGE_API_VERSION", False, DEFAULT_API_VERSION,
+                "Azure OpenAI data-plane API version the judge is called with."),
 )
 
 _SPECS = {spec.name: spec for spec in SETTINGS}
@@ -119,6 +129,7 @@ class Settings:
     appinsights_connection_string: str | None = field(default=None, repr=False)
     notify_webhook_url: str | None = field(default=None, repr=False)
     public_url: str | None = None
+    judge: JudgeModel | None = None  # the Azure OpenAI deployment that judges chat models' answers
 
 
 # --------------------------------------------------------------------------------------------- validators
@@ -243,6 +254,36 @@ def _appinsights(value: str | None) -> str | None:
     return value
 
 
+# an Azure OpenAI deployment name: letters, digits, dashes, underscores and dots, at most 64 characters; checked
+# here so that a typo fails at start rather than as a 404 at the end of an evaluation job
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+
+
+def _judge(values: Mapping[str, str | None]) -> JudgeModel | None:
+    """The judge model, when both its endpoint and its deployment are set; one without the other names the other."""
+    endpoint, deployment = values["MLOPS_JUDGE_ENDPOINT"], values["MLOPS_JUDGE_DEPLOYMENT"]
+    if not endpoint and not deployment:
+        return None
+    if not endpoint or not deployment:
+        given, missing = (("MLOPS_JUDGE_ENDPOINT", "MLOPS_JUDGE_DEPLOYMENT") if endpoint else
+                          ("MLOPS_JUDGE_DEPLOYMENT", "MLOPS_JUDGE_ENDPOINT"))
+        raise SettingError(missing, f"missing: {given} is set, and the judge needs both (or neither: no judge)")
+    parsed = urlparse(endpoint)
+    if parsed.scheme != "https" or not parsed.netloc or parsed.path.strip("/") or parsed.query:
+        # the job sends an Entra ID token to it: https only
+        raise SettingError("MLOPS_JUDGE_ENDPOINT", f"must be the resource's https URL "
+                                                   f"(https://<resource>.openai.azure.com), got {endpoint!r}")
+    if not _DEPLOYMENT.match(deployment):
+        raise SettingError("MLOPS_JUDGE_DEPLOYMENT", f"not a deployment name (letters, digits, '-', '_', '.'; at "
+                                                     f"most 64), got {deployment!r}")
+    version = values["MLOPS_JUDGE_API_VERSION"] or DEFAULT_API_VERSION
+    if not _API_VERSION.match(version):
+        raise SettingError("MLOPS_JUDGE_API_VERSION", f"must look like {DEFAULT_API_VERSION} (or "
+                                                      f"2025-01-01-preview), got {version!r}")
+    return JudgeModel(endpoint.rstrip("/"), deployment, version)
+
+
 def _azureml(values: Mapping[str, str | None]) -> None:
     for spec in SETTINGS:
         if spec.scope == "azureml" and not values[spec.name]:
@@ -302,4 +343,5 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         appinsights_connection_string=_appinsights(values["APPLICATIONINSIGHTS_CONNECTION_STRING"]),
         notify_webhook_url=_secret_url("MLOPS_NOTIFY_WEBHOOK_URL", values["MLOPS_NOTIFY_WEBHOOK_URL"]),
         public_url=_url("MLOPS_PUBLIC_URL", values["MLOPS_PUBLIC_URL"] or _site(env.get("WEBSITE_HOSTNAME"))),
+        judge=_judge(values),
     )

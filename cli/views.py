@@ -45,12 +45,16 @@ def trial_table(trials: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _gate_mark(gate: dict[str, Any]) -> str:
+    """✔ passed, ✘ failed, ⊘ skipped (its metric was not computed, e.g. a judge metric without a judge model)."""
+    return "[dim]⊘[/] " if gate.get("skipped") else "[green]✔[/] " if gate["passed"] else "[red]✘[/] "
+
+
 def run_view(body: dict[str, Any]) -> RenderableType:
     """``GET /api/runs/{id}``: head, stages, sweep trials, gate verdicts and the error."""
     parts: list[RenderableType] = [Text.from_markup(run_head(body)), stages_table(body["stages"])]
     parts += [trial_table(s["detail"]["trials"]) for s in body["stages"] if s["detail"].get("trials")]
-    parts += [Text.from_markup("[green]✔[/] " if g["passed"] else "[red]✘[/] ") + Text(g["reason"])
-              for g in body["gates"]]
+    parts += [Text.from_markup(_gate_mark(g)) + Text(g["reason"]) for g in body["gates"]]
     if body.get("error"):
         parts.append(Text(str(body["error"]), style="red"))
     return Group(*parts)

@@ -55,6 +55,21 @@ param alertKey string = ''
 @description('Incoming webhook URL for notices (MLOPS_NOTIFY_WEBHOOK_URL); stored in Key Vault. Empty: events on the topic only.')
 param notifyWebhookUrl string = ''
 
+@description('Existing Azure OpenAI resource whose deployment judges chat models\' answers (relevance, coherence, groundedness: MLOPS_JUDGE_*); empty: no judge, those metrics are skipped with the reason.')
+param judgeOpenAiAccount string = ''
+
+@description('Resource group of that resource (defaults to this deployment\'s group).')
+param judgeOpenAiResourceGroup string = ''
+
+@description('The judge: a chat model deployment on that resource (for example a gpt-4o deployment).')
+param judgeDeployment string = ''
+
+@description('Azure OpenAI data-plane API version the judge is called with.')
+param judgeApiVersion string = '2024-10-21'
+
+@description('Principal id of the Azure ML compute cluster\'s managed identity, which the chat evaluation job signs in as; with judgeOpenAiAccount it gets Cognitive Services OpenAI User on that resource (docs/deploy.md, step 4). Empty: no role assignment.')
+param amlComputePrincipalId string = ''
+
 var tags = { 'azd-env-name': environmentName }
 var taskHubName = 'MlopsHub' // host.json's hubName, so both backends name the hub alike
 var token = toLower(uniqueString(subscription().id, environmentName, location))
@@ -124,6 +139,13 @@ module durableTask 'core/durabletask.bicep' = if (useDurableTaskScheduler) {
   }
 }
 
+// The judge lives in its own resource (often another group); its role assignment goes where it is.
+module judge 'core/judge.bicep' = if (!empty(judgeOpenAiAccount)) {
+  name: 'judge'
+  scope: resourceGroup(empty(judgeOpenAiResourceGroup) ? rgName : judgeOpenAiResourceGroup)
+  params: { accountName: judgeOpenAiAccount, jobsPrincipalId: amlComputePrincipalId }
+}
+
 var amlWorkspace = empty(existingAmlWorkspaceName) ? 'mlw-${token}' : existingAmlWorkspaceName
 var amlGroup = empty(existingAmlResourceGroup) ? rgName : existingAmlResourceGroup
 
@@ -149,6 +171,9 @@ module app 'app/function.bicep' = {
     notifyWebhookUri: keyVault.outputs.notifyWebhookUri
     durableTaskSchedulerEndpoint: useDurableTaskScheduler ? durableTask.outputs.endpoint : ''
     durableTaskHubName: useDurableTaskScheduler ? durableTask.outputs.taskHubName : ''
+    judgeEndpoint: empty(judgeOpenAiAccount) ? '' : judge.outputs.endpoint
+    judgeDeployment: judgeDeployment
+    judgeApiVersion: judgeApiVersion
   }
 }
 

@@ -4,7 +4,9 @@ Data validation streams the file through the standard library's csv reader: it r
 Function App in Azure, where pandas would add tens of megabytes and seconds of cold start for
 what is a single pass of counting. Gates follow ``mlflow.models.MetricThreshold`` (any metric, with its
 direction); the Function App applies them without importing MLflow, and a unit test checks that the
-verdicts agree with ``mlflow.validate_evaluation_results``.
+verdicts agree with ``mlflow.validate_evaluation_results``. A gate on a metric the evaluation skipped, with its
+reason (a chat model's judge metric when no judge model is configured), is neither passed nor failed: its verdict
+says ``skipped`` with that reason, and it does not fail the run.
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ class GateVerdict:
     """One gate check with its numbers and a sentence that has all of them.
 
     ``threshold`` is the bound the candidate's value was held to (absent when it could not be computed);
-    ``greater_is_better`` says which side of it passes.
+    ``greater_is_better`` says which side of it passes. A ``skipped`` check was not made, because the evaluation
+    skipped its metric (``reason`` says why): it has not passed, and it does not fail the report.
     """
 
     name: GateName
@@ -189,6 +192,7 @@ class GateVerdict:
     champion_value: float | None = None
     reason: str = ""
     greater_is_better: bool = True
+    skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -197,19 +201,24 @@ class GateVerdict:
 
 @dataclass(frozen=True)
 class GateReport:
-    """All gate verdicts; passed only if every one passed."""
+    """All gate verdicts; passed only if every one passed or was skipped."""
 
     verdicts: tuple[GateVerdict, ...]
 
     @property
     def passed(self) -> bool:
-        """True when every gate passed."""
-        return all(v.passed for v in self.verdicts)
+        """True when every gate passed or was skipped (none failed)."""
+        return not self.failed
 
     @property
     def failed(self) -> list[GateVerdict]:
         """The verdicts that failed."""
-        return [v for v in self.verdicts if not v.passed]
+        return [v for v in self.verdicts if not v.passed and not v.skipped]
+
+    @property
+    def skipped(self) -> list[GateVerdict]:
+        """The verdicts on a metric the evaluation skipped, with its reason."""
+        return [v for v in self.verdicts if v.skipped]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: the overall verdict and each check."""
@@ -271,17 +280,34 @@ def _against_champion(gate: MetricGate, kind: GateName, value: float | None, bes
     return GateVerdict(kind, ok, metric, value, bound, best, reason, higher)
 
 
+def _skipped(gate: MetricGate, kind: GateName, why: str, champion_metrics: dict[str, float] | None) -> GateVerdict:
+    """The check ``kind`` of a gate whose metric the evaluation skipped: not made, with the evaluation's reason."""
+    bound = float(gate.threshold) if kind == "threshold" and gate.threshold is not None else None
+    best = _measured(champion_metrics, gate.name) if kind != "threshold" else None
+    return GateVerdict(kind, False, gate.name, None, bound, best, f"{gate.name} skipped: {why}",
+                       gate.higher_is_better, skipped=True)
+
+
 _CHANGES: tuple[tuple[GateName, str], ...] = (
     ("no_regression", "max_regression"), ("min_absolute_change", "min_absolute_change"),
     ("min_relative_change", "min_relative_change"))
 
 
 def evaluate_gates(gates: Gates, candidate_metrics: dict[str, float],
-                   champion_metrics: dict[str, float] | None) -> GateReport:
-    """For each metric: its threshold, then the comparison with the champion (when there is one)."""
+                   champion_metrics: dict[str, float] | None,
+                   skipped: dict[str, str] | None = None) -> GateReport:
+    """For each metric: its threshold, then the comparison with the champion (when there is one). A metric the
+    candidate has no value for and the evaluation ``skipped`` (metric -> reason) gives skipped checks instead."""
     verdicts = []
     for gate in gates.metrics:
         value = _measured(candidate_metrics, gate.name)
+        why = (skipped or {}).get(gate.name) if value is None else None
+        if why is not None:
+            kinds: list[GateName] = ["threshold"] if gate.threshold is not None else []
+            if champion_metrics is not None:
+                kinds += [kind for kind, field_name in _CHANGES if getattr(gate, field_name) is not None]
+            verdicts += [_skipped(gate, kind, why, champion_metrics) for kind in kinds]
+            continue
         if gate.threshold is not None:
             verdicts.append(_threshold(gate, value))
         if champion_metrics is None:

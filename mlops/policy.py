@@ -24,6 +24,7 @@ OnDrift = Literal["rollback", "retrain", "rollback_and_retrain"]
 PerformanceAction = Literal["retrain", "rollback", "alert"]
 ModelType = Literal["classifier", "regressor", "chat"]
 PiiAction = Literal["block", "mask", "allow"]
+JudgeMetric = Literal["relevance", "coherence", "groundedness"]
 
 # Azure ML deployment names are at most 32 characters; the release names a deployment
 # "<model>-v<version>", so 24 leaves room for versions up to 6 digits without truncation.
@@ -50,7 +51,9 @@ HIGHER_IS_BETTER = frozenset({
     "accuracy_score", "f1_score", "precision_score", "recall_score", "roc_auc", "precision_recall_auc",
     "r2_score", "explained_variance", "score",
     # a chat model's, from the chat evaluation job (training/evaluation/chat.py; docs/llmops.md)
-    "rouge_f1_score", "rouge_precision", "rouge_recall", "bleu_score", "chrf_score", "exact_match"})
+    "rouge_f1_score", "rouge_precision", "rouge_recall", "bleu_score", "chrf_score", "exact_match",
+    # a chat model's AI-assisted ones, scored 1-5 by an Azure OpenAI judge (azure-ai-evaluation; docs/llmops.md)
+    "relevance", "coherence", "groundedness"})
 LOWER_IS_BETTER = frozenset({
     "log_loss", "mean_squared_error", "root_mean_squared_error", "mean_absolute_error",
     "mean_absolute_percentage_error", "max_error", "latency_seconds_mean", "latency_seconds_p95"})
@@ -60,6 +63,9 @@ LABEL_METRICS = {
     "classifier": frozenset({"accuracy_score", "f1_score", "precision_score", "recall_score"}),
     "regressor": frozenset({"mean_squared_error", "root_mean_squared_error", "mean_absolute_error",
                             "mean_absolute_percentage_error", "max_error", "r2_score"})}
+# The metrics an Azure OpenAI judge scores (evaluation.judge); without a judge the evaluation skips them, with the
+# reason, and a gate on one is reported skipped (mlops.gates)
+JUDGE_METRICS: tuple[JudgeMetric, ...] = ("relevance", "coherence", "groundedness")
 # A model cannot be called this: its folder in the landing container holds ground truth (feedback/<model>/).
 FEEDBACK_FOLDER = "feedback"
 
@@ -120,6 +126,26 @@ class Training(_Strict):
         return self
 
 
+class EvaluationJudge(_Strict):
+    """A chat model's AI-assisted metrics, scored 1 (worst) to 5 (best) by an Azure OpenAI deployment with
+    azure-ai-evaluation's RelevanceEvaluator, CoherenceEvaluator and GroundednessEvaluator. Which deployment is the
+    app's setting (MLOPS_JUDGE_ENDPOINT, MLOPS_JUDGE_DEPLOYMENT); without one, the metrics are skipped and say so.
+    ``groundedness`` judges an answer against its example's ``context``, so every line of the evaluation set needs
+    one."""
+
+    metrics: tuple[JudgeMetric, ...]
+
+    @field_validator("metrics")
+    @classmethod
+    def _each_metric_once(cls, metrics: tuple[JudgeMetric, ...]) -> tuple[JudgeMetric, ...]:
+        if not metrics:
+            raise ValueError(f"name at least one of {', '.join(JUDGE_METRICS)} (or leave the judge section out)")
+        twice = sorted({m for m in metrics if metrics.count(m) > 1})
+        if twice:
+            raise ValueError(f"each metric once: {', '.join(twice)} appears more than once")
+        return metrics
+
+
 class Evaluation(_Strict):
     """How the evaluation job scores candidate and champion (``mlflow.models.evaluate``)."""
 
@@ -129,6 +155,7 @@ class Evaluation(_Strict):
     # directory; versioned beside the policy, and its hash is recorded on every version it judged
     eval_set: str | None = Field(default=None, min_length=1, max_length=300)
     max_new_tokens: int = Field(default=48, ge=1, le=1024)  # a chat model's longest answer in the evaluation
+    judge: EvaluationJudge | None = None  # a chat model's AI-assisted metrics (off unless the section is given)
 
 
 class Approval(_Strict):
@@ -382,6 +409,7 @@ class Policy(_Strict):
             raise PolicyError("model", f"{FEEDBACK_FOLDER!r} is reserved: feedback/<model>/ in the landing container "
                                        "holds ground truth")
         self._performance_metric_is_computable()
+        self._judge_metrics_are_asked()
         return self
 
     def _chat_is_complete(self) -> None:
@@ -396,6 +424,18 @@ class Policy(_Strict):
         bad = [s for s in self.data.allowed_suffixes if s != ".jsonl"]
         if bad:
             raise PolicyError("data.allowed_suffixes", f"a chat model's examples are JSONL, not {', '.join(bad)}")
+
+    def _judge_metrics_are_asked(self) -> None:
+        judge = self.evaluation.judge
+        if judge is not None and not self.is_chat:
+            raise PolicyError("evaluation.judge", "a judge scores a chat model's answers (evaluation.model_type: "
+                                                  f"chat), not a {self.evaluation.model_type}'s predictions")
+        asked = set(judge.metrics) if judge else set()
+        for gate in self.gates.metrics:
+            if gate.name in JUDGE_METRICS and gate.name not in asked:
+                # otherwise the gate could never be measured, and would fail every run
+                raise PolicyError("gates.metrics", f"{gate.name} is scored by the judge: list it in "
+                                                   "evaluation.judge.metrics")
 
     def _performance_metric_is_computable(self) -> None:
         if self.monitoring.performance is None:

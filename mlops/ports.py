@@ -78,6 +78,9 @@ class EvaluationRequest(_Json):
     # ``candidate_prompt``, the champion through ``champion_prompt`` (a prompt release: the same model, two prompts)
     candidate_prompt: str = ""
     champion_prompt: str = ""
+    # a chat model's AI-assisted metrics (the policy's evaluation.judge.metrics), scored by the platform's judge
+    # model when it has one, else reported skipped with the reason
+    judge_metrics: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ class JobStatus(_Json):
     evaluation job has ``scores`` (``candidate`` and, when there was one, ``champion``: metric -> value).
     ``lineage`` is what the job recorded about its inputs, code and environment; a sweep job's ``trials``
     are its trial table (the candidate is the best trial's model). A data check job has its ``report`` and the
-    URI of the data it wrote in ``outputs``; a chat evaluation's ``report`` holds each answer it scored."""
+    URI of the data it wrote in ``outputs``; a chat evaluation's ``report`` holds each answer it scored, and
+    ``skipped`` the metrics it was asked for and did not compute, each with the reason (no judge model)."""
 
     job_id: str
     state: JobState
@@ -117,6 +121,7 @@ class JobStatus(_Json):
     trials: list[dict[str, Any]] = field(default_factory=list)  # a sweep's trials: params, state, objective
     report: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> URI of what the job wrote there
+    skipped: dict[str, str] = field(default_factory=dict)  # metric -> why the evaluation did not compute it
 
     @property
     def done(self) -> bool:

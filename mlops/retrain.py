@@ -58,7 +58,8 @@ def evaluation_request(policy: Policy, job: JobStatus, champion: ModelVersion | 
                              timeout_minutes=policy.training.timeout_minutes,
                              eval_set=policy.evaluation.eval_set or "",
                              max_new_tokens=policy.evaluation.max_new_tokens,
-                             candidate_prompt=text, champion_prompt=text)
+                             candidate_prompt=text, champion_prompt=text,
+                             judge_metrics=list(policy.evaluation.judge.metrics) if policy.evaluation.judge else [])
 
 
 def lineage_tags(data: DataRef, run_id: str, policy_hash: str, job: JobStatus,

@@ -74,7 +74,9 @@ def run_facts(before: RunStatus, after: RunStatus) -> list[Fact]:
                                           "passed": gate.get("passed"), "value": gate.get("value"),
                                           "threshold": gate.get("threshold"),
                                           "champion_value": gate.get("champion_value"),
-                                          "reason": gate.get("reason")}))
+                                          "reason": gate.get("reason"),
+                                          # a gate on a metric the evaluation skipped: not passed, not failed
+                                          **({"skipped": True} if gate.get("skipped") else {})}))
     if after.verdict is not None and before.verdict is None:
         facts.append(Fact("RunFinished", {"kind": after.kind, "verdict": after.verdict, "summary": after.message}))
     return facts

@@ -43,14 +43,15 @@ class Judge:
             raise self.steps.fail(stage, f"{what} {job.state}: {job.message}", job=job.job_id)
         return job
 
-    def gates(self, candidate: dict[str, float], champion: dict[str, float] | None) -> None:
-        """A pure decision from mlops.gates."""
+    def gates(self, candidate: dict[str, float], champion: dict[str, float] | None,
+              skipped: dict[str, str] | None = None) -> None:
+        """A pure decision from mlops.gates; a gate on a metric the evaluation ``skipped`` is reported skipped."""
         self.steps.status.begin("gates", self.steps.now)
-        report = evaluate_gates(self.policy.gates, candidate, champion)
+        report = evaluate_gates(self.policy.gates, candidate, champion, skipped)
         self.steps.status.gates = [v.to_dict() for v in report.verdicts]
         if not report.passed:
             raise self.steps.fail("gates", "gate failed: " + "; ".join(v.reason for v in report.failed))
-        self.steps.end("gates")
+        self.steps.end("gates", **({"skipped": [v.reason for v in report.skipped]} if report.skipped else {}))
 
     def approval(self) -> Generator[Any, Any, str]:
         """The Approval event races a timer; a timeout is a rejection. Who approved ("" when not required)."""

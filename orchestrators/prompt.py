@@ -82,7 +82,7 @@ class _Prompt:
     def _steps(self) -> Generator[Any, Any, RetrainResult]:
         champion, candidate, current = yield from self._find()
         candidate_metrics, current_metrics = yield from self._evaluate_prompts(champion, candidate, current)
-        self.judge.gates(candidate_metrics, current_metrics)
+        self.judge.gates(candidate_metrics, current_metrics, self.evaluation_run.skipped)
         self.approved_by = yield from self.judge.approval()
         version = yield from self._register_prompt(champion, candidate, current_metrics, candidate_metrics)
         return RetrainResult(self.model, version.version, candidate_metrics, current_metrics,
@@ -116,7 +116,8 @@ class _Prompt:
             champion_uri=champion.model_uri, model_type="chat", timeout_minutes=self.policy.training.timeout_minutes,
             eval_set=evaluation.eval_set or "", max_new_tokens=evaluation.max_new_tokens,
             candidate_prompt=json.dumps(candidate.template),
-            champion_prompt=json.dumps(current.template) if current else "")
+            champion_prompt=json.dumps(current.template) if current else "",
+            judge_metrics=list(evaluation.judge.metrics) if evaluation.judge else [])
         submitted = yield from self.steps.call(SUBMIT_EVALUATION, request, JobStatus)
         evaluated = yield from self.judge.finished(submitted, "evaluate", "evaluation")
         candidate_metrics = evaluated.scores.get("candidate", {})
@@ -125,7 +126,8 @@ class _Prompt:
         self.extra_tags.update({k: str(v) for k, v in evaluated.report.items() if k.endswith("_sha256")})
         self.steps.end("evaluate", job=evaluated.job_id, candidate=candidate_metrics, champion=current_metrics,
                        champion_version=champion.version, current_prompt=current.version if current else None,
-                       answers=evaluated.report.get("answers", []))
+                       answers=evaluated.report.get("answers", []),
+                       **({"skipped": evaluated.skipped} if evaluated.skipped else {}))
         return candidate_metrics, current_metrics
 
     def _register_prompt(self, champion: ModelVersion, candidate: PromptVersion, current: dict[str, float],

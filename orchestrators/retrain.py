@@ -87,6 +87,7 @@ class _Retrain:
         self.approved_by = ""
         self.train_data = request.data  # a chat model trains on what its data check wrote
         self.extra_tags: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}  # metrics the evaluation did not compute, with the reason
 
     def run(self) -> Generator[Any, Any, RetrainResult]:
         """The runbook; whatever fails, the run ends with a verdict and nothing is registered half-way."""
@@ -96,7 +97,7 @@ class _Retrain:
         yield from self._validate()
         job = yield from self._train()
         champion, candidate_metrics, champion_metrics = yield from self._evaluate(job)
-        self.judge.gates(candidate_metrics, champion_metrics)
+        self.judge.gates(candidate_metrics, champion_metrics, self.skipped)
         self.approved_by = yield from self.judge.approval()
         version = yield from self._register(job, candidate_metrics)
         return RetrainResult(self.model, version.version, candidate_metrics, champion_metrics,
@@ -158,11 +159,13 @@ class _Retrain:
         evaluated = yield from self.judge.finished(submitted, "evaluate", "evaluation")
         candidate_metrics = evaluated.scores.get("candidate", {})
         champion_metrics = evaluated.scores.get("champion") if champion else None
+        self.skipped = evaluated.skipped
         if evaluated.report:  # a chat evaluation: each question with the reference and both answers
             self.steps.status.stage_named("evaluate").detail["answers"] = evaluated.report.get("answers", [])
             self.extra_tags.update({k: str(v) for k, v in evaluated.report.items() if k.endswith("_sha256")})
         self.steps.end("evaluate", job=evaluated.job_id, candidate=candidate_metrics, champion=champion_metrics,
-                       champion_version=champion.version if champion else None)
+                       champion_version=champion.version if champion else None,
+                       **({"skipped": evaluated.skipped} if evaluated.skipped else {}))
         return champion, candidate_metrics, champion_metrics
 
     def _register(self, job: JobStatus, metrics: dict[str, float]) -> Generator[Any, Any, ModelVersion]:

@@ -150,7 +150,7 @@ class LocalJobRunner:
                          model_uri=status.get("model_uri", ""), metrics=status.get("metrics", {}),
                          scores=status.get("scores", {}), lineage=status.get("lineage", {}),
                          trials=status.get("trials", []), report=status.get("report", {}),
-                         outputs=status.get("outputs", {}))
+                         outputs=status.get("outputs", {}), skipped=status.get("skipped", {}))
 
     def _closed(self, job_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
         """Collect and close a job whose command ended (once; a retry after a crash collects again, harmlessly)."""

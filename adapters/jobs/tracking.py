@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlops.scores import read_scores
 from training.tracking import tracking_lock
 
 from .runner import RAN, JobPlan
@@ -93,9 +94,10 @@ def _evaluation(plan: JobPlan, status: dict[str, Any], client: Any) -> dict[str,
     folder = Path(plan.outputs["evaluation"])
     if not (folder / "scores.json").is_file():
         raise ValueError("the evaluation job wrote no scores.json")
-    scores = json.loads((folder / "scores.json").read_text())
-    found = {"scores": {who: _finite(m) for who, m in scores.items() if isinstance(m, dict)},
-             "message": "scored " + " and ".join(sorted(scores))}
+    scores, skipped = read_scores(json.loads((folder / "scores.json").read_text()))
+    found: dict[str, Any] = {"scores": scores, "message": "scored " + " and ".join(sorted(scores))}
+    if skipped:
+        found["skipped"] = skipped
     if (folder / "answers.json").is_file():
         found["report"] = {**plan.lineage, "answers": json.loads((folder / "answers.json").read_text())}
     return found

@@ -22,6 +22,12 @@ param notifyWebhookUri string = ''
 param durableTaskSchedulerEndpoint string = ''
 @description('Task hub in that scheduler.')
 param durableTaskHubName string = ''
+@description('Endpoint of the Azure OpenAI resource whose deployment judges chat models\' answers; empty: no judge.')
+param judgeEndpoint string = ''
+@description('The judge deployment on it.')
+param judgeDeployment string = ''
+@description('The Azure OpenAI API version the judge is called with.')
+param judgeApiVersion string = '2024-10-21'
 
 // App settings named AzureFunctionsJobHost__<path> override host.json in Azure
 // (https://learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values), so the
@@ -130,6 +136,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       AZUREML_WORKSPACE: amlWorkspace
       AZUREML_COMPUTE: amlCompute
       AZUREML_ENVIRONMENT: amlEnvironment
+      // the judge of chat models' answers (docs/llmops.md): passed to the chat evaluation job, which calls it as
+      // the compute's identity; empty: the judge metrics are skipped with the reason
+      MLOPS_JUDGE_ENDPOINT: judgeEndpoint
+      MLOPS_JUDGE_DEPLOYMENT: judgeDeployment
+      MLOPS_JUDGE_API_VERSION: judgeApiVersion
     }, durableTaskSchedulerSettings)
   }
 }

@@ -1,23 +1,29 @@
 """The chat evaluation job: candidate and champion answer the same fixed evaluation set, scored against references.
 
 The evaluation set is JSONL, one ``{"messages": [system?, user, ...], "reference": "the expected answer"}`` object
-a line. Each model (an MLflow model URI, loaded with ``mlflow.pyfunc.load_model``) answers every conversation
-greedily; per model the job computes
+a line, with an optional ``"context"`` string (what the answer should be grounded in). Each model (an MLflow model
+URI, loaded with ``mlflow.pyfunc.load_model``) answers every conversation greedily; per model the job computes
 
 - ``f1_score``: token F1 after SQuAD normalisation (azure.ai.evaluation's F1ScoreEvaluator), mean over examples;
 - ``rouge_f1_score``, ``rouge_precision``, ``rouge_recall``: ROUGE-L (RougeScoreEvaluator, RougeType.ROUGE_L), means;
 - ``bleu_score``, ``chrf_score``: sacrebleu's corpus BLEU and chrF over the whole set, divided by 100 into [0, 1];
 - ``exact_match``: the fraction equal to the reference after lowercasing and dropping punctuation and whitespace;
-- ``latency_seconds_mean``, ``latency_seconds_p95``: per answer; ``output_words_mean``.
+- ``latency_seconds_mean``, ``latency_seconds_p95``: per answer; ``output_words_mean``;
+- with ``--judge_metrics`` and a judge (``--judge_endpoint``, ``--judge_deployment``, ``--judge_api_version``: an
+  Azure OpenAI deployment), ``relevance``, ``coherence``, ``groundedness``: the judge's 1-5 scores, means (judge.py).
+  ``groundedness`` needs every example's ``context``. Without a judge they are not computed, and scores.json says
+  so under ``skipped`` with the reason.
 
 With a prompt (``--candidate_prompt`` / ``--champion_prompt``: a JSON file holding a chat template, see
 training/chat/model.py ``apply_prompt``), that model answers through it: the file's text goes to ``predict`` as the
 ``prompt`` param. A prompt release evaluates one model with two prompts this way.
 
-``<evaluation>/scores.json`` holds ``{"candidate": {...}, "champion": {...}}`` (the champion when one is given),
-``<evaluation>/answers.json`` each example's prompt, reference and answers. Metrics are logged to the job's run as
-``candidate_<metric>`` / ``champion_<metric>``.
-Docs: https://learn.microsoft.com/azure/ai-foundry/how-to/develop/evaluate-sdk (textual similarity evaluators),
+``<evaluation>/scores.json`` holds ``{"candidate": {...}, "champion": {...}}`` (the champion when one is given) and
+``"skipped": {metric: reason}`` when a metric asked for was not computed; ``<evaluation>/answers.json`` each
+example's prompt, reference and answers (and, judged, each model's ``judge`` verdicts: score and reason). Metrics
+are logged to the job's run as ``candidate_<metric>`` / ``champion_<metric>``.
+Docs: https://learn.microsoft.com/azure/ai-foundry/how-to/develop/evaluate-sdk (textual similarity and AI-assisted
+quality evaluators),
 https://github.com/mjpost/sacrebleu (corpus_bleu, corpus_chrf).
 """
 
@@ -34,6 +40,11 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+
+try:  # imported as part of the project (tests, the local stack)
+    from training.evaluation import judge as judging
+except ImportError:  # run as the job's code (Azure ML uploads this folder alone)
+    import judge as judging  # type: ignore[import-not-found,no-redef]
 
 METRICS = ("f1_score", "rouge_f1_score", "rouge_precision", "rouge_recall", "bleu_score", "chrf_score",
            "exact_match", "latency_seconds_mean", "latency_seconds_p95", "output_words_mean")
@@ -64,7 +75,10 @@ def read_eval_set(path: str) -> list[dict[str, Any]]:
             raise EvalSetError(f"{where}: 'messages' must be a non-empty list of {{role, content}} objects")
         if not any(m["role"] == "user" for m in messages):
             raise EvalSetError(f"{where}: 'messages' has no user message")
-        examples.append({"messages": messages, "reference": row["reference"]})
+        if "context" in row and not isinstance(row["context"], str):
+            raise EvalSetError(f"{where}: 'context' must be a string")
+        examples.append({"messages": messages, "reference": row["reference"], "line": number,
+                         **({"context": row["context"]} if "context" in row else {})})
     if not examples:
         raise EvalSetError(f"{path}: no examples")
     return examples
@@ -86,6 +100,19 @@ def similarity_scorers() -> tuple[Callable[[str, str], float], Callable[[str, st
         return (float(values["rouge_f1_score"]), float(values["rouge_precision"]), float(values["rouge_recall"]))
 
     return f1, rouge
+
+
+def last_question(example: dict[str, Any]) -> str:
+    """The conversation's last user message: what the answer answers."""
+    return str(next(m["content"] for m in reversed(example["messages"]) if m["role"] == "user"))
+
+
+def check_contexts(examples: list[dict[str, Any]], path: str) -> None:
+    """Groundedness judges an answer against its example's context: EvalSetError names the first line without one."""
+    for example in examples:
+        if not str(example.get("context") or "").strip():
+            raise EvalSetError(f"{path} line {example['line']}: groundedness is asked (evaluation.judge.metrics), "
+                               "so every example needs a 'context' string")
 
 
 def _exact(text: str) -> str:
@@ -166,17 +193,26 @@ def main() -> None:
     parser.add_argument("--candidate_prompt", default="none")
     parser.add_argument("--champion_prompt", default="none")
     parser.add_argument("--max_new_tokens", type=int, default=48)
+    for arg in ("judge_endpoint", "judge_deployment", "judge_api_version", "judge_metrics"):
+        parser.add_argument(f"--{arg}", default=judging.NONE)
     args = parser.parse_args()
     if args.max_new_tokens < 1:
         raise SystemExit(f"--max_new_tokens must be at least 1, not {args.max_new_tokens}")
+    judge_metrics = judging.parse_metrics(args.judge_metrics)
+    judge = judging.judge_config(args.judge_endpoint, args.judge_deployment, args.judge_api_version)
     try:
         examples = read_eval_set(args.eval_set)
+        if "groundedness" in judge_metrics:  # with a judge or not: the set must fit the policy wherever it runs
+            check_contexts(examples, args.eval_set)
     except (EvalSetError, OSError) as exc:
         raise SystemExit(f"evaluation set: {exc}") from exc
     references = [e["reference"] for e in examples]
     models = {"candidate": args.candidate} | ({"champion": args.champion} if args.champion != "none" else {})
     prompts = {"candidate": read_prompt(args.candidate_prompt), "champion": read_prompt(args.champion_prompt)}
-    scores, answers = {}, {}
+    by_metric = judging.scorers(judge, judge_metrics, judging.default_credential()) if judge and judge_metrics else {}
+    scores: dict[str, dict[str, float]] = {}
+    answers: dict[str, list[str]] = {}
+    verdicts: dict[str, list[dict[str, Any]]] = {}
     with mlflow.start_run():  # the job's run (MLFLOW_RUN_ID)
         for who, uri in models.items():
             started = time.perf_counter()
@@ -188,15 +224,26 @@ def main() -> None:
             answers[who], latencies = answer(model, examples, args.max_new_tokens, prompts[who])
             scores[who] = score(answers[who], latencies, references)
             del model  # one model in memory at a time
+            if by_metric:
+                try:
+                    means, verdicts[who] = judging.judge_answers(
+                        by_metric, [last_question(e) for e in examples], answers[who],
+                        [str(e.get("context") or "") for e in examples])
+                except judging.JudgeError as exc:
+                    raise SystemExit(f"{who}: the judge ({args.judge_deployment} at {args.judge_endpoint}) failed: "
+                                     f"{exc}") from exc
+                scores[who].update(means)
+                print(f"{who}: judged {', '.join(f'{m} {v:.2f}' for m, v in means.items())}", flush=True)
         mlflow.log_metrics({f"{who}_{k}": v for who, metrics in scores.items() for k, v in metrics.items()})
+    skipped = {metric: judging.NO_JUDGE for metric in judge_metrics} if judge is None else {}
     out = Path(args.evaluation)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scores.json").write_text(json.dumps(scores, indent=2))
-    rows = [{"prompt": next(m["content"] for m in reversed(e["messages"]) if m["role"] == "user"),
-             "reference": e["reference"], **{who: answers[who][i] for who in models}}
+    (out / "scores.json").write_text(json.dumps({**scores, **({"skipped": skipped} if skipped else {})}, indent=2))
+    rows = [{"prompt": last_question(e), "reference": e["reference"], **{who: answers[who][i] for who in models},
+             **({"judge": {who: verdicts[who][i] for who in verdicts}} if verdicts else {})}
             for i, e in enumerate(examples)]
     (out / "answers.json").write_text(json.dumps(rows, indent=2))
-    print("scores:", json.dumps(scores))
+    print("scores:", json.dumps(scores), *(["skipped:", json.dumps(skipped)] if skipped else []))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_a_chat_evaluation_answers_candidate_and_champion_through_their_prompts(
     status = platform.submit_evaluation(EvaluationRequest(
         model="faq-bot", training_job="faq-bot-prompt-2", candidate_uri=uri, candidate_run="", label="",
         champion_uri=uri, eval_set="eval.jsonl", max_new_tokens=4, candidate_prompt=json.dumps(WARM),
-        champion_prompt=json.dumps(BRIEF)))
+        champion_prompt=json.dumps(BRIEF), judge_metrics=["coherence"]))
     for _ in range(600):  # bounded: a minute
         if status.state not in ("queued", "running"):
             break
@@ -105,3 +105,7 @@ def test_a_chat_evaluation_answers_candidate_and_champion_through_their_prompts(
                         "candidate": "You are the friendly Contoso help desk. | Hours?",
                         "champion": "Answer in one sentence. | Q: Hours?"}]
     assert set(status.scores) == {"candidate", "champion"}
+    # no judge model on this platform: the metric the policy asked for is skipped, and the run is told why
+    assert status.skipped == {"coherence": "no judge model is configured (MLOPS_JUDGE_ENDPOINT / "
+                                           "MLOPS_JUDGE_DEPLOYMENT)"}
+    assert platform.get_job(status.job_id).skipped == status.skipped  # as recorded, on every later poll

@@ -135,3 +135,36 @@ def test_every_setting_the_module_reads_is_listed() -> None:
     assert read <= {spec.name for spec in SETTINGS}
     assert len(read) >= 15
 
+
+
+# -- the judge of chat models' answers (docs/llmops.md) ----------------------------------------------------------
+JUDGE = {"MLOPS_JUDGE_ENDPOINT": "https://contoso-judge.openai.azure.com/", "MLOPS_JUDGE_DEPLOYMENT": "gpt-4o"}
+
+
+def test_no_judge_by_default_and_a_judge_with_both_settings_and_the_default_api_version() -> None:
+    from adapters.judge import JudgeModel
+
+    assert load_settings(LOCAL).judge is None and load_settings(AZUREML).judge is None
+    assert load_settings({**AZUREML, **JUDGE}).judge == JudgeModel("https://contoso-judge.openai.azure.com",
+                                                                   "gpt-4o", "2024-10-21")
+    judge = load_settings({**LOCAL, **JUDGE, "MLOPS_JUDGE_API_VERSION": "2025-01-01-preview"}).judge
+    assert judge is not None and judge.api_version == "2025-01-01-preview"
+
+
+@pytest.mark.parametrize(("env", "name", "reason"), [
+    ({"MLOPS_JUDGE_ENDPOINT": JUDGE["MLOPS_JUDGE_ENDPOINT"]}, "MLOPS_JUDGE_DEPLOYMENT",
+     "missing: MLOPS_JUDGE_ENDPOINT is set, and the judge needs both"),
+    ({"MLOPS_JUDGE_DEPLOYMENT": "gpt-4o"}, "MLOPS_JUDGE_ENDPOINT",
+     "missing: MLOPS_JUDGE_DEPLOYMENT is set, and the judge needs both"),
+    ({**JUDGE, "MLOPS_JUDGE_ENDPOINT": "http://contoso-judge.openai.azure.com"}, "MLOPS_JUDGE_ENDPOINT",
+     "must be the resource's https URL"),
+    ({**JUDGE, "MLOPS_JUDGE_ENDPOINT": "https://contoso-judge.openai.azure.com/openai/deployments/gpt-4o"},
+     "MLOPS_JUDGE_ENDPOINT", "must be the resource's https URL"),
+    ({**JUDGE, "MLOPS_JUDGE_DEPLOYMENT": "gpt 4o"}, "MLOPS_JUDGE_DEPLOYMENT", "not a deployment name"),
+    ({**JUDGE, "MLOPS_JUDGE_API_VERSION": "latest"}, "MLOPS_JUDGE_API_VERSION", "must look like 2024-10-21"),
+], ids=["no-deployment", "no-endpoint", "http", "a-deployment-url", "bad-deployment", "bad-api-version"])
+def test_a_half_configured_or_bad_judge_fails_at_start_naming_the_setting(env: dict[str, str], name: str,
+                                                                          reason: str) -> None:
+    with pytest.raises(SettingError) as err:
+        load_settings({**AZUREML, **env})
+    assert err.value.name == name and reason in str(err.value), str(err.value)

@@ -535,3 +535,58 @@ def test_a_finished_chat_evaluation_gives_scores_and_answers_with_the_hash_of_th
     status = platform(jobs=jobs).get_job("faq-bot-1-eval")
     assert status.scores == scores
     assert status.report == {"eval_set": "faq/eval.jsonl", "eval_set_sha256": "e" * 64, "answers": answers}
+
+
+def test_a_chat_evaluation_passes_the_judge_settings_and_the_policys_judge_metrics_as_job_inputs(
+        policy_dir: Path) -> None:
+    from adapters.settings import load_settings
+
+    settings = load_settings({"AzureWebJobsStorage__accountName": "acct", "MLOPS_PLATFORM": "azureml",
+                              "AZUREML_SUBSCRIPTION_ID": "00000000-0000-0000-0000-000000000001",
+                              "AZUREML_RESOURCE_GROUP": "rg-1", "AZUREML_WORKSPACE": "ws-1",
+                              "AZUREML_COMPUTE": "cpu-cluster", "AZUREML_ENVIRONMENT": "azureml:env@latest",
+                              "MLOPS_POLICY_DIR": str(policy_dir),
+                              "MLOPS_JUDGE_ENDPOINT": "https://contoso-judge.openai.azure.com/",
+                              "MLOPS_JUDGE_DEPLOYMENT": "gpt-4o"})
+    request = EvaluationRequest(model="faq-bot", training_job="faq-bot-1", candidate_uri="azureml:faq-bot:3",
+                                candidate_run="", label="", eval_set="faq/eval.jsonl",
+                                judge_metrics=["relevance", "groundedness"])
+
+    def inputs(config: AzureMLConfig) -> dict[str, str]:
+        jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed",
+                                                    tags={"data_folder": "https://acct.blob.core.windows.net/x/y"}),
+                   create_or_update=lambda job: SimpleNamespace(name=job.name, status="Queued"))
+        platform(Blobs(), config, jobs=jobs).submit_evaluation(request)
+        job = _submitted(jobs)
+        rest = job._to_job()._to_rest_object().properties
+        assert all(f"${{{{inputs.{name}}}}}" in rest.command for name in ("judge_endpoint", "judge_deployment",
+                                                                          "judge_api_version", "judge_metrics"))
+        return {name: rest.inputs[name].value for name in rest.inputs if name.startswith("judge_")}
+
+    config = AzureMLPlatform.from_settings(settings).config
+    assert inputs(config) == {"judge_endpoint": "https://contoso-judge.openai.azure.com",
+                              "judge_deployment": "gpt-4o", "judge_api_version": "2024-10-21",
+                              "judge_metrics": "relevance,groundedness"}  # literals: no key, no secret among them
+    # no judge configured: the job is told so, and skips the metrics with the reason
+    assert inputs(AzureMLConfig("sub-1", "rg-1", "ws-1", "cpu-cluster", "azureml:env@latest",
+                                policy_dir=str(policy_dir))) == {
+        "judge_endpoint": "none", "judge_deployment": "none", "judge_api_version": "none",
+        "judge_metrics": "relevance,groundedness"}
+
+
+def test_a_finished_chat_evaluation_gives_the_metrics_it_skipped_with_the_reason_apart_from_the_scores() -> None:
+    reason = "no judge model is configured (MLOPS_JUDGE_ENDPOINT / MLOPS_JUDGE_DEPLOYMENT)"
+
+    def download(name: str, download_path: str, output_name: str) -> None:
+        out = Path(download_path) / "named-outputs" / "evaluation"
+        out.mkdir(parents=True)
+        (out / "scores.json").write_text(json.dumps({"candidate": {"f1_score": 0.6}, "champion": {"f1_score": 0.5},
+                                                     "skipped": {"relevance": reason}}))
+        (out / "answers.json").write_text("[]")
+
+    tags = {"mlops_job_kind": "chat-evaluation", "training_job": "faq-bot-1", "eval_set": "faq/eval.jsonl",
+            "eval_set_sha256": "e" * 64}
+    jobs = Ops(get=lambda name: SimpleNamespace(name=name, status="Completed", tags=tags), download=download)
+    status = platform(jobs=jobs).get_job("faq-bot-1-eval")
+    assert status.scores == {"candidate": {"f1_score": 0.6}, "champion": {"f1_score": 0.5}}
+    assert status.skipped == {"relevance": reason}

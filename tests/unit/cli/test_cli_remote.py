@@ -191,7 +191,8 @@ def test_run_shows_stages_trials_gates_and_error_as_the_server_sent_them(app: Re
             "stages": [{"name": "train", "state": "done", "started": "2026-11-24T12:00:01",
                         "ended": "2026-11-24T12:00:09", "detail": {"job": "j1", "trials": trials}}],
             "gates": [{"passed": True, "reason": "roc_auc 0.9 >= [0.7]"},
-                      {"passed": False, "reason": "accuracy_score 0.7 < 0.8"}]}
+                      {"passed": False, "reason": "accuracy_score 0.7 < 0.8"},
+                      {"passed": False, "skipped": True, "reason": "relevance skipped: no judge model"}]}
     app.answer("/api/runs/retrain-credit-0123456789ab", body)
     result = mlops("--url", app.url, "run", "retrain-credit-0123456789ab")
     assert result.exit_code == 0, result.output
@@ -199,4 +200,5 @@ def test_run_shows_stages_trials_gates_and_error_as_the_server_sent_them(app: Re
     assert "retrain credit retrain-credit-0123456789ab: Failed  rejected" in out
     assert "sweep trials" in out and "1 ★" in out and "0.41" in out
     assert "✔ roc_auc 0.9 >= [0.7]" in out and "✘ accuracy_score 0.7 < 0.8" in out  # brackets are not markup
+    assert "⊘ relevance skipped: no judge model" in out and "✘ relevance" not in out
     assert "gate accuracy_score [min 0.8]: 0.7" in out

@@ -197,6 +197,42 @@ def test_the_report_is_json_safe_with_every_verdict() -> None:
                                                                     ("threshold", True)]
 
 
+NO_JUDGE = "no judge model is configured (MLOPS_JUDGE_ENDPOINT / MLOPS_JUDGE_DEPLOYMENT)"
+JUDGED = Gates(metrics=[MetricGate(name="rouge_f1_score", threshold=0.2),
+                        MetricGate(name="relevance", threshold=3.5, max_regression=0.2)])
+
+
+def test_a_gate_on_a_skipped_metric_is_reported_skipped_with_the_reason_and_does_not_fail_the_report() -> None:
+    report = evaluate_gates(JUDGED, {"rouge_f1_score": 0.4}, {"rouge_f1_score": 0.3}, {"relevance": NO_JUDGE})
+
+    assert report.passed and report.failed == []
+    threshold, regression = report.skipped
+    assert [(v.name, v.metric, v.passed, v.skipped) for v in report.skipped] == [
+        ("threshold", "relevance", False, True), ("no_regression", "relevance", False, True)]
+    assert threshold.reason == f"relevance skipped: {NO_JUDGE}" and threshold.threshold == 3.5
+    assert (regression.value, regression.champion_value) == (None, None)
+    verdicts = report.to_dict()["verdicts"]
+    assert [v["skipped"] for v in verdicts] == [False, True, True]  # the rouge gate was made, and passed
+    assert verdicts[1] == {"name": "threshold", "passed": False, "metric": "relevance", "value": None,
+                           "threshold": 3.5, "champion_value": None, "reason": f"relevance skipped: {NO_JUDGE}",
+                           "greater_is_better": True, "skipped": True}
+
+
+def test_a_skipped_metric_does_not_hide_a_failing_gate_and_a_measured_one_is_not_skipped() -> None:
+    report = evaluate_gates(JUDGED, {"rouge_f1_score": 0.1}, None, {"relevance": NO_JUDGE})
+    assert not report.passed and [v.metric for v in report.failed] == ["rouge_f1_score"]
+    assert [v.name for v in report.skipped] == ["threshold"]  # no champion: nothing to compare with
+    # a metric the job did compute is gated on its value, whatever the skipped list says
+    measured = evaluate_gates(JUDGED, {"rouge_f1_score": 0.4, "relevance": 3.0}, None, {"relevance": NO_JUDGE})
+    assert measured.skipped == [] and measured.failed[0].reason == "relevance 3 is below the threshold 3.5"
+
+
+def test_a_metric_not_reported_and_not_skipped_still_fails_as_not_measured() -> None:
+    (failed,) = evaluate_gates(JUDGED, {"rouge_f1_score": 0.4}, None, {}).failed
+    assert (failed.metric, failed.skipped, failed.reason) == ("relevance", False,
+                                                              "relevance was not measured (must be >= 3.5)")
+
+
 @pytest.mark.parametrize("higher", [True, False])
 def test_verdicts_agree_with_mlflow_validate_evaluation_results(higher: bool) -> None:
     """300 random candidates, champions and bounds: our gate passes exactly when MLflow's validation does."""

@@ -76,6 +76,7 @@ class World:
     data_problems: list[str] = field(default_factory=list)
     job_states: list[str] = field(default_factory=lambda: ["running", "running", "succeeded"])
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # model uri -> metrics
+    skipped: dict[str, str] = field(default_factory=dict)  # metrics the evaluation job skipped, with the reason
     pending: list[Request] = field(default_factory=list)
     landed: DataRef | None = None
     incidents: list[dict[str, Any]] = field(default_factory=list)
@@ -250,7 +251,7 @@ class World:
         scores = {"candidate": self.scores[req["candidate_uri"]]}
         if req["champion_uri"]:
             scores["champion"] = self.scores.get(req["champion_uri"], {})
-        return JobStatus(f"{req['training_job']}-eval", "succeeded", scores=scores).to_dict()
+        return JobStatus(f"{req['training_job']}-eval", "succeeded", scores=scores, skipped=self.skipped).to_dict()
 
     def _register(self, req: dict[str, Any]) -> dict[str, Any]:
         version = str(len(self.versions) + 1)

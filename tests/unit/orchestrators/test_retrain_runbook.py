@@ -101,6 +101,29 @@ def test_a_failed_gate_ends_the_run_with_the_gate_verdict(lab: Lab, trained: Wor
     assert REGISTER_MODEL not in result.activity_names and list(trained.versions) == ["1"]
 
 
+def test_a_gate_on_a_metric_the_evaluation_skipped_is_shown_skipped_and_the_candidate_is_registered(
+        lab: Lab, trained: World) -> None:
+    reason = "no judge model is configured (MLOPS_JUDGE_ENDPOINT / MLOPS_JUDGE_DEPLOYMENT)"
+    trained.with_policy(gates={"metrics": [{"name": "accuracy_score", "threshold": 0.7},
+                                           {"name": "judged_score", "greater_is_better": True, "threshold": 3.5}]})
+    trained.skipped = {"judged_score": reason}
+
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+
+    assert result.output["verdict"] == "registered", result.failure
+    gates = result.custom_status["gates"]
+    assert [(g["metric"], g["passed"], g.get("skipped")) for g in gates] == [("accuracy_score", True, False),
+                                                                           ("judged_score", False, True)]
+    assert gates[1]["reason"] == f"judged_score skipped: {reason}"
+    detail = {s["name"]: s["detail"] for s in result.custom_status["stages"]}
+    assert detail["evaluate"]["skipped"] == {"judged_score": reason}
+    assert detail["gates"]["skipped"] == [f"judged_score skipped: {reason}"]
+    # a metric that is neither reported nor skipped still fails its gate, as before
+    trained.skipped = {}
+    result = lab.run(RETRAIN, RETRAIN_INPUT)
+    assert result.runtime_status == "Failed" and "judged_score was not measured" in (result.failure or "")
+
+
 def test_a_first_model_is_judged_on_the_thresholds_alone(lab: Lab, world: World) -> None:
     world.scores = {CANDIDATE: {"accuracy_score": 0.8}}
     result = lab.run(RETRAIN, RETRAIN_INPUT)

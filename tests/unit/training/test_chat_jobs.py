@@ -120,15 +120,18 @@ def test_the_evaluation_job_scores_candidate_and_champion_on_every_metric(models
         + json.dumps({"messages": [{"role": "user", "content": "When is the desk open?"}],
                       "reference": "Monday to Thursday, 7:30 to 15:30."}) + "\n")
 
+    # the policy asks the judge for two metrics; no judge model is configured here, as on any machine by default
     done = _run(["chat.py", "--eval_set", str(eval_set), "--candidate", str(models.tuned), "--champion",
-                 str(models.base), "--max_new_tokens", "4", "--evaluation", str(tmp_path / "out")], EVALUATION,
-                models.tmp)
+                 str(models.base), "--max_new_tokens", "4", "--judge_metrics", "relevance,coherence",
+                 "--evaluation", str(tmp_path / "out")], EVALUATION, models.tmp)
 
     assert done.returncode == 0, done.stderr[-3000:]
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    no_judge = "no judge model is configured (MLOPS_JUDGE_ENDPOINT / MLOPS_JUDGE_DEPLOYMENT)"
+    assert scores.pop("skipped") == {"relevance": no_judge, "coherence": no_judge}  # once, beside the models
     assert set(scores) == {"candidate", "champion"}
     for metrics in scores.values():
-        assert set(metrics) == set(chat.METRICS)
+        assert set(metrics) == set(chat.METRICS)  # the judge metrics are not computed, not made up
         assert all(0.0 <= metrics[k] <= 1.0 for k in chat.METRICS if not k.startswith(("latency", "output")))
         assert 0 < metrics["latency_seconds_mean"] <= metrics["latency_seconds_p95"]
         assert 0 < metrics["output_words_mean"] <= 4  # 4 new tokens make at most 4 words
@@ -136,6 +139,7 @@ def test_the_evaluation_job_scores_candidate_and_champion_on_every_metric(models
     assert [a["prompt"] for a in answers] == ["What is the billing service called?", "When is the desk open?"]
     assert [a["reference"] for a in answers] == ["It is Bluefin.", "Monday to Thursday, 7:30 to 15:30."]
     assert all(isinstance(a["candidate"], str) and isinstance(a["champion"], str) for a in answers)
+    assert not any("judge" in a for a in answers)
 
 
 def test_a_malformed_evaluation_line_fails_the_job_with_its_line_number(tmp_path: Path,
