@@ -16,6 +16,8 @@ import uuid
 from typing import Any
 
 import pytest
+from browser import screenshot, shows
+from selenium.webdriver.common.by import By
 from stacklab import Lab
 
 from cli.sampledata import scoring_rows
@@ -76,7 +78,7 @@ def _experiment(lab: Lab, version: str, right: dict[str, float], labels_kept: di
 
 
 @pytest.mark.timeout(900)  # three retrains and two experiments: it has taken more than 300 s under the suite's load
-def test_the_statistics_ship_a_better_challenger_and_halt_a_broken_split(lab: Lab) -> None:
+def test_the_statistics_ship_a_better_challenger_and_halt_a_broken_split(lab: Lab, browser: Any) -> None:
     lab.land_and_promote(MODEL, "v1.csv", 41)
     every = {"champion": 1.0, "challenger": 1.0}
 
@@ -96,3 +98,18 @@ def test_the_statistics_ship_a_better_challenger_and_halt_a_broken_split(lab: La
     assert halted["report"]["decision"] == "halt_srm" and halted["report"]["srm_p_value"] < 0.001, halted["report"]
     assert "sample ratio mismatch" in halted["status"]["output"]
     assert lab.gateway.get_traffic(MODEL).traffic[f"{MODEL}-v{better}"] == 100
+
+    # the dashboard's run view reports each experiment's last look: the decision, both arms, the unit
+    url = f"{lab.info.devhost_url}/api/dashboard?code={lab.info.function_key}"
+    for run, decision in ((shipped, "ship"), (halted, "halt_srm")):
+        browser.get(f"{url}#run={run['status']['instanceId']}")
+        report = shows(browser, f"#ab-report [data-decision='{decision}']")[0]
+        assert run["report"]["reason"] in report.text
+        text = browser.find_element(By.ID, "ab-report").text
+        arms = run["report"]["arms"]
+        assert f"champion (A) {arms['A']['n']} units" in text and f"challenger (B) {arms['B']['n']} units" in text
+        assert f"{run['report']['units']} of {run['report']['planned_units']} planned units" in text
+        assert browser.find_element(By.CSS_SELECTOR, "#ab-report [data-unit]").get_attribute(
+            "data-unit") == "header x-user-id"
+        assert f"users answered by both arms {run['report']['crossed_units']}" in text
+    screenshot(browser, "#ab-panel", "dashboard-ab-report.png")
