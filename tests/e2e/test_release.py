@@ -99,7 +99,10 @@ def test_abort_mid_release_restores_traffic(lab: Lab) -> None:
     aborted: list[bool] = []
 
     def abort_at_canary(stage: str | None, custom: dict[str, Any]) -> bool:
-        if stage == "canary 10%" and not aborted:
+        # the stage is shown before its split is applied: wait for its bake timer, set after the split
+        baking = any(s.get("name") == stage and s.get("detail", {}).get("bake_until")
+                     for s in custom.get("stages", []))
+        if stage == "canary 10%" and baking and not aborted:
             assert (custom.get("traffic") or {}).get("traffic", {}).get(f"{MODEL}-v{v4}") == 10
             lab.durable("POST", f"instances/{iid}/raiseEvent/abort",
                         data=json.dumps({"reason": "operator says stop"})).raise_for_status()
