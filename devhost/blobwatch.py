@@ -1,8 +1,9 @@
 """The blob watcher: Blob Storage events for Azurite (or any account), as Event Grid delivers them.
 
 Azurite has no Event Grid, so devhost lists the containers named in blob subscriptions
-every ``DEVHOST_BLOB_POLL_SECONDS`` (0.25 s by default) and emits what Azure Storage would
-have published (https://learn.microsoft.com/azure/event-grid/event-schema-blob-storage):
+every ``DEVHOST_BLOB_POLL_SECONDS`` (0.25 s by default) while blobs change, less often while they do not
+(the interval doubles after each quiet poll, up to ``DEVHOST_BLOB_POLL_MAX_SECONDS``, 0.5 s by default),
+and emits what Azure Storage would have published (https://learn.microsoft.com/azure/event-grid/event-schema-blob-storage):
 
 - ``Microsoft.Storage.BlobCreated`` once per blob version (ETag) of a block blob, and once when
   a page or append blob is created (Storage does not publish their later writes);
@@ -104,18 +105,27 @@ def _api(client: ContainerClient, name: str, blob: _Blob) -> str:
     return "PutBlockList" if committed else "PutBlob"
 
 
+def next_interval(current: float, events: int, shortest: float, longest: float) -> float:
+    """The wait before the next poll: the shortest after a poll that queued events, else twice the last one,
+    at most ``longest``."""
+    return shortest if events else min(current * 2, longest)
+
+
 class BlobWatcher:
     """Polls the containers of blob subscriptions and queues their events."""
 
     def __init__(self, queue: DeliveryQueue, subs: list[Subscription], connections: dict[str, str], clock: Clock,
                  interval: float, subscription_id: str, resource_group: str,
-                 extra_targets: list[tuple[str, str]] | None = None, hooks: list[BlobHook] | None = None) -> None:
+                 extra_targets: list[tuple[str, str]] | None = None, hooks: list[BlobHook] | None = None,
+                 max_interval: float | None = None) -> None:
         """``extra_targets`` are more (connection setting, container) pairs to watch (the containers of
         EventGrid-source blob triggers, their connection strings in ``connections``); each hook gets
-        ``(db, connection, container, events)`` inside the transaction that records what was seen."""
+        ``(db, connection, container, events)`` inside the transaction that records what was seen.
+        Polls come every ``interval`` seconds after a change, backing off to ``max_interval`` while quiet."""
         self.queue = queue
         self.clock = clock
         self.interval = interval
+        self.max_interval = max(interval, max_interval if max_interval is not None else interval)
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         services = {name: BlobServiceClient.from_connection_string(conn) for name, conn in connections.items()}
@@ -159,20 +169,25 @@ class BlobWatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self) -> None:
+        # Listing every container costs the host and Storage alike; quiet containers are listed less often.
+        interval = self.interval
         while True:
-            await asyncio.sleep(self.interval)
-            await self._poll_logged()
+            await asyncio.sleep(interval)
+            interval = next_interval(interval, await self._poll_logged(), self.interval, self.max_interval)
 
-    async def _poll_logged(self) -> None:
+    async def _poll_logged(self) -> int:
+        """One poll; the number of events it queued (0 when Storage could not be reached)."""
         try:
-            await self.poll()
+            events = await self.poll()
             if self._failing:
                 log.info("blob storage is reachable again")
             self._failing = False
+            return events
         except Exception as exc:  # Storage unreachable for a moment: say so once, try again next tick
             if not self._failing:
                 log.warning("polling blob containers failed (will keep trying): %s: %s", type(exc).__name__, exc)
             self._failing = True
+            return 0
 
     async def poll(self) -> int:
         """List every watched container once and queue events for what changed; the number of events."""

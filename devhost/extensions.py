@@ -44,13 +44,15 @@ class EventOptions:
     """The settings the event sources read (all optional)."""
 
     blob_poll_seconds: float = 0.25
+    blob_poll_max_seconds: float = 0.5
     delivery_concurrency: int = 16
     subscription_id: str = "00000000-0000-0000-0000-000000000000"
     resource_group: str = "devhost"
 
     @classmethod
     def from_settings(cls, settings: dict[str, str]) -> EventOptions:
-        """``DEVHOST_BLOB_POLL_SECONDS``, ``DEVHOST_EVENTGRID_CONCURRENCY``, ``DEVHOST_AZURE_SUBSCRIPTION_ID``,
+        """``DEVHOST_BLOB_POLL_SECONDS``, ``DEVHOST_BLOB_POLL_MAX_SECONDS``, ``DEVHOST_EVENTGRID_CONCURRENCY``,
+        ``DEVHOST_AZURE_SUBSCRIPTION_ID``,
         ``DEVHOST_RESOURCE_GROUP``; a bad value is a ConfigError naming the setting."""
         opts = cls()
         try:
@@ -59,6 +61,14 @@ class EventOptions:
                 raise ValueError("must be between 0.01 and 3600")
         except ValueError as exc:
             raise ConfigError(f"setting DEVHOST_BLOB_POLL_SECONDS: {exc}") from exc
+        try:
+            raw = settings.get("DEVHOST_BLOB_POLL_MAX_SECONDS")
+            opts.blob_poll_max_seconds = float(raw) if raw else max(opts.blob_poll_max_seconds,
+                                                                     opts.blob_poll_seconds)
+            if not opts.blob_poll_seconds <= opts.blob_poll_max_seconds <= 3600:
+                raise ValueError(f"must be between DEVHOST_BLOB_POLL_SECONDS ({opts.blob_poll_seconds:g}) and 3600")
+        except ValueError as exc:
+            raise ConfigError(f"setting DEVHOST_BLOB_POLL_MAX_SECONDS: {exc}") from exc
         try:
             opts.delivery_concurrency = int(settings.get("DEVHOST_EVENTGRID_CONCURRENCY")
                                             or opts.delivery_concurrency)
@@ -140,7 +150,8 @@ def build_extensions(host: EventHost) -> list[Any]:
         try:
             watcher = BlobWatcher(queue, subs, connections, host.clock, opts.blob_poll_seconds, opts.subscription_id,
                                   opts.resource_group, extra_targets=watched,
-                                  hooks=[blob_triggers.on_blob_events] if watched else [])
+                                  hooks=[blob_triggers.on_blob_events] if watched else [],
+                                  max_interval=opts.blob_poll_max_seconds)
         except ValueError as exc:  # the SDK's words for a malformed connection string
             raise SubscriptionError(f"a blob subscription's storage connection string is invalid: {exc}") from exc
         parts.append(_Part(watcher))
