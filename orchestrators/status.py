@@ -25,9 +25,10 @@ class StatusReporter:
 
     def publish(self) -> None:
         """Show the status now, and send the facts since the last call (unless this is a replay)."""
-        self._context.set_custom_status(self.status.to_dict())
+        shown = self.status.to_dict()  # a deep copy (dataclasses.asdict): later changes to the status stay out
+        self._context.set_custom_status(shown)
         facts = telemetry.run_facts(self._sent, self.status)
-        self._sent = RunStatus.from_dict(self.status.to_dict())
+        self._sent = RunStatus.from_dict(shown)  # the snapshot shares the copy: neither is changed afterwards
         if self._context.is_replaying:
             return
         for fact in facts:
