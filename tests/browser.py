@@ -61,6 +61,14 @@ def chart_config(driver: Any, selector: str) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+def bar_heights(driver: Any, selector: str) -> list[tuple[float, float]]:
+    """(height attribute, height drawn on screen) of each SVG rect ``selector`` names. A stylesheet can override the
+    attribute (a CSS ``height`` on a rect wins over its own), so a check of what people see reads both."""
+    script = ("return [...document.querySelectorAll(arguments[0])]"
+              ".map(r => [Number(r.getAttribute('height')), r.getBoundingClientRect().height])")
+    return [(float(a), float(b)) for a, b in driver.execute_script(script, selector)]
+
+
 def shows(driver: Any, selector: str, minimum: int = 1) -> Any:
     """The elements ``selector`` names once there are at least ``minimum`` of them (the page refreshes every 2 s)."""
     def found() -> Any:

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 import pytest
-from browser import screenshot, shows
+from browser import bar_heights, screenshot, shows
 from selenium.webdriver.common.by import By
 from stacklab import Lab
 
@@ -112,8 +112,8 @@ def test_the_statistics_ship_a_better_challenger_and_halt_a_broken_split(lab: La
         assert browser.find_element(By.CSS_SELECTOR, "#ab-report [data-unit]").get_attribute(
             "data-unit") == "header x-user-id"
         assert f"users answered by both arms {run['report']['crossed_units']}" in text
-        # the traffic chart draws the A/B split (50/50) at once, not the chart's zero first frame
-        ab_bars = [browser.find_element(By.CSS_SELECTOR, f"#traffic-chart svg g.dataset-bars.dataset-{arm} rect")
-                   for arm in (0, 1)]
-        assert all(float(bar.get_attribute("height")) > 0 for bar in ab_bars), "the a/b stage's bars are empty"
+        # the traffic chart draws the A/B split (50/50) at once (not the chart's zero first frame), and on screen
+        # as tall as drawn (no stylesheet overrides a bar's height)
+        ab_bars = [bar_heights(browser, f"#traffic-chart svg g.dataset-bars.dataset-{arm} rect")[0] for arm in (0, 1)]
+        assert all(attribute > 0 and abs(attribute - seen) < 1 for attribute, seen in ab_bars), ab_bars
     screenshot(browser, "#ab-panel", "dashboard-ab-report.png")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import OUTPUT, chart_config, click_when_fresh, screenshot, shows
+from browser import OUTPUT, bar_heights, chart_config, click_when_fresh, screenshot, shows
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from stacklab import Lab, running_stack
@@ -105,6 +105,9 @@ def test_a_releases_pictures_are_drawn_from_its_run_and_the_model_view_acts(oper
     candidate = driver.find_elements(By.CSS_SELECTOR, "#traffic-chart svg g.dataset-bars.dataset-1 rect")
     heights = [float(r.get_attribute("height")) for r in candidate]
     assert heights[0] < heights[1] < heights[2] < heights[3], heights  # 0 -> 10 -> 50 -> 100 % drawn so
+    # and drawn so on screen: no stylesheet overrides a bar's height (the page's own .bar once did)
+    drawn_bars = bar_heights(driver, "#traffic-chart svg g.dataset-bars rect")
+    assert all(abs(attribute - seen) < 1 for attribute, seen in drawn_bars), drawn_bars
     # health: each analysed step's four checks against the threshold line
     shows(driver, "#health-chart svg g.dataset-bars rect", 4 * 3)
     health = chart_config(driver, "#health-chart")
