@@ -125,7 +125,7 @@ class BlobWatcher:
         self.queue = queue
         self.clock = clock
         self.interval = interval
-        self.max_interval = max(interval, max_interval if max_interval is not None else interval)
+        self.max_interval = max_interval if max_interval is not None else interval  # EventOptions checks the order
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         services = {name: BlobServiceClient.from_connection_string(conn) for name, conn in connections.items()}
